@@ -1,0 +1,1 @@
+"""Thin applications with OTB's names and parameters; each is a parameter table plus one run function."""

@@ -1,0 +1,1 @@
+"""Execution: bind a model to its sources (serve), plan tiles (tiling) and run them (run)."""

@@ -1,0 +1,83 @@
+"""Running a tile plan: compute every tile of a :class:`ServeEngine` and hand it to a sink.
+
+Reading and model calls run in worker threads (GDAL and the model runtimes release the GIL) while the
+calling thread writes tiles in plan order; at most ``workers + 1`` tiles are in flight, so memory stays
+flat whatever the image size. ``workers=0`` is the sequential reference path; both give identical bytes.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections import deque
+from collections.abc import Callable, Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import TextIO
+
+import numpy as np
+
+from eotensor.engine.serve import ServeEngine
+from eotensor.geometry import Window
+
+
+class Progress:
+    """A progress bar with ETA on stderr, shown only for runs longer than ``delay`` seconds."""
+
+    def __init__(self, total: int, label: str = "", stream: TextIO | None = None, delay: float = 2.0) -> None:
+        self.total, self.label, self.delay = max(total, 1), label, delay
+        self.stream = stream or sys.stderr
+        self.start = time.monotonic()
+        self.done = 0
+        self._last = -1.0
+        self._shown = False
+
+    def advance(self, n: int = 1) -> None:
+        """Count ``n`` more tiles done and redraw at most twice a second."""
+        self.done += n
+        now = time.monotonic()
+        elapsed = now - self.start
+        if elapsed < self.delay or (now - self._last < 0.5 and self.done < self.total):
+            return
+        self._last = now
+        self._shown = True
+        fraction = self.done / self.total
+        eta = elapsed * (1 - fraction) / fraction if fraction else 0.0
+        bar = "#" * int(30 * fraction)
+        end = "\n" if self.done >= self.total else ""
+        tty = getattr(self.stream, "isatty", lambda: False)()
+        line = f"{self.label} [{bar:<30}] {100 * fraction:5.1f}% {self.done}/{self.total} tiles, " \
+               f"{elapsed:6.1f}s elapsed, ETA {eta:6.1f}s"
+        self.stream.write(("\r" if tty else "") + line + (end if tty else "\n"))
+        self.stream.flush()
+
+
+def run_tiles(
+    engine: ServeEngine,
+    tiles: Iterable[Window],
+    sink: Callable[[np.ndarray, Window], None],
+    workers: int = 1,
+    progress: Progress | None = None,
+) -> None:
+    """Compute ``tiles`` with ``engine`` and call ``sink(array, window)`` for each, in plan order."""
+    tick = progress.advance if progress else (lambda n=1: None)
+    if workers <= 0:
+        for window in tiles:
+            sink(engine.compute(window), window)
+            tick()
+        return
+    pending: deque[tuple[Future[np.ndarray], Window]] = deque()
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="eotensor") as pool:
+        try:
+            for window in tiles:
+                pending.append((pool.submit(engine.compute, window), window))
+                if len(pending) > workers:
+                    future, done = pending.popleft()
+                    sink(future.result(), done)
+                    tick()
+            while pending:
+                future, done = pending.popleft()
+                sink(future.result(), done)
+                tick()
+        finally:
+            for future, _ in pending:
+                future.cancel()

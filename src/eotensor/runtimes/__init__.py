@@ -1,0 +1,29 @@
+"""Model runtimes: one protocol (:mod:`.base`), one file per framework, and :func:`load_model`."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+
+from eotensor.errors import ModelError
+from eotensor.runtimes.base import Model, TensorSpec
+from eotensor.runtimes.function import FunctionModel
+
+__all__ = ["FunctionModel", "Model", "TensorSpec", "load_model"]
+
+
+def load_model(model: str | os.PathLike | Model, tags: Sequence[str] = (), param: str = "model.dir") -> Model:
+    """Load ``model`` with the runtime its path calls for; a loaded :class:`Model` passes through.
+
+    A directory is a TensorFlow SavedModel.
+    """
+    if isinstance(model, Model):
+        return model
+    path = os.fspath(model)
+    if os.path.isdir(path):
+        from eotensor.runtimes.tensorflow import load_saved_model
+
+        return load_saved_model(path, tags)
+    if not os.path.exists(path):
+        raise ModelError(f'{param}: "{path}" does not exist; expected a SavedModel directory')
+    raise ModelError(f'{param}: "{path}" is not a SavedModel directory')

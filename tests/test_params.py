@@ -1,0 +1,53 @@
+"""The parameter table drives the CLI parser, the help and the Python keywords."""
+
+import pytest
+
+from eotensor.apps.model_serve import APP
+from eotensor.apps.params import format_help, parse_cli, parse_python
+from eotensor.errors import ParameterError
+
+
+def test_cli_types_defaults_and_source_count():
+    p = parse_cli(APP, ["-source1.il", "a.tif", "b.tif", "-source2.il", "c.tif", "-source2.nodata", "-10000",
+                        "-model.dir", "m", "-model.fullyconv", "true", "-out", "o.tif", "uint8"], env={})
+    assert p["_n_sources"] == 2
+    assert p["source1.il"] == ["a.tif", "b.tif"] and p["source2.nodata"] == -10000.0
+    assert p["source1.rfieldx"] == 1 and p["output.spcscale"] == 1.0
+    assert p["model.fullyconv"] is True and p["out"] == ("o.tif", "uint8")
+
+
+def test_nsources_from_environment_needs_every_il():
+    with pytest.raises(ParameterError, match="missing mandatory parameter -source2.il"):
+        parse_cli(APP, ["-source1.il", "a.tif", "-model.dir", "m", "-out", "o.tif"], env={"OTB_TF_NSOURCES": "3"})
+    with pytest.raises(ParameterError, match='OTB_TF_NSOURCES="x"'):
+        parse_cli(APP, ["-source1.il", "a.tif"], env={"OTB_TF_NSOURCES": "x"})
+
+
+@pytest.mark.parametrize("value, expected", [("on", True), ("OFF", False), ("1", True), ("0", False),
+                                              ("true", True), ("False", False)])
+def test_booleans(value, expected):
+    p = parse_cli(APP, ["-source1.il", "a", "-model.dir", "m", "-out", "o", "-optim.disabletiling", value], env={})
+    assert p["optim.disabletiling"] is expected
+
+
+def test_bad_values_are_one_line_errors():
+    with pytest.raises(ParameterError, match='-source1.rfieldx expects an integer, got "big"'):
+        parse_cli(APP, ["-source1.il", "a", "-source1.rfieldx", "big", "-model.dir", "m", "-out", "o"], env={})
+    with pytest.raises(ParameterError, match='-model.fullyconv expects on/off'):
+        parse_cli(APP, ["-source1.il", "a", "-model.fullyconv", "maybe", "-model.dir", "m", "-out", "o"], env={})
+    with pytest.raises(ParameterError, match='"stray" is not a parameter'):
+        parse_cli(APP, ["stray"], env={})
+
+
+def test_python_keywords_and_otb_dict_agree():
+    cli = parse_cli(APP, ["-source1.il", "a.tif", "-source1.rfieldx", "16", "-model.dir", "m", "-out", "o.tif"],
+                    env={})
+    py = parse_python(APP, source1_il="a.tif", source1_rfieldx=16, model_dir="m", out="o.tif")
+    otb = parse_python(APP, {"source1.il": ["a.tif"], "source1.rfieldx": 16, "model.dir": "m", "out": "o.tif"})
+    assert cli == py == otb
+
+
+def test_help_lists_every_parameter():
+    text = format_help(APP)
+    for p in APP.params:
+        assert "-" + p.key.replace("{n}", "N") in text
