@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml
 	touch $@
 
 test: $(STAMP)
-	$(PY) -m ruff check src tests bench
+	$(PY) -m ruff check .
 	$(PY) -m pytest -q -p no:cacheprovider
 
 demo: $(STAMP)
@@ -27,7 +27,7 @@ bench: $(STAMP)
 	$(PY) bench/run.py --rounds $(ROUNDS) --size $(SIZE)
 
 lint: $(STAMP)
-	$(PY) -m ruff check src tests bench
+	$(PY) -m ruff check .
 
 clean:
 	rm -rf $(VENV) demo-output .pytest_cache

@@ -111,7 +111,10 @@ class ServedRaster:
 
     def read(self, window: Window | tuple[int, int, int, int] | None = None) -> np.ndarray:
         """Output pixels of ``window`` (row, col, height, width; default: everything) as float32 (bands, rows, cols)."""
-        window = self.grid.full_window() if window is None else Window(*window)
+        if window is None:
+            window = self.grid.full_window()
+        elif not isinstance(window, Window):
+            window = Window(*window)
         clipped = window.intersect(self.grid.full_window())
         if clipped != window:
             raise ValueError(f"{window} is outside the output grid {self.grid.height}x{self.grid.width}")
