@@ -4,12 +4,12 @@ import os
 import subprocess
 import sys
 
-import models
 import numpy as np
 import pytest
 import rasterio
 from affine import Affine
 
+import models
 from eotensor.apps.cli import main
 
 pytestmark = pytest.mark.tf
