@@ -1,0 +1,1 @@
+"""Raster input and output: reading sources window by window, writing outputs atomically."""

@@ -1,0 +1,507 @@
+"""Output side: pixel types, OTB casting, extended filenames and the atomic GeoTIFF writer."""
+
+from __future__ import annotations
+
+import math
+import os
+import random
+import tempfile
+
+import numpy as np
+import pytest
+import rasterio
+from affine import Affine
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+from eotensor.errors import OutputFileError, ParameterError
+from eotensor.io.output import (
+    PIXEL_TYPES,
+    GeoTiffWriter,
+    OutputTarget,
+    ensure_not_input,
+    parse_output,
+    parse_pixel_type,
+    to_pixel_type,
+)
+
+INT_TYPES = ["uint8", "int8", "int16", "uint16", "int32", "uint32", "int64", "uint64"]
+TRANSFORM = Affine(10.0, 0.0, 300000.0, 0.0, -10.0, 5000000.0)
+CRS = "EPSG:32631"
+
+
+# --- pixel types -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("uint8", np.uint8), ("int8", np.int8), ("int16", np.int16), ("uint16", np.uint16),
+        ("int32", np.int32), ("uint32", np.uint32), ("int64", np.int64), ("uint64", np.uint64),
+        ("float", np.float32), ("float32", np.float32), ("double", np.float64), ("float64", np.float64),
+        ("Float", np.float32), ("UINT8", np.uint8),
+    ],
+)
+def test_pixel_type_names(name, expected):
+    assert parse_pixel_type(name) == np.dtype(expected)
+
+
+def test_pixel_type_default_is_float32():
+    assert parse_pixel_type(None) == np.dtype(np.float32)
+
+
+def test_pixel_types_table_covers_otb_names():
+    assert {"uint8", "int16", "uint16", "int32", "uint32", "float", "double"} <= set(PIXEL_TYPES)
+    assert all(dtype.kind in "iuf" for dtype in PIXEL_TYPES.values())
+
+
+@pytest.mark.parametrize("name", ["int7", "cint16", "complex64", "bool", ""])
+def test_unknown_pixel_type(name):
+    with pytest.raises(ParameterError) as info:
+        parse_pixel_type(name)
+    message = str(info.value)
+    assert "\n" not in message
+    assert message.startswith("out:")
+    assert f'"{name}"' in message
+    assert "uint8" in message and "double" in message
+
+
+# --- to_pixel_type -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", INT_TYPES)
+def test_integer_clamp_then_truncate(name):
+    info = np.iinfo(name)
+    values = np.array([1.7, -2.7, 0.999, -0.999, 40000.6, -40000.6, 1e30, -1e30, np.inf, -np.inf], np.float32)
+    out = to_pixel_type(values, np.dtype(name), None)
+    assert out.dtype == np.dtype(name)
+
+    def expected(v: float) -> int:
+        if math.isinf(v):
+            return info.max if v > 0 else info.min
+        return int(min(max(math.trunc(v), info.min), info.max))
+
+    assert out.tolist() == [expected(float(v)) for v in values]
+
+
+def test_otb_examples_int16():
+    out = to_pixel_type(np.array([1.7, -2.7, 40000.6, -40000.6], np.float32), np.dtype("int16"), None)
+    assert out.tolist() == [1, -2, 32767, -32768]
+
+
+@pytest.mark.parametrize("name", ["uint8", "uint16", "uint32", "uint64"])
+def test_unsigned_negatives_become_zero(name):
+    out = to_pixel_type(np.array([-0.5, -1.0, -2.7, -300.0, -1e12], np.float32), np.dtype(name), None)
+    assert out.tolist() == [0, 0, 0, 0, 0]
+
+
+@pytest.mark.parametrize("name", ["int32", "uint32", "int64", "uint64"])
+def test_wide_types_saturate_exactly(name):
+    info = np.iinfo(name)
+    out = to_pixel_type(np.array([3e38, -3e38], np.float32), np.dtype(name), None)
+    assert out.tolist() == [info.max, info.min]
+
+
+@pytest.mark.parametrize("name", INT_TYPES)
+def test_nan_becomes_nodata_or_zero(name):
+    values = np.array([np.nan, 5.5, np.nan], np.float32)
+    assert to_pixel_type(values, np.dtype(name), None).tolist() == [0, 5, 0]
+    assert to_pixel_type(values, np.dtype(name), 7.0).tolist() == [7, 5, 7]
+
+
+@pytest.mark.parametrize("name", ["float32", "float64"])
+def test_float_types_keep_nan(name):
+    values = np.array([np.nan, 1.25, -2.5], np.float32)
+    out = to_pixel_type(values, np.dtype(name), -9999.0)
+    assert out.dtype == np.dtype(name)
+    assert np.isnan(out[0]) and out[1:].tolist() == [1.25, -2.5]
+
+
+def test_float32_to_float32_is_not_copied():
+    values = np.ones((2, 3, 4), np.float32)
+    assert to_pixel_type(values, np.dtype("float32"), None) is values
+
+
+def test_input_is_not_modified():
+    values = np.array([np.nan, 1.7, -2.7, 1e9], np.float32)
+    before = values.copy()
+    to_pixel_type(values, np.dtype("uint8"), 3.0)
+    np.testing.assert_array_equal(values, before)
+
+
+def test_float64_and_integer_inputs():
+    assert to_pixel_type(np.array([1.9, -1.9, 1e10]), np.dtype("int16"), None).tolist() == [1, -1, 32767]
+    assert to_pixel_type(np.array([-5, 300, 7], np.int32), np.dtype("uint8"), None).tolist() == [0, 255, 7]
+    assert to_pixel_type(np.array([-5, 300], np.int16), np.dtype("int32"), None).tolist() == [-5, 300]
+    assert to_pixel_type(np.array([True, False]), np.dtype("uint8"), None).tolist() == [1, 0]
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    name=st.sampled_from(INT_TYPES[:6]),
+    values=hnp.arrays(np.float32, st.integers(1, 50), elements=st.floats(width=32, allow_nan=True)),
+    nodata=st.one_of(st.none(), st.integers(0, 100)),
+)
+def test_to_pixel_type_matches_scalar_reference(name, values, nodata):
+    info = np.iinfo(name)
+
+    def reference(v: float) -> int:
+        if math.isnan(v):
+            return 0 if nodata is None else nodata
+        if math.isinf(v):
+            return info.max if v > 0 else info.min
+        return min(max(math.trunc(v), info.min), info.max)
+
+    out = to_pixel_type(values, np.dtype(name), None if nodata is None else float(nodata))
+    assert out.dtype == np.dtype(name) and out.shape == values.shape
+    assert out.tolist() == [reference(float(v)) for v in values]
+
+
+# --- extended filenames ------------------------------------------------------------------------------
+
+
+def test_plain_filename():
+    target = parse_output("dir/o.tif")
+    assert target == OutputTarget(path="dir/o.tif", dtype=np.dtype("float32"))
+    assert target.box is None and target.creation_options == {} and target.nodata is None
+
+
+def test_full_extended_filename():
+    target = parse_output(
+        "o.tif?&box=10:20:30:40&gdal:co:COMPRESS=DEFLATE&gdal:co:TILED=YES&gdal:co:predictor=2&nodata=-9999",
+        "int16",
+    )
+    assert target.path == "o.tif"
+    assert target.dtype == np.dtype("int16")
+    assert target.box == (10, 20, 30, 40)
+    assert target.creation_options == {"COMPRESS": "DEFLATE", "TILED": "YES", "PREDICTOR": "2"}
+    assert target.nodata == -9999.0
+
+
+def test_repeated_gdal_co_last_wins():
+    target = parse_output("o.tif?&gdal:co:COMPRESS=LZW&gdal:co:compress=DEFLATE&gdal:co:ZLEVEL=9")
+    assert target.creation_options == {"COMPRESS": "DEFLATE", "ZLEVEL": "9"}
+
+
+@pytest.mark.parametrize(
+    "extended",
+    ["streaming:type=tiled", "streaming:sizemode=height", "streaming:sizevalue=256", "streaming:type=none",
+     "streaming:type=stripped&streaming:sizemode=nbsplits&streaming:sizevalue=8"],
+)
+def test_streaming_keys_are_accepted_and_ignored(extended):
+    target = parse_output(f"o.tif?&{extended}&nodata=0")
+    assert target.path == "o.tif" and target.nodata == 0.0 and target.creation_options == {}
+
+
+def test_nan_nodata_for_floats():
+    assert math.isnan(parse_output("o.tif?&nodata=nan").nodata)
+
+
+def test_unknown_key_names_the_key():
+    with pytest.raises(OutputFileError) as info:
+        parse_output("o.tif?&foo=1")
+    message = str(info.value)
+    assert message == (
+        'out "o.tif?&foo=1": unknown extended-filename key "foo"; '
+        "expected one of box, gdal:co:KEY, nodata, streaming:*"
+    )
+
+
+def test_param_name_is_used():
+    with pytest.raises(OutputFileError, match=r'^outlabels "l.tif\?&bands=1"'):
+        parse_output("l.tif?&bands=1", param="outlabels")
+
+
+@pytest.mark.parametrize(
+    "box",
+    ["1:2:3", "1:2:3:4:5", "a:0:1:1", "0:0:0:5", "0:0:5:0", "0:0:-1:5", "-1:0:5:5", "0:-3:5:5", "1.5:0:2:2", ""],
+)
+def test_malformed_box(box):
+    with pytest.raises(OutputFileError) as info:
+        parse_output(f"o.tif?&box={box}")
+    message = str(info.value)
+    assert "\n" not in message and f'box "{box}"' in message and "x0:y0:width:height" in message
+
+
+@pytest.mark.parametrize(
+    ("spec", "pixel_type", "fragment"),
+    [
+        ("o.tif?&nodata=abc", None, 'nodata "abc" is not a number'),
+        ("o.tif?&nodata=-9999", "uint8", "uint8 (0..255)"),
+        ("o.tif?&nodata=1.5", "int16", "int16"),
+        ("o.tif?&nodata=nan", "int32", "int32"),
+        ("o.tif?&nodata=1e40", "float", "float32"),
+        ("o.tif?&box", None, "key=value"),
+        ("o.tif?&gdal:co:=DEFLATE", None, "gdal:co:KEY=VALUE"),
+        ("o.tif?&gdal:co:COMPRESS=", None, "gdal:co:KEY=VALUE"),
+        ("?&box=0:0:1:1", None, "no filename"),
+    ],
+)
+def test_bad_extended_values(spec, pixel_type, fragment):
+    with pytest.raises(OutputFileError) as info:
+        parse_output(spec, pixel_type)
+    assert fragment in str(info.value) and "\n" not in str(info.value)
+
+
+def test_unknown_pixel_type_in_parse_output():
+    with pytest.raises(ParameterError, match="int7"):
+        parse_output("o.tif", "int7")
+
+
+# --- writer ------------------------------------------------------------------------------------------
+
+
+def _write_tiles(path, data, tiles, pixel_type=None, extended="", block_size=None, order_seed=0):
+    target = parse_output(str(path) + extended, pixel_type)
+    tiles = list(tiles)
+    random.Random(order_seed).shuffle(tiles)
+    bands, height, width = data.shape
+    with GeoTiffWriter(target, width=width, height=height, count=bands, transform=TRANSFORM, crs=CRS,
+                       block_size=block_size) as writer:
+        for row, col, h, w in tiles:
+            writer.write(data[:, row : row + h, col : col + w], (row, col, h, w))
+    return target
+
+
+def _tiles(height, width, tile_h, tile_w):
+    for row in range(0, height, tile_h):
+        for col in range(0, width, tile_w):
+            yield row, col, min(tile_h, height - row), min(tile_w, width - col)
+
+
+def _data(bands, height, width, seed=0):
+    rng = np.random.default_rng(seed)
+    return rng.integers(-1000, 1000, size=(bands, height, width)).astype(np.float32)
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    bands=st.integers(1, 3),
+    height=st.integers(1, 70),
+    width=st.integers(1, 70),
+    tile_h=st.integers(1, 40),
+    tile_w=st.integers(1, 40),
+    seed=st.integers(0, 2**16),
+)
+def test_random_order_windows_reproduce_the_array(bands, height, width, tile_h, tile_w, seed):
+    data = _data(bands, height, width, seed)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "full.tif")
+        _write_tiles(path, data, _tiles(height, width, tile_h, tile_w), block_size=16, order_seed=seed)
+        with rasterio.open(path) as ds:
+            assert (ds.count, ds.height, ds.width) == data.shape
+            assert ds.transform == TRANSFORM
+            np.testing.assert_array_equal(ds.read(), data)
+        assert os.listdir(tmp) == ["full.tif"]
+
+
+def test_box_equals_window_of_full_output(tmp_path):
+    data = _data(2, 100, 90)
+    tiles = list(_tiles(100, 90, 32, 32))
+    full = tmp_path / "full.tif"
+    boxed = tmp_path / "box.tif"
+    _write_tiles(full, data, tiles, "int16")
+    target = _write_tiles(boxed, data, tiles, "int16", "?&box=17:33:50:40", order_seed=3)
+    assert target.path == str(boxed)
+    with rasterio.open(full) as whole, rasterio.open(boxed) as part:
+        assert (part.width, part.height) == (50, 40)
+        np.testing.assert_array_equal(part.read(), whole.read()[:, 33:73, 17:67])
+        assert part.transform.c == 300000.0 + 17 * 10 and part.transform.f == 5000000.0 - 33 * 10
+        assert part.crs == whole.crs
+
+
+def test_box_skips_windows_outside(tmp_path):
+    target = parse_output(str(tmp_path / "o.tif?&box=10:10:5:5"), "uint8")
+    with GeoTiffWriter(target, width=40, height=40, count=1, transform=TRANSFORM, crs=CRS) as writer:
+        writer.write(np.full((1, 10, 10), 9, np.float32), (0, 0, 10, 10))  # wholly outside: skipped
+        writer.write(np.full((1, 10, 40), 4, np.float32), (12, 0, 10, 40))  # partly inside
+    with rasterio.open(tmp_path / "o.tif") as ds:
+        out = ds.read(1)
+    assert out.shape == (5, 5)
+    assert (out[:2] == 0).all() and (out[2:] == 4).all()
+
+
+def test_box_outside_grid(tmp_path):
+    target = parse_output(str(tmp_path / "o.tif") + "?&box=30:0:20:10")
+    with pytest.raises(OutputFileError) as info:
+        GeoTiffWriter(target, width=40, height=40, count=1, transform=TRANSFORM, crs=CRS)
+    message = str(info.value)
+    assert "30:0:20:10" in message and "40x40" in message and "\n" not in message
+    assert os.listdir(tmp_path) == []
+
+
+def test_default_creation_options(tmp_path):
+    data = _data(3, 300, 280)
+    _write_tiles(tmp_path / "o.tif", data, _tiles(300, 280, 128, 128))
+    with rasterio.open(tmp_path / "o.tif") as ds:
+        assert ds.profile["tiled"] is True
+        assert ds.block_shapes[0] == (256, 256)
+        assert ds.interleaving.value == "BAND"
+        assert ds.dtypes[0] == "float32"
+        assert ds.nodata is None
+        assert ds.crs.to_epsg() == 32631
+
+
+def test_block_size_and_user_options(tmp_path):
+    data = _data(2, 100, 100)
+    _write_tiles(tmp_path / "o.tif", data, _tiles(100, 100, 64, 64), "int16",
+                 "?&gdal:co:COMPRESS=DEFLATE&gdal:co:PREDICTOR=2&gdal:co:INTERLEAVE=PIXEL&nodata=-9999",
+                 block_size=64)
+    with rasterio.open(tmp_path / "o.tif") as ds:
+        assert ds.profile["compress"] == "deflate"
+        assert ds.compression.value == "DEFLATE"
+        assert ds.block_shapes[0] == (64, 64)
+        assert ds.interleaving.value == "PIXEL"
+        assert ds.nodata == -9999
+        np.testing.assert_array_equal(ds.read(), data.astype(np.int16))
+
+
+def test_user_block_size_overrides(tmp_path):
+    _write_tiles(tmp_path / "o.tif", _data(1, 50, 50), [(0, 0, 50, 50)], extended="?&gdal:co:BLOCKXSIZE=32",
+                 block_size=16)
+    with rasterio.open(tmp_path / "o.tif") as ds:
+        assert ds.block_shapes[0] == (16, 32)
+
+
+def test_nan_written_as_nodata(tmp_path):
+    data = np.array([[[np.nan, 1.7], [-2.7, 40000.6]]], np.float32)
+    _write_tiles(tmp_path / "o.tif", data, [(0, 0, 2, 2)], "int16", "?&nodata=-9999")
+    with rasterio.open(tmp_path / "o.tif") as ds:
+        assert ds.nodata == -9999
+        assert ds.read(1).tolist() == [[-9999, 1], [-2, 32767]]
+
+
+def test_any_extension_is_written_as_gtiff(tmp_path):
+    _write_tiles(tmp_path / "o.img", _data(1, 8, 8), [(0, 0, 8, 8)])
+    with rasterio.open(tmp_path / "o.img") as ds:
+        assert ds.driver == "GTiff"
+
+
+def test_accepts_geometry_window_and_2d_arrays(tmp_path):
+    from eotensor.geometry import Window
+
+    target = parse_output(str(tmp_path / "o.tif"), "uint16")
+    with GeoTiffWriter(target, width=4, height=4, count=1, transform=TRANSFORM, crs=CRS) as writer:
+        writer.write(np.full((2, 4), 3, np.float32), Window(0, 0, 2, 4))
+        writer.write(np.full((1, 2, 4), 5, np.float32), rasterio.windows.Window(0, 2, 4, 2))
+    with rasterio.open(tmp_path / "o.tif") as ds:
+        assert ds.read(1).tolist() == [[3] * 4, [3] * 4, [5] * 4, [5] * 4]
+
+
+def test_wrong_array_shape(tmp_path):
+    target = parse_output(str(tmp_path / "o.tif"))
+    with pytest.raises(ValueError, match=r"expected \(2, 4, 4\)"):
+        with GeoTiffWriter(target, width=8, height=8, count=2, transform=TRANSFORM, crs=CRS) as writer:
+            writer.write(np.zeros((1, 4, 4), np.float32), (0, 0, 4, 4))
+    assert os.listdir(tmp_path) == []
+
+
+def test_temp_file_until_commit(tmp_path):
+    final = tmp_path / "o.tif"
+    target = parse_output(str(final))
+    writer = GeoTiffWriter(target, width=8, height=8, count=1, transform=TRANSFORM, crs=CRS)
+    writer.write(np.ones((1, 8, 8), np.float32), (0, 0, 8, 8))
+    assert not final.exists()
+    assert os.path.exists(writer.temp_path)
+    assert os.path.dirname(writer.temp_path) == str(tmp_path)
+    assert os.path.basename(writer.temp_path) == ".o.tif.eotensor-tmp.tif"
+    assert writer.commit() == str(final)
+    assert final.exists() and not os.path.exists(writer.temp_path)
+    assert os.listdir(tmp_path) == ["o.tif"]
+    with pytest.raises(OutputFileError):
+        writer.write(np.ones((1, 8, 8), np.float32), (0, 0, 8, 8))
+
+
+def test_exception_leaves_nothing_and_keeps_old_file(tmp_path):
+    final = tmp_path / "o.tif"
+    _write_tiles(final, np.full((1, 4, 4), 7, np.float32), [(0, 0, 4, 4)])
+    target = parse_output(str(final))
+    with pytest.raises(RuntimeError, match="boom"):
+        with GeoTiffWriter(target, width=4, height=4, count=1, transform=TRANSFORM, crs=CRS) as writer:
+            writer.write(np.zeros((1, 4, 4), np.float32), (0, 0, 4, 4))
+            raise RuntimeError("boom")
+    assert os.listdir(tmp_path) == ["o.tif"]
+    with rasterio.open(final) as ds:
+        assert (ds.read(1) == 7).all()
+
+
+def test_abort_removes_temp(tmp_path):
+    target = parse_output(str(tmp_path / "o.tif"))
+    writer = GeoTiffWriter(target, width=4, height=4, count=1, transform=TRANSFORM, crs=CRS)
+    writer.abort()
+    writer.abort()
+    assert writer.closed and os.listdir(tmp_path) == []
+
+
+def test_commit_removes_stale_sidecars(tmp_path):
+    final = tmp_path / "o.tif"
+    (tmp_path / "o.tif.aux.xml").write_text("<PAMDataset/>")
+    _write_tiles(final, _data(1, 4, 4), [(0, 0, 4, 4)])
+    assert os.listdir(tmp_path) == ["o.tif"]
+
+
+def test_missing_parent_directory(tmp_path):
+    target = parse_output(str(tmp_path / "missing" / "o.tif"))
+    with pytest.raises(OutputFileError) as info:
+        GeoTiffWriter(target, width=4, height=4, count=1, transform=TRANSFORM, crs=CRS)
+    message = str(info.value)
+    assert message.startswith("out: ") and "does not exist" in message and "o.tif" in message
+    assert not (tmp_path / "missing").exists()
+
+
+def test_parent_is_a_file(tmp_path):
+    (tmp_path / "afile").write_text("x")
+    target = parse_output(str(tmp_path / "afile" / "o.tif"))
+    with pytest.raises(OutputFileError, match="is a file"):
+        GeoTiffWriter(target, width=4, height=4, count=1, transform=TRANSFORM, crs=CRS)
+
+
+def test_output_is_a_directory(tmp_path):
+    (tmp_path / "d.tif").mkdir()
+    with pytest.raises(OutputFileError, match="is a directory"):
+        GeoTiffWriter(parse_output(str(tmp_path / "d.tif")), width=4, height=4, count=1, transform=TRANSFORM)
+
+
+@pytest.mark.parametrize(("option", "fragment"), [("COMPRESS=NOSUCHCODEC", "NOSUCHCODEC"), ("COMPRES=LZW", "COMPRES")])
+def test_bad_creation_option_is_an_output_error(tmp_path, option, fragment):
+    target = parse_output(str(tmp_path / "o.tif") + f"?&gdal:co:{option}")
+    with pytest.raises(OutputFileError) as info:
+        GeoTiffWriter(target, width=4, height=4, count=1, transform=TRANSFORM, crs=CRS)
+    message = str(info.value)
+    assert "creation option" in message and fragment in message and "\n" not in message
+    assert os.listdir(tmp_path) == []
+
+
+def test_not_georeferenced_grid(tmp_path):
+    with GeoTiffWriter(parse_output(str(tmp_path / "o.tif")), width=3, height=2, count=1,
+                       transform=Affine.identity(), crs=None) as writer:
+        writer.write(np.arange(6, dtype=np.float32).reshape(1, 2, 3), (0, 0, 2, 3))
+    with rasterio.open(tmp_path / "o.tif") as ds:
+        assert ds.read(1).tolist() == [[0, 1, 2], [3, 4, 5]]
+
+
+# --- never overwrite an input ------------------------------------------------------------------------
+
+
+def test_output_equal_to_input(tmp_path):
+    source = tmp_path / "in.tif"
+    _write_tiles(source, _data(1, 4, 4), [(0, 0, 4, 4)])
+    with pytest.raises(OutputFileError) as info:
+        ensure_not_input(str(source), [str(tmp_path / "other.tif"), str(source)])
+    assert "in.tif" in str(info.value) and str(info.value).startswith("out: ")
+    # The same file through another spelling or a symlink.
+    with pytest.raises(OutputFileError):
+        ensure_not_input(str(tmp_path / "sub" / ".." / "in.tif"), [str(source)])
+    os.symlink(source, tmp_path / "link.tif")
+    with pytest.raises(OutputFileError):
+        ensure_not_input(str(tmp_path / "link.tif"), [str(source)])
+    with pytest.raises(OutputFileError):
+        ensure_not_input(parse_output(str(source) + "?&nodata=0").path, [str(source)])
+
+
+def test_output_distinct_from_inputs(tmp_path):
+    source = tmp_path / "in.tif"
+    source.write_bytes(b"")
+    ensure_not_input(str(tmp_path / "out.tif"), [str(source), "/vsicurl/http://example.com/in.tif"])
+    ensure_not_input(str(tmp_path / "out.tif"), [])
