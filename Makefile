@@ -23,8 +23,9 @@ demo: $(STAMP)
 # Benchmarks (issue 3): never part of `make test`. ROUNDS / SIZE select a quick subset.
 ROUNDS ?= all
 SIZE ?= 10980
+RUNS ?= 3
 bench: $(STAMP)
-	$(PY) bench/run.py --rounds $(ROUNDS) --size $(SIZE)
+	$(PY) bench/run.py --rounds $(ROUNDS) --size $(SIZE) --runs $(RUNS)
 
 lint: $(STAMP)
 	$(PY) -m ruff check .

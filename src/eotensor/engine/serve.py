@@ -11,6 +11,7 @@ windows are asked for, which is why tiled output equals untiled output.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -98,6 +99,9 @@ class ServeEngine:
         self.grid: Grid = output_grid([s.raster.grid for s in self.sources], fields)
         self._bands: list[int | None] = [_certain_bands(spec) for spec in self.output_specs]
         self._lock = threading.Lock()
+        self.model_seconds = 0.0
+        """Wall time spent inside the model runtime's calls (all threads added up)."""
+        self.model_calls = 0
         self.regions(Window(0, 0, fields.efield[1], fields.efield[0]))  # RF/EF/S consistency, before any work
 
     # ------------------------------------------------------------------ band count
@@ -178,7 +182,13 @@ class ServeEngine:
         feeds = dict(self.feeds_constant)
         for spec, tensor in zip(self.input_specs, tensors):
             feeds[spec.key] = tensor.astype(spec.dtype, copy=False)
-        return self.model.run(feeds, [spec.key for spec in self.output_specs])
+        start = time.perf_counter()
+        outputs = self.model.run(feeds, [spec.key for spec in self.output_specs])
+        elapsed = time.perf_counter() - start
+        with self._lock:
+            self.model_seconds += elapsed
+            self.model_calls += 1
+        return outputs
 
     def _run_batches(self, batches: list[np.ndarray]) -> list[np.ndarray]:
         """Run fixed-size batches (the last one padded) so a pixel's result never depends on the tile size."""

@@ -15,15 +15,19 @@ __all__ = ["FunctionModel", "Model", "TensorSpec", "load_model"]
 def load_model(model: str | os.PathLike | Model, tags: Sequence[str] = (), param: str = "model.dir") -> Model:
     """Load ``model`` with the runtime its path calls for; a loaded :class:`Model` passes through.
 
-    A directory is a TensorFlow SavedModel.
+    A directory is a TensorFlow SavedModel; ``file.py`` or ``file.py::function`` is a Python function.
     """
     if isinstance(model, Model):
         return model
     path = os.fspath(model)
+    if path.partition("::")[0].endswith(".py"):
+        from eotensor.runtimes.pyfile import load_python_file
+
+        return load_python_file(path, param)
     if os.path.isdir(path):
         from eotensor.runtimes.tensorflow import load_saved_model
 
         return load_saved_model(path, tags)
     if not os.path.exists(path):
-        raise ModelError(f'{param}: "{path}" does not exist; expected a SavedModel directory')
-    raise ModelError(f'{param}: "{path}" is not a SavedModel directory')
+        raise ModelError(f'{param}: "{path}" does not exist; expected a SavedModel directory or a .py file')
+    raise ModelError(f'{param}: "{path}" is neither a SavedModel directory nor a .py file')
