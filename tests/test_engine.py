@@ -197,3 +197,20 @@ def test_python_keywords_run_the_app(image, tmp_path):
     assert result.count == 3
     with rasterio.open(out) as ds:
         np.testing.assert_array_equal(ds.read(), data + 1)
+
+
+def test_progress_bar_shows_percent_and_eta():
+    import io
+
+    from eotensor.engine.run import Progress
+
+    stream = io.StringIO()
+    bar = Progress(4, "o.tif", stream=stream, delay=0.0)
+    for _ in range(4):
+        bar.advance()
+    text = stream.getvalue()
+    assert "o.tif [" in text and "100.0% 4/4 tiles" in text and "ETA" in text
+    quiet = io.StringIO()
+    short = Progress(4, stream=quiet, delay=60.0)
+    short.advance(4)
+    assert quiet.getvalue() == ""  # short runs print nothing

@@ -131,6 +131,8 @@ class ServedRaster:
 
         The file appears under its final name only once complete.
         """
+        # GDAL sizes its block cache when first used; keep it to the budget (its default is 5 % of RAM).
+        os.environ.setdefault("GDAL_CACHEMAX", str(max(64, int(self.ram_mb))))
         target = parse_output(out, pixel_type)
         ensure_not_input(target.path, [p for s in self.engine.sources for p in s.raster.paths])
         tile = self.tile_shape()

@@ -68,17 +68,39 @@ def bytes_per_output_pixel(sources: list[tuple[Grid, int, tuple[int, int]]], out
     return total * MODEL_WORK_FACTOR
 
 
+BLOCK = 256
+"""Output GeoTIFF block size: automatic tiles are multiples of it where the budget allows, so every
+written block is complete at once (no partial blocks kept in GDAL's cache or recompressed)."""
+
+
+MAX_STRIP_WIDTH = 8192
+"""Images wider than this are cut in strips of half this width."""
+
+
+def _block_multiple(size: int, ef: int) -> int:
+    """``size`` rounded down to a multiple of lcm(BLOCK, EF) when that is not zero, else up to EF."""
+    step = math.lcm(BLOCK, ef)
+    return size // step * step if size >= step else round_up(size, ef)
+
+
 def auto_tile_shape(out: Grid, fields: Fields, pixel_bytes: float, ram_mb: float, halo: bool,
                     strips: bool = False) -> TileShape:
-    """Tile size from a memory budget: full-width strips without halo (or when asked), squares otherwise."""
+    """Tile size from a memory budget: full-width strips without halo (or when asked), squares otherwise.
+
+    Both are multiples of the expression field and, where the budget allows, of the output block size.
+    """
     ef_x, ef_y = fields.efield
     pixels = max(1.0, ram_mb * 1024 * 1024 / pixel_bytes)
     if strips or not halo:
-        cols = round_up(out.width, ef_x)
-        rows = round_up(max(1, int(pixels // cols)), ef_y)
+        # Strips, at most MAX_STRIP_WIDTH wide so that very wide images still get block-tall strips.
+        cols = round_up(out.width if out.width <= MAX_STRIP_WIDTH else MAX_STRIP_WIDTH // 2, ef_x)
+        rows = int(pixels // cols)
+        if rows < BLOCK and BLOCK * cols <= 1.5 * pixels:
+            rows = BLOCK  # a whole block row is worth 50 % over budget: complete blocks, sequential writes
+        rows = _block_multiple(max(1, rows), ef_y)
     else:
         side = max(64, int(math.sqrt(pixels)))
-        rows, cols = round_up(side, ef_y), round_up(side, ef_x)
+        rows, cols = _block_multiple(side, ef_y), _block_multiple(side, ef_x)
     return TileShape(min(rows, round_up(out.height, ef_y)), min(cols, round_up(out.width, ef_x)))
 
 
