@@ -144,18 +144,20 @@ def run_round(name: str, paths: dict[str, str], args, repeat, out_dir: Path) -> 
     out = str(out_dir / f"{name}.tif")
     rows = []
     serve = [*SERVE, *src_args, "-model.fullyconv", "on", "-optim.disabletiling", "on"]
-    rows.append(repeat(f"{name} eotensor TF SavedModel", [*serve, "-model.dir", paths[talk], "-out", out], args.runs))
+    tf_cmd = [*serve, "-model.dir", paths[talk], "-out", out]
+    rows.append(repeat(f"{name} eotensor TF SavedModel", tf_cmd, args.runs, output=out))
     check_window(out, inputs, answer)
     functions = f"{HERE / 'functions.py'}::{name}"
-    rows.append(repeat(f"{name} eotensor Python/NumExpr", [*serve, "-model.dir", functions, "-out", out], args.runs))
+    py_cmd = [*serve, "-model.dir", functions, "-out", out]
+    rows.append(repeat(f"{name} eotensor Python/NumExpr", py_cmd, args.runs, output=out))
     check_window(out, inputs, answer)
     if not args.skip_bandmath:
         for ram in (256, 2048):
             cmd = ["otbcli_BandMathX", "-il", *inputs, "-exp", expression, "-out", out, "float", "-ram", str(ram)]
-            rows.append(repeat(f"{name} BandMathX -ram {ram}", cmd, args.runs, BMX_ENV))
+            rows.append(repeat(f"{name} BandMathX -ram {ram}", cmd, args.runs, BMX_ENV, output=out))
             check_window(out, inputs, answer, rtol=1e-4)
     floor = [PY, str(HERE / "io_floor.py"), "--inputs", *inputs, "--bands", str(bands), "--out", out]
-    rows.append(repeat(f"{name} I/O floor", floor, args.runs))
+    rows.append(repeat(f"{name} I/O floor", floor, args.runs, output=out))
     os.remove(out)
     return rows
 
@@ -176,7 +178,7 @@ def run_mosaic(paths: dict[str, str], args, repeat, out_dir: Path) -> list[dict]
                             ("40000x40000 mosaic, 40000x2048 window", paths["mosaic"], "?&box=0:0:40000:2048")):
         cmd = [*SERVE, "-source1.il", src, "-model.dir", paths["add_one"], "-model.fullyconv", "on",
                "-out", out + box]
-        rows.append(repeat(f"mosaic r1 TF over {label}", cmd, 1))
+        rows.append(repeat(f"mosaic r1 TF over {label}", cmd, 1, output=out))
         os.remove(out)
     return rows
 
@@ -192,7 +194,7 @@ def run_sweep(paths: dict[str, str], args, repeat, out_dir: Path) -> list[dict]:
                "-output.efieldy", "64", "-out", out + "?&box=0:0:4096:4096"]
         if tile != "auto":
             cmd += ["-optim.tilesizex", str(tile), "-optim.tilesizey", str(tile)]
-        rows.append(repeat(f"sweep demo CNN 4096² tiles {tile}", cmd, args.runs))
+        rows.append(repeat(f"sweep demo CNN 4096² tiles {tile}", cmd, args.runs, output=out))
         os.remove(out)
     return rows
 

@@ -49,10 +49,17 @@ def measure(cmd: list[str], env: dict[str, str] | None = None) -> tuple[float, f
     return seconds, rss_kb / 1024, proc.stderr
 
 
-def repeat(label: str, cmd: list[str], runs: int, env: dict[str, str] | None = None) -> dict:
-    """Median wall time and peak RSS over ``runs`` runs (plus the last JSON line a run printed)."""
+def repeat(label: str, cmd: list[str], runs: int, env: dict[str, str] | None = None, output: str = "") -> dict:
+    """Median wall time and peak RSS over ``runs`` runs (plus the last JSON line a run printed).
+
+    Before each run the previous ``output`` is deleted and dirty pages are flushed (``sync``), so no run
+    pays for another's file removal or write-back.
+    """
     times, rss, extra = [], [], ""
     for _ in range(runs):
+        if output and os.path.exists(output):
+            os.remove(output)
+        os.sync()
         t, m, err = measure(cmd, env)
         times.append(t)
         rss.append(m)

@@ -64,7 +64,7 @@ def source(
 class ServedRaster:
     """The lazy output of a model over its sources: a grid, a band count, and windows on demand."""
 
-    def __init__(self, engine: ServeEngine, workers: int = 1, ram_mb: float | None = None,
+    def __init__(self, engine: ServeEngine, workers: int | None = None, ram_mb: float | None = None,
                  tile_size: int | Sequence[int] | None = None, strips: bool = False) -> None:
         self.engine = engine
         self.workers = workers
@@ -162,7 +162,7 @@ def serve(
     tile_size: int | Sequence[int] | None = None,
     ram_mb: float | None = None,
     strips: bool = False,
-    workers: int = 1,
+    workers: int | None = None,
     batch_size: int = DEFAULT_BATCH_SIZE,
 ) -> ServedRaster:
     """Bind a model to its sources and outputs; return the lazy :class:`ServedRaster`.

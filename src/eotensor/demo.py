@@ -14,10 +14,8 @@ import os
 import sys
 import time
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-
-from eotensor.apps.cli import main as cli_main  # noqa: E402
-from eotensor.samples import DEMO_NET_RF, build_demo_model, make_sentinel2_like  # noqa: E402
+from eotensor.apps.cli import main as cli_main
+from eotensor.samples import DEMO_NET_RF, build_demo_model, make_sentinel2_like
 
 
 def main(directory: str = "demo-output", size: int = 2048) -> int:

@@ -65,7 +65,9 @@ def build_demo_model(path: str | os.PathLike, bands: int = 4, classes: int = 3, 
     Two valid 3x3 convolutions and a 1x1 softmax: an input of h x w pixels gives (h-4) x (w-4) outputs,
     so with expression field EF the app's receptive field is ``EF + 4``. Input ``x``, output ``probs``.
     """
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    from eotensor.runtimes.tensorflow import import_tensorflow
+
+    import_tensorflow()  # quietly, before Keras imports it
     import keras
 
     keras.utils.set_random_seed(seed)
@@ -79,21 +81,24 @@ def build_demo_model(path: str | os.PathLike, bands: int = 4, classes: int = 3, 
     return os.fspath(path)
 
 
-def _module_model(path: str | os.PathLike, fn: Any, specs: dict[str, tuple[list[int | None], str]]) -> str:
-    """Save ``fn`` (keyword tensors -> dict of tensors) as a SavedModel with a ``serving_default`` signature."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    import tensorflow as tf
+def save_module(path: str | os.PathLike, fn: Any, specs: dict[str, tuple[list[int | None], str]],
+                signature: str = "serving_default") -> str:
+    """Save ``fn`` (keyword tensors -> dict of tensors) as a SavedModel whose signature ``signature``
+    takes the inputs ``specs`` (name -> (shape, dtype)). ``tf.Module`` + ``tf.function``: Keras 3 cannot
+    apply raw ``tf.*`` functions to Keras inputs."""
+    from eotensor.runtimes.tensorflow import import_tensorflow
 
+    tf = import_tensorflow()
     names = list(specs)
-    signature = [tf.TensorSpec(shape, dtype, name=n) for n, (shape, dtype) in specs.items()]
+    input_signature = [tf.TensorSpec(shape, dtype, name=n) for n, (shape, dtype) in specs.items()]
 
     class Graph(tf.Module):
-        @tf.function(input_signature=signature)
+        @tf.function(input_signature=input_signature)
         def serve(self, *args: Any) -> Any:
             return fn(**dict(zip(names, args)))
 
     module = Graph()
-    tf.saved_model.save(module, os.fspath(path), signatures={"serving_default": module.serve})
+    tf.saved_model.save(module, os.fspath(path), signatures={signature: module.serve})
     return os.fspath(path)
 
 
@@ -108,9 +113,9 @@ def build_talk_model(name: str, path: str | os.PathLike) -> str:
     (``reduce_sum(x*a, -1)`` with a user placeholder ``a``) and ``matrix_round4`` (the per-pixel
     matrix computation, output signature ``[?, ?, 1]``: 4 values per pixel).
     """
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    import tensorflow as tf
+    from eotensor.runtimes.tensorflow import import_tensorflow
 
+    tf = import_tensorflow()
     if name == "add_one":
         import keras
 
@@ -119,11 +124,11 @@ def build_talk_model(name: str, path: str | os.PathLike) -> str:
         keras.Model({"x": x}, {"y": y}).export(os.fspath(path), verbose=False)
         return os.fspath(path)
     if name == "norm":
-        return _module_model(path, lambda x: {"y": tf.norm(x, axis=-1)}, {"x": IMAGE})
+        return save_module(path, lambda x: {"y": tf.norm(x, axis=-1)}, {"x": IMAGE})
     if name == "scalar_product":
-        return _module_model(path, lambda x1, x2: {"y": tf.reduce_sum(x1 * x2, axis=-1)}, {"x1": IMAGE, "x2": IMAGE})
+        return save_module(path, lambda x1, x2: {"y": tf.reduce_sum(x1 * x2, axis=-1)}, {"x1": IMAGE, "x2": IMAGE})
     if name == "scalar_product_ax":
-        return _module_model(path, lambda x, a: {"y": tf.reduce_sum(x * a, axis=-1)},
+        return save_module(path, lambda x, a: {"y": tf.reduce_sum(x * a, axis=-1)},
                              {"x": IMAGE, "a": ([None], "float32")})
     if name == "matrix_round4":
         def round4(x1: Any, x2: Any) -> dict[str, Any]:
@@ -132,5 +137,5 @@ def build_talk_model(name: str, path: str | os.PathLike) -> str:
             x2r = tf.reshape(x2, shape=[dims[0] * dims[1] * dims[2], 1, dims[3]])
             return {"y": tf.matmul(tf.matmul(x1r, x2r), tf.ones_like(x1r))}
 
-        return _module_model(path, round4, {"x1": IMAGE, "x2": IMAGE})
+        return save_module(path, round4, {"x1": IMAGE, "x2": IMAGE})
     raise ValueError(f"unknown talk model {name!r}")

@@ -7,6 +7,7 @@ flat whatever the image size. ``workers=0`` is the sequential reference path; bo
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from collections import deque
@@ -18,6 +19,15 @@ import numpy as np
 
 from eotensor.engine.serve import ServeEngine
 from eotensor.geometry import Window
+
+
+def default_workers() -> int:
+    """Worker threads when the user gives none: one per core (at least 1, at most 4).
+
+    Reads, model calls and writes release the GIL; with 2 cores, 2 workers plus the writing thread
+    measured 1.0x the I/O floor on pixel-wise math against 1.7x with one worker.
+    """
+    return max(1, min(4, os.cpu_count() or 1))
 
 
 class Progress:
@@ -55,10 +65,14 @@ def run_tiles(
     engine: ServeEngine,
     tiles: Iterable[Window],
     sink: Callable[[np.ndarray, Window], None],
-    workers: int = 1,
+    workers: int | None = None,
     progress: Progress | None = None,
 ) -> None:
-    """Compute ``tiles`` with ``engine`` and call ``sink(array, window)`` for each, in plan order."""
+    """Compute ``tiles`` with ``engine`` and call ``sink(array, window)`` for each, in plan order.
+
+    ``workers`` threads compute (None: :func:`default_workers`; 0: everything in the calling thread).
+    """
+    workers = default_workers() if workers is None else workers
     tick = progress.advance if progress else (lambda n=1: None)
     if workers <= 0:
         for window in tiles:

@@ -209,7 +209,10 @@ class ServeEngine:
     def _layout(
         self, out: np.ndarray, k: int, aligned: Window, window: Window, regions: list[InputRegion]
     ) -> np.ndarray:
-        """Flat model output (row, col, band order over ``aligned``) -> (bands, rows, cols) of ``window``."""
+        """Flat model output (row, col, band order over ``aligned``) -> contiguous (bands, rows, cols) of ``window``.
+
+        The transposing copy happens here, in the worker threads, not in the writing thread.
+        """
         out = np.asarray(out)
         pixels = aligned.size
         bands, extra = divmod(out.size, pixels)
@@ -221,7 +224,7 @@ class ServeEngine:
             with self._lock:
                 self._bands[k] = bands
         cube = out.reshape(aligned.height, aligned.width, bands)[window.slices(aligned)]
-        return cube.transpose(2, 0, 1)
+        return np.ascontiguousarray(cube.transpose(2, 0, 1))  # band-first, as writers want it
 
     def _count_error(
         self, k: int, values: int, pixels: int, what: str, regions: list[InputRegion]

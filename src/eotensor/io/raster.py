@@ -74,8 +74,13 @@ class RasterSource:
         return handles
 
     def read(self, window: Window) -> np.ndarray:
-        """Pixels of ``window`` as a C-contiguous float32 array of shape (rows, cols, bands)."""
-        planes = np.empty((self.count, window.height, window.width), dtype=np.float32)
+        """Pixels of ``window`` as a C-contiguous float32 array of shape (rows, cols, bands).
+
+        GDAL writes straight into the pixel-interleaved buffer (through a band-first view), so no
+        transposing copy is made.
+        """
+        pixels = np.empty((window.height, window.width, self.count), dtype=np.float32)
+        planes = pixels.transpose(2, 0, 1)
         if window.size:
             rio_window = window.to_rasterio()
             band = 0
@@ -85,7 +90,7 @@ class RasterSource:
                 except (RasterioError, OSError) as error:
                     raise InputFileError(f'{self.param}: cannot read "{ds.name}" ({_first_line(error)})') from None
                 band += n
-        return np.ascontiguousarray(planes.transpose(1, 2, 0))
+        return pixels
 
     def close(self) -> None:
         """Close this thread's handles (other threads' handles close when garbage-collected)."""
