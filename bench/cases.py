@@ -42,10 +42,11 @@ def make_inputs(data: Path, size: int) -> dict[str, str]:
         if not path.exists():
             build_talk_model(talk, path)
         paths[talk] = str(path)
-    small = data / "s2_a_4000.tif"
-    if not small.exists():
-        make_sentinel2_like(small, size=4000, seed=1)
-    paths["small"] = str(small)
+    for key, side in (("small", 4000), ("sweep", 4096)):
+        path = data / f"s2_a_{side}.tif"
+        if not path.exists():
+            make_sentinel2_like(path, size=side, seed=1)
+        paths[key] = str(path)
     mosaic = data / f"mosaic_40000_{size}.vrt"
     if not mosaic.exists():
         write_mosaic_vrt(mosaic, paths["a"], 40000)
@@ -147,6 +148,8 @@ def run_round(name: str, paths: dict[str, str], args, repeat, out_dir: Path) -> 
     tf_cmd = [*serve, "-model.dir", paths[talk], "-out", out]
     rows.append(repeat(f"{name} eotensor TF SavedModel", tf_cmd, args.runs, output=out))
     check_window(out, inputs, answer)
+    rows.append(repeat(f"{name} eotensor TF SavedModel + XLA", [*tf_cmd, "-model.jit", "on"], args.runs, output=out))
+    check_window(out, inputs, answer)
     functions = f"{HERE / 'functions.py'}::{name}"
     py_cmd = [*serve, "-model.dir", functions, "-out", out]
     rows.append(repeat(f"{name} eotensor Python/NumExpr", py_cmd, args.runs, output=out))
@@ -184,14 +187,14 @@ def run_mosaic(paths: dict[str, str], args, repeat, out_dir: Path) -> list[dict]
 
 
 def run_sweep(paths: dict[str, str], args, repeat, out_dir: Path) -> list[dict]:
-    """The demo CNN (EF 64) over a 4096² window at several tile sizes."""
+    """The demo CNN (EF 64) over a 4096² raster at several tile sizes."""
     out = str(out_dir / "sweep.tif")
     rf = 64 + DEMO_NET_RF - 1
     rows = []
     for tile in ("auto", 64, 128, 256, 512, 1024, 2048):
-        cmd = [*SERVE, "-source1.il", paths["a"], "-source1.rfieldx", str(rf), "-source1.rfieldy", str(rf),
+        cmd = [*SERVE, "-source1.il", paths["sweep"], "-source1.rfieldx", str(rf), "-source1.rfieldy", str(rf),
                "-model.dir", paths["demo"], "-model.fullyconv", "on", "-output.efieldx", "64",
-               "-output.efieldy", "64", "-out", out + "?&box=0:0:4096:4096"]
+               "-output.efieldy", "64", "-out", out]
         if tile != "auto":
             cmd += ["-optim.tilesizex", str(tile), "-optim.tilesizey", str(tile)]
         rows.append(repeat(f"sweep demo CNN 4096² tiles {tile}", cmd, args.runs, output=out))

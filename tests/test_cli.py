@@ -194,3 +194,14 @@ def test_console_script_lists_apps_and_help():
     for key in ("-source1.il", "-sourceN.rfieldx", "-output.spcscale", "-optim.tilesizex", "-model.userplaceholders",
                 "expression field", "receptive field"):
         assert key.replace("source1", "sourceN") in helptext
+
+
+def test_xla_jit_gives_the_same_bytes(data, tmp_path):
+    outputs = []
+    for jit in ("off", "on"):
+        out = tmp_path / f"r4_{jit}.tif"
+        assert run_cli("TensorflowModelServe", "-source1.il", data["a"], "-source2.il", data["b"],
+                       "-model.dir", data["round4"], "-model.fullyconv", "on", "-model.jit", jit,
+                       "-optim.tilesizex", "40", "-optim.tilesizey", "32", "-out", out) == 0
+        outputs.append(read(out)[0])
+    np.testing.assert_array_equal(outputs[0], outputs[1])

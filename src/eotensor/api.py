@@ -164,12 +164,13 @@ def serve(
     strips: bool = False,
     workers: int | None = None,
     batch_size: int = DEFAULT_BATCH_SIZE,
+    jit: bool = False,
 ) -> ServedRaster:
     """Bind a model to its sources and outputs; return the lazy :class:`ServedRaster`.
 
     ``model`` is a SavedModel directory or any loaded :class:`~eotensor.runtimes.Model`. ``efield``
     and ``tile_size`` take an int or (x, y). ``user_placeholders`` takes a dict of values or OTBTF's
-    ``["name=value", ...]`` strings.
+    ``["name=value", ...]`` strings. ``jit`` compiles a TensorFlow model with XLA.
     """
     if user_placeholders is None:
         placeholders: dict[str, np.ndarray] = {}
@@ -181,5 +182,6 @@ def serve(
         rfields=tuple(s.rfield for s in sources), efield=_pair(efield, "efield"), scale=spcscale,
         fully_conv=bool(fullyconv),
     )
-    engine = ServeEngine(load_model(model, tags), sources, fields, output_names, placeholders, background, batch_size)
+    loaded = load_model(model, tags, jit=jit)
+    engine = ServeEngine(loaded, sources, fields, output_names, placeholders, background, batch_size)
     return ServedRaster(engine, workers=workers, ram_mb=ram_mb, tile_size=tile_size, strips=strips)

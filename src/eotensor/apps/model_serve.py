@@ -49,6 +49,8 @@ PARAMS = (
     Param("model.userplaceholders", Kind.STRING_LIST,
           'Constant model inputs: name=value, e.g. "a=(1.0, 2.0, 2.0, 1.0)" "k=3" "training=false".'),
     Param("model.fullyconv", Kind.BOOL, "Fully-convolutional mode (on) or patch-based mode (off).", False),
+    Param("model.jit", Kind.BOOL,
+          "Compile the TensorFlow graph with XLA (faster pixel-wise math; one compilation per tile shape).", False),
     Param("model.tagsets", Kind.STRING_LIST, "SavedModel tag set (default: serve)."),
     Param("output.names", Kind.STRING_LIST,
           "Model outputs, stacked on bands in this order; default: the first output in alphabetical order."),
@@ -92,6 +94,7 @@ def run(params: dict[str, Any], progress: bool = False) -> ServedRaster:
         user_placeholders=params["model.userplaceholders"] or [],
         background=params["output.bv"],
         tags=params["model.tagsets"] or (),
+        jit=parse_bool(params["model.jit"], "model.jit"),
         tile_size=tile, ram_mb=params["optim.ram"], strips=tiling_off,
         workers=params["optim.threads"],
     )

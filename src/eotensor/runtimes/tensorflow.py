@@ -166,8 +166,12 @@ class TensorflowModel:
     static shape; :meth:`run` calls the signature's concrete function directly.
     """
 
-    def __init__(self, path: str, loaded: Any, signature_name: str, tags: Sequence[str] = ("serve",)) -> None:
-        """Wrap ``loaded.signatures[signature_name]``; ``loaded`` is kept so its variables stay alive."""
+    def __init__(self, path: str, loaded: Any, signature_name: str, tags: Sequence[str] = ("serve",),
+                 jit: bool = False) -> None:
+        """Wrap ``loaded.signatures[signature_name]``; ``loaded`` is kept so its variables stay alive.
+
+        ``jit`` compiles the signature with XLA (once per input shape; tiles come in few shapes).
+        """
         self.path = path
         """The SavedModel directory."""
         self.signature_name = signature_name
@@ -180,6 +184,8 @@ class TensorflowModel:
         outputs = self._fn.structured_outputs
         self._inputs = {k: _spec(k, inputs[k]) for k in sorted(inputs)}
         self._outputs = {k: _spec(k, outputs[k]) for k in sorted(outputs)}
+        signature = self._fn
+        self._call = _tf.function(lambda **kw: signature(**kw), jit_compile=True) if jit else signature
 
     def __repr__(self) -> str:
         """Path, signature and keys, for logs and error reports."""
@@ -234,14 +240,14 @@ class TensorflowModel:
                 raise self._fail(f'input "{key}" is {value.dtype} but the signature declares {spec.dtype}', feeds)
             tensors[key] = tf.convert_to_tensor(value)
         try:
-            result = self._fn(**tensors)
+            result = self._call(**tensors)
         except (tf.errors.OpError, ValueError, TypeError) as error:
             raise self._fail(_first_line(error), feeds) from None
         return [result[k].numpy() for k in fetches]
 
 
 def load_saved_model(
-    path: str | os.PathLike, tags: Sequence[str] = (), *, param: str = "model.dir"
+    path: str | os.PathLike, tags: Sequence[str] = (), *, param: str = "model.dir", jit: bool = False
 ) -> TensorflowModel:
     """Load a SavedModel directory with the MetaGraph of tag set ``tags`` and pick the signature to serve.
 
@@ -288,6 +294,6 @@ def load_saved_model(
             stacklevel=2,
         )
     try:
-        return TensorflowModel(path, loaded, name, tags)
+        return TensorflowModel(path, loaded, name, tags, jit)
     except Exception as error:  # noqa: BLE001 - malformed signatures
         raise ModelError(f'{param}: cannot read signature "{name}" of "{path}": {_first_line(error)}') from None
