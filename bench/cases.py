@@ -249,7 +249,8 @@ def cnn_main() -> None:
     start = time.perf_counter()
     result = eot.serve(model, [eot.source(image, rfield=64)], efield=32, fullyconv=True)
     out = Path(os.environ.get("TMPDIR", "/tmp")) / "eotensor_bench_cnn.tif"
-    result.write(f"{out}?&box=0:0:{size}:{size}")
+    side = min(size, result.grid.width, result.grid.height)
+    result.write(f"{out}?&box=0:0:{side}:{side}")
     total = time.perf_counter() - start
     inside = result.engine.model_seconds
     print(json.dumps({"total": total, "model": inside, "outside_fraction": 1 - inside / total,

@@ -205,3 +205,15 @@ def test_xla_jit_gives_the_same_bytes(data, tmp_path):
                        "-optim.tilesizex", "40", "-optim.tilesizey", "32", "-out", out) == 0
         outputs.append(read(out)[0])
     np.testing.assert_array_equal(outputs[0], outputs[1])
+
+
+def test_threads_and_model_threads_do_not_change_results(data, tmp_path):
+    outputs = []
+    for threads in ("0", "3"):
+        out = tmp_path / f"t{threads}.tif"
+        assert run_cli("TensorflowModelServe", "-source1.il", data["a"], "-source2.il", data["b"],
+                       "-model.dir", data["scalprod"], "-model.fullyconv", "on", "-optim.threads", threads,
+                       "-optim.modelthreads", "1", "-optim.tilesizex", "24", "-optim.tilesizey", "16",
+                       "-out", out) == 0
+        outputs.append(read(out)[0])
+    np.testing.assert_array_equal(outputs[0], outputs[1])

@@ -105,8 +105,8 @@ class ServedRaster:
             return align_tile_size(rows, cols, fields)
         sources = [(s.raster.grid, s.raster.count, s.rfield) for s in self.engine.sources]
         bands = self.count if self.engine.bands_known else 4
-        pixel_bytes = bytes_per_output_pixel(sources, self.grid, fields, bands)
         halo = any(rf != (1, 1) for rf in fields.rfields) or fields.efield != (1, 1)
+        pixel_bytes = bytes_per_output_pixel(sources, self.grid, fields, bands, halo)
         return auto_tile_shape(self.grid, fields, pixel_bytes, self.ram_mb, halo, self.strips)
 
     def read(self, window: Window | tuple[int, int, int, int] | None = None) -> np.ndarray:
@@ -131,8 +131,9 @@ class ServedRaster:
 
         The file appears under its final name only once complete.
         """
-        # GDAL sizes its block cache when first used; keep it to the budget (its default is 5 % of RAM).
-        os.environ.setdefault("GDAL_CACHEMAX", str(max(64, int(self.ram_mb))))
+        # GDAL sizes its block cache when first used (default: 5 % of RAM). Tiles cover whole blocks, so a
+        # quarter of the budget is plenty.
+        os.environ.setdefault("GDAL_CACHEMAX", str(max(32, int(self.ram_mb / 4))))
         target = parse_output(out, pixel_type)
         ensure_not_input(target.path, [p for s in self.engine.sources for p in s.raster.paths])
         tile = self.tile_shape()

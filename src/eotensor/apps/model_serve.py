@@ -66,6 +66,8 @@ PARAMS = (
           aliases=("optim.tilesey",)),
     Param("optim.threads", Kind.INT,
           "Worker threads computing tiles while one writes (default: one per core, at most 4; 0: sequential)."),
+    Param("optim.modelthreads", Kind.INT,
+          "Threads of the model runtime's own pool (TensorFlow intra-op); default: the runtime's choice."),
     Param("optim.ram", Kind.FLOAT, "Memory budget in MB for tile buffers (default: OTB_MAX_RAM_HINT or 256)."),
     Param("out", Kind.OUTPUT_IMAGE, "Output GeoTIFF, optional extended filename, then an optional pixel type.",
           mandatory=True),
@@ -80,6 +82,10 @@ def run(params: dict[str, Any], progress: bool = False) -> ServedRaster:
         rf = (params[f"source{n}.rfieldx"], params[f"source{n}.rfieldy"])
         sources.append(source(params[f"source{n}.il"], rf, params[f"source{n}.placeholder"] or "",
                               params[f"source{n}.nodata"], index=n))
+    if params["optim.modelthreads"]:
+        from eotensor.runtimes.tensorflow import set_threads
+
+        set_threads(intra_op=params["optim.modelthreads"])
     tiling_off = parse_bool(params["optim.disabletiling"], "optim.disabletiling")
     tile_x, tile_y = params["optim.tilesizex"], params["optim.tilesizey"]
     tile = None

@@ -100,8 +100,10 @@ class ServeEngine:
         self._bands: list[int | None] = [_certain_bands(spec) for spec in self.output_specs]
         self._lock = threading.Lock()
         self.model_seconds = 0.0
-        """Wall time spent inside the model runtime's calls (all threads added up)."""
+        """Wall time during which at least one model call was running (concurrent calls count once)."""
         self.model_calls = 0
+        self._active_calls = 0
+        self._busy_since = 0.0
         self.regions(Window(0, 0, fields.efield[1], fields.efield[0]))  # RF/EF/S consistency, before any work
 
     # ------------------------------------------------------------------ band count
@@ -182,13 +184,18 @@ class ServeEngine:
         feeds = dict(self.feeds_constant)
         for spec, tensor in zip(self.input_specs, tensors):
             feeds[spec.key] = tensor.astype(spec.dtype, copy=False)
-        start = time.perf_counter()
-        outputs = self.model.run(feeds, [spec.key for spec in self.output_specs])
-        elapsed = time.perf_counter() - start
         with self._lock:
-            self.model_seconds += elapsed
-            self.model_calls += 1
-        return outputs
+            if not self._active_calls:
+                self._busy_since = time.perf_counter()
+            self._active_calls += 1
+        try:
+            return self.model.run(feeds, [spec.key for spec in self.output_specs])
+        finally:
+            with self._lock:
+                self._active_calls -= 1
+                self.model_calls += 1
+                if not self._active_calls:
+                    self.model_seconds += time.perf_counter() - self._busy_since
 
     def _run_batches(self, batches: list[np.ndarray]) -> list[np.ndarray]:
         """Run fixed-size batches (the last one padded) so a pixel's result never depends on the tile size."""
