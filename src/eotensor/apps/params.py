@@ -109,18 +109,14 @@ def _convert(app: App, key: str, param: Param, values: list[str]) -> Any:
             raise ParameterError(f"-{key} expects one {param.kind.value} value, got {len(values)}: {' '.join(values)}")
         return values[0]
 
-    if param.kind is Kind.INT:
+    numbers = {Kind.INT: (int, "an integer"), Kind.FLOAT: (float, "a number")}
+    if param.kind in numbers:
+        convert, expected = numbers[param.kind]
         text = single()
         try:
-            return int(text)
+            return convert(text)
         except ValueError:
-            raise ParameterError(f'-{key} expects an integer, got "{text}"') from None
-    if param.kind is Kind.FLOAT:
-        text = single()
-        try:
-            return float(text)
-        except ValueError:
-            raise ParameterError(f'-{key} expects a number, got "{text}"') from None
+            raise ParameterError(f'-{key} expects {expected}, got "{text}"') from None
     if param.kind is Kind.BOOL:
         return parse_bool(values[0] if values else "on", key) if len(values) <= 1 else single()
     if param.kind in (Kind.STRING, Kind.FILE):

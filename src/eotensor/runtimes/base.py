@@ -8,7 +8,7 @@ implements this protocol.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
@@ -49,3 +49,21 @@ class Model(Protocol):
     def run(self, feeds: Mapping[str, np.ndarray], fetches: Sequence[str]) -> list[np.ndarray]:
         """Call the model on ``feeds`` (key -> array of the declared dtype); return ``fetches`` in order."""
         ...
+
+
+class StaticSignature:
+    """Base of runtimes whose inputs and outputs are known at load time: keeps them sorted by key."""
+
+    def __init__(self, inputs: Iterable[TensorSpec], outputs: Iterable[TensorSpec]) -> None:
+        self._inputs = {s.key: s for s in sorted(inputs, key=lambda s: s.key)}
+        self._outputs = {s.key: s for s in sorted(outputs, key=lambda s: s.key)}
+
+    @property
+    def inputs(self) -> Mapping[str, TensorSpec]:
+        """Inputs by key (byte order)."""
+        return self._inputs
+
+    @property
+    def outputs(self) -> Mapping[str, TensorSpec]:
+        """Outputs by key (byte order)."""
+        return self._outputs

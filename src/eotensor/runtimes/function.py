@@ -12,10 +12,10 @@ from collections.abc import Callable, Mapping, Sequence
 import numpy as np
 
 from eotensor.errors import ModelError
-from eotensor.runtimes.base import TensorSpec
+from eotensor.runtimes.base import StaticSignature, TensorSpec
 
 
-class FunctionModel:
+class FunctionModel(StaticSignature):
     """A Python callable exposed through the :class:`~eotensor.runtimes.base.Model` protocol."""
 
     def __init__(
@@ -30,18 +30,7 @@ class FunctionModel:
 
         self.fn = fn
         self.name = name or getattr(fn, "__name__", "function")
-        self._inputs = {s.key: s for s in sorted(map(spec, inputs), key=lambda s: s.key)}
-        self._outputs = {s.key: s for s in sorted(map(spec, outputs), key=lambda s: s.key)}
-
-    @property
-    def inputs(self) -> Mapping[str, TensorSpec]:
-        """Declared inputs by key."""
-        return self._inputs
-
-    @property
-    def outputs(self) -> Mapping[str, TensorSpec]:
-        """Declared outputs by key."""
-        return self._outputs
+        super().__init__(map(spec, inputs), map(spec, outputs))
 
     def run(self, feeds: Mapping[str, np.ndarray], fetches: Sequence[str]) -> list[np.ndarray]:
         """Call the function with the feeds as keyword arguments and return the fetched outputs."""

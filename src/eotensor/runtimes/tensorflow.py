@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from eotensor.errors import MissingDependencyError, ModelError
-from eotensor.runtimes.base import TensorSpec
+from eotensor.runtimes.base import StaticSignature, TensorSpec
 
 __all__ = ["TensorflowModel", "import_tensorflow", "load_saved_model", "set_threads"]
 
@@ -159,7 +159,7 @@ def _describe(feeds: Mapping[str, Any]) -> str:
     return ", ".join(f"{k} {tuple(np.shape(v))} {np.asarray(v).dtype}" for k, v in sorted(feeds.items()))
 
 
-class TensorflowModel:
+class TensorflowModel(StaticSignature):
     """One signature of a loaded SavedModel, exposed through the :class:`~eotensor.runtimes.base.Model` protocol.
 
     ``inputs`` and ``outputs`` map the signature keys (sorted in byte order) to their declared dtype and
@@ -182,8 +182,7 @@ class TensorflowModel:
         self._fn = loaded.signatures[signature_name]
         inputs = self._fn.structured_input_signature[1]
         outputs = self._fn.structured_outputs
-        self._inputs = {k: _spec(k, inputs[k]) for k in sorted(inputs)}
-        self._outputs = {k: _spec(k, outputs[k]) for k in sorted(outputs)}
+        super().__init__((_spec(k, v) for k, v in inputs.items()), (_spec(k, v) for k, v in outputs.items()))
         signature = self._fn
         self._call = _tf.function(lambda **kw: signature(**kw), jit_compile=True) if jit else signature
 
@@ -193,16 +192,6 @@ class TensorflowModel:
             f"TensorflowModel({self.path!r}, signature={self.signature_name!r}, "
             f"inputs={list(self._inputs)}, outputs={list(self._outputs)})"
         )
-
-    @property
-    def inputs(self) -> Mapping[str, TensorSpec]:
-        """Signature inputs by key (sorted)."""
-        return self._inputs
-
-    @property
-    def outputs(self) -> Mapping[str, TensorSpec]:
-        """Signature outputs by key (sorted)."""
-        return self._outputs
 
     def _fail(self, what: str, feeds: Mapping[str, Any]) -> ModelError:
         return ModelError(f"model.dir {self.path}: the model call failed: {what} (inputs: {_describe(feeds)})")
