@@ -174,7 +174,9 @@ def test_output_directory_not_writable(data, tmp_path, capsys):
     blocker.write_text("x")
     assert run_cli("TensorflowModelServe", "-source1.il", data["a"], "-model.dir", data["add1"],
                    "-model.fullyconv", "on", "-out", blocker / "o.tif") == 1
-    assert "out" in capsys.readouterr().err
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and 'out: cannot write' in err[0] and 'afile" is a file' in err[0], err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["afile"]
 
 
 def test_non_numeric_nsources(data, tmp_path, capsys, monkeypatch):

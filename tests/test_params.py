@@ -51,3 +51,27 @@ def test_help_lists_every_parameter():
     text = format_help(APP)
     for p in APP.params:
         assert "-" + p.key.replace("{n}", "N") in text
+
+
+def test_the_talks_live_demo_command_line_parses():
+    argv = ("-source1.il input/s1.tif -source1.placeholder tower_0/s1_t_cloud -source1.rfieldx 256 "
+            "-source1.rfielddy 256 -source2.il input/s2.tif -source2.placeholder tower_0/s2_t_cloud "
+            "-source2.rfieldx 256 -source2.rfielddy 256 -source3.il input/T31TCJ.tif "
+            "-source3.placeholder tower_0/dem -source3.rfieldx 128 -source3.rfielddy 128 "
+            "-model.dir meraner_unet_savedmodel/ -model.fullyconv on -output.efieldx 128 -output.efielddy 128 "
+            "-output.names tower_0/s2_estim_pad64").split()
+    argv += ["-out", "S2A_RESTORED.tif?&box=6500:7300:1024:1024", "int16"]
+    p = parse_cli(APP, argv, env={"OTB_TF_NSOURCES": "3"})
+    assert p["_n_sources"] == 3
+    assert p["source2.rfieldy"] == 256 and p["source3.rfieldy"] == 128 and p["output.efieldy"] == 128
+    assert p["source1.placeholder"] == "tower_0/s1_t_cloud" and p["output.names"] == ["tower_0/s2_estim_pad64"]
+    assert p["out"] == ("S2A_RESTORED.tif?&box=6500:7300:1024:1024", "int16")
+
+
+def test_the_sr4rs_keys_parse():
+    p = parse_python(APP, {"source1.il": ["lr.tif"], "source1.rfieldx": 128, "source1.rfieldy": 128,
+                           "source1.placeholder": "lr_input", "model.dir": "sr", "model.fullyconv": "on",
+                           "output.names": ["output_32"], "output.efieldx": 512, "output.efieldy": 512,
+                           "output.spcscale": 0.25, "optim.tilesex": 512, "optim.tilesey": 512,
+                           "optim.disabletiling": 1, "out": "sr.tif"})
+    assert p["optim.tilesizex"] == 512 and p["optim.disabletiling"] is True and p["output.spcscale"] == 0.25
