@@ -59,24 +59,43 @@ DEMO_NET_RF = 5
 """True receptive field of the demo network (two valid 3x3 convolutions)."""
 
 
-def build_demo_model(path: str | os.PathLike, bands: int = 4, classes: int = 3, seed: int = 42) -> str:
-    """Export a small fully-convolutional Keras 3 net (4 bands -> class probabilities) as a SavedModel.
+def build_demo_model(path: str | os.PathLike) -> str:
+    """Export a small fully-convolutional Keras 3 net as a SavedModel: 4 bands (B4 B3 B2 B8) -> the
+    probabilities of vegetation, bare soil and water.
 
-    Two valid 3x3 convolutions and a 1x1 softmax: an input of h x w pixels gives (h-4) x (w-4) outputs,
-    so with expression field EF the app's receptive field is ``EF + 4``. Input ``x``, output ``probs``.
+    Its weights are set by hand rather than trained: two valid 3x3 convolutions smooth the red, green
+    and near-infrared reflectances, a 1x1 softmax turns vegetation-index-like contrasts into classes.
+    An input of h x w pixels gives (h-4) x (w-4) outputs, so with expression field EF the app's
+    receptive field is ``EF + 4``. Input ``x``, output ``probs``.
     """
+    import numpy as np
+
     from eotensor.runtimes.tensorflow import import_tensorflow
 
     import_tensorflow()  # quietly, before Keras imports it
     import keras
 
-    keras.utils.set_random_seed(seed)
-    x = keras.Input(shape=(None, None, bands), name="x")
+    x = keras.Input(shape=(None, None, 4), name="x")
     scaled = keras.layers.Rescaling(1.0 / 10000.0)(x)
-    h = keras.layers.Conv2D(16, 3, padding="valid", activation="relu")(scaled)
-    h = keras.layers.Conv2D(16, 3, padding="valid", activation="relu")(h)
-    probs = keras.layers.Conv2D(classes, 1, activation="softmax")(h)
+    smooth1 = keras.layers.Conv2D(3, 3, padding="valid", activation="relu")
+    smooth2 = keras.layers.Conv2D(3, 3, padding="valid", activation="relu")
+    classify = keras.layers.Conv2D(3, 1, activation="softmax")
+    probs = classify(smooth2(smooth1(scaled)))
     model = keras.Model({"x": x}, {"probs": probs})
+    mean1 = np.zeros((3, 3, 4, 3), np.float32)
+    for out_band, in_band in enumerate((0, 1, 3)):  # red, green, near-infrared
+        mean1[:, :, in_band, out_band] = 1 / 9
+    mean2 = np.zeros((3, 3, 3, 3), np.float32)
+    for band in range(3):
+        mean2[:, :, band, band] = 1 / 9
+    smooth1.set_weights([mean1, np.zeros(3, np.float32)])
+    smooth2.set_weights([mean2, np.zeros(3, np.float32)])
+    #              vegetation  bare  water     <- logits from (red, green, nir)
+    logits = np.array([[-60.0, 40.0, 0.0],     # red
+                       [0.0, 0.0, 60.0],       # green
+                       [40.0, 0.0, -60.0]],    # near-infrared
+                      np.float32)[np.newaxis, np.newaxis]
+    classify.set_weights([logits, np.array([-2.0, 0.0, 3.0], np.float32)])
     model.export(os.fspath(path), verbose=False)
     return os.fspath(path)
 
