@@ -27,6 +27,7 @@ from eotensor.engine.tiling import (
     plan_tiles,
     ram_budget_mb,
 )
+from eotensor.errors import ParameterError
 from eotensor.geometry import Grid, Window
 from eotensor.geometry.fields import Fields
 from eotensor.io.output import GeoTiffWriter, ensure_not_input, parse_output
@@ -39,8 +40,11 @@ def _pair(value: int | Sequence[int], name: str) -> tuple[int, int]:
     """An (x, y) pair from an int or a 2-sequence."""
     if isinstance(value, (int, np.integer)):
         return int(value), int(value)
-    x, y = value
-    return int(x), int(y)
+    try:
+        x, y = value
+        return int(x), int(y)
+    except (TypeError, ValueError):
+        raise ParameterError(f"{name} must be an int or an (x, y) pair, got {value!r}") from None
 
 
 def source(
@@ -117,7 +121,9 @@ class ServedRaster:
             window = Window(*window)
         clipped = window.intersect(self.grid.full_window())
         if clipped != window:
-            raise ValueError(f"{window} is outside the output grid {self.grid.height}x{self.grid.width}")
+            raise ParameterError(
+                f"read: {window} reaches outside the output grid ({self.grid.height} rows x {self.grid.width} cols)"
+            )
         out = np.empty((self.count, window.height, window.width), dtype=np.float32)
 
         def sink(array: np.ndarray, tile: Window) -> None:
