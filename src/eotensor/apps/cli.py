@@ -7,6 +7,7 @@ Errors print one line on stderr and exit with status 1; ``-help``/``--help`` pri
 from __future__ import annotations
 
 import sys
+import warnings
 from collections.abc import Sequence
 
 from eotensor.apps.model_serve import APP as MODEL_SERVE
@@ -38,6 +39,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if any(a in ("-h", "-help", "--help") for a in rest):
         print(format_help(app))
         return 0
+    warnings.formatwarning = lambda message, *args, **kwargs: f"{name}: warning: {message}\n"
     try:
         app.run(parse_cli(app, rest), True)
     except EotensorError as error:

@@ -7,6 +7,7 @@ from typing import Any
 
 from eotensor.api import ServedRaster, serve, source
 from eotensor.apps.params import App, Kind, Param, parse_bool, parse_python
+from eotensor.io.output import parse_output
 
 NOTES = """\
 Geometry, in one picture (one axis, source1 at S = 1):
@@ -107,8 +108,9 @@ def run(params: dict[str, Any], progress: bool = False) -> ServedRaster:
     filename, pixel_type = params["out"]
     path = result.write(filename, pixel_type, progress=progress)
     if progress:
-        print(f"TensorflowModelServe: wrote {path} ({result.count} band(s), {result.grid.width}x{result.grid.height})",
-              file=sys.stderr)
+        box = parse_output(filename).box
+        width, height = (box[2], box[3]) if box else (result.grid.width, result.grid.height)
+        print(f"TensorflowModelServe: wrote {path} ({result.count} band(s), {width}x{height} pixels)", file=sys.stderr)
     return result
 
 

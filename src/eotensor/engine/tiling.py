@@ -2,8 +2,9 @@
 
 Tiles are anchored at output index 0 and their sizes are multiples of the expression field, so every
 tile is already EF-aligned: a tile's result is exactly the same window of the untiled result. Without
-a user tile size, the size comes from a memory budget: full-width strips when the model needs no halo
-(pixel-wise math: sequential, block-aligned I/O), square tiles otherwise (least halo re-read).
+a user tile size, the size comes from a memory budget: strips when the model needs no halo (pixel-wise
+math: sequential, block-aligned I/O; full width up to 8192 pixels), square tiles otherwise (least halo
+re-read).
 """
 
 from __future__ import annotations
