@@ -12,6 +12,8 @@ def test_cli_types_defaults_and_source_count():
                         "-model.dir", "m", "-model.fullyconv", "true", "-out", "o.tif", "uint8"], env={})
     assert p["_n_sources"] == 2
     assert p["source1.il"] == ["a.tif", "b.tif"] and p["source2.nodata"] == -10000.0
+    q = parse_cli(APP, ["-source1.il", "a.tif", "-source1.nodata", "-inf", "-model.dir", "m", "-out", "o"], env={})
+    assert q["source1.nodata"] == float("-inf")
     assert p["source1.rfieldx"] == 1 and p["output.spcscale"] == 1.0
     assert p["model.fullyconv"] is True and p["out"] == ("o.tif", "uint8")
 

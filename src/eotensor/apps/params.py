@@ -148,15 +148,24 @@ def count_sources(keys: Sequence[str], env: Mapping[str, str] | None = None) -> 
     return max([sources_from_env(env), *numbers])
 
 
+def _is_number(token: str) -> bool:
+    """Whether ``token`` reads as a number (``-10000``, ``-inf``, ``-nan`` are values, not keys)."""
+    try:
+        float(token)
+    except ValueError:
+        return False
+    return True
+
+
 def parse_cli(app: App, argv: Sequence[str], env: Mapping[str, str] | None = None) -> dict[str, Any]:
     """OTB-style ``-key value...`` arguments -> {canonical key: typed value}, defaults filled in.
 
-    A token is a key when it looks like ``-name.sub`` (a letter after the dash), so values such as
-    ``-10000`` are values.
+    A token is a key when it looks like ``-name.sub`` and is not a number, so values such as ``-10000``
+    or ``-inf`` are values.
     """
     raw: list[tuple[str, list[str]]] = []
     for token in argv:
-        if _KEY_TOKEN.match(token):
+        if _KEY_TOKEN.match(token) and not _is_number(token):
             raw.append((token.lstrip("-"), []))
         elif not raw:
             raise ParameterError(f'{app.name}: "{token}" is not a parameter; parameters look like -model.dir DIR')
