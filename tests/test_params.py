@@ -47,6 +47,10 @@ def test_python_keywords_and_otb_dict_agree():
     py = parse_python(APP, source1_il="a.tif", source1_rfieldx=16, model_dir="m", out="o.tif")
     otb = parse_python(APP, {"source1.il": ["a.tif"], "source1.rfieldx": 16, "model.dir": "m", "out": "o.tif"})
     assert cli == py == otb
+    strings = parse_python(APP, {"source1.il": "a.tif", "source1.rfieldx": "16", "model.dir": "m", "out": "o.tif"})
+    assert strings == cli
+    alias = parse_python(APP, source1_il="a.tif", source1_patchsize_x=16, model_dir="m", out="o.tif")
+    assert alias == cli
 
 
 def test_help_lists_every_parameter():

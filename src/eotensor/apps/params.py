@@ -194,7 +194,8 @@ def complete(app: App, given: Mapping[str, Any], n_sources: int) -> dict[str, An
 
 def parse_python(app: App, options: Mapping[str, Any] | None = None, **kwargs: Any) -> dict[str, Any]:
     """Python keywords (``source1_il=[...]``) and/or an OTB-key dict -> the same dict :func:`parse_cli` gives."""
-    merged = {**dict(options or {}), **{k.replace("_", "."): v for k, v in kwargs.items()}}
+    # OTB keys have exactly one dot (group.name), so the first underscore of a keyword is the dot.
+    merged = {**dict(options or {}), **{k.replace("_", ".", 1): v for k, v in kwargs.items()}}
     n_sources = count_sources(list(merged))
     given: dict[str, Any] = {}
     for key, value in merged.items():
@@ -204,6 +205,8 @@ def parse_python(app: App, options: Mapping[str, Any] | None = None, **kwargs: A
             value = (value, None)
         elif param.kind is Kind.BOOL:
             value = parse_bool(value, canonical)
+        elif param.kind in (Kind.INT, Kind.FLOAT) and isinstance(value, str):
+            value = _convert(app, canonical, param, [value])
         elif param.kind in (Kind.STRING_LIST, Kind.FILE_LIST) and isinstance(value, (str, os.PathLike)):
             value = [os.fspath(value)]
         given[canonical] = value
