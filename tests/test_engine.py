@@ -214,3 +214,39 @@ def test_progress_bar_shows_percent_and_eta():
     short = Progress(4, stream=quiet, delay=60.0)
     short.advance(4)
     assert quiet.getvalue() == ""  # short runs print nothing
+
+
+def test_strided_net_at_scale_4_runs_and_tiles_do_not_matter(image):
+    """§2.8 example 3: FC, RF 16, EF 1, S 4. OTBTF cuts the first block's input by one pixel; only that
+    block row/column is affected, every other block is the same whatever the tiles."""
+    path, _ = image
+
+    def fn(x):  # valid 16x16 mean, stride 4
+        v = np.lib.stride_tricks.sliding_window_view(x[0], (16, 16), axis=(0, 1)).mean(axis=(-2, -1))
+        return {"y": v[::4, ::4][np.newaxis]}
+
+    model = FunctionModel(fn, ["x"], ["y"])
+    results = []
+    for tile in (1, 3, 64):
+        with pytest.warns(UserWarning, match="border cuts the input of the first output block"):
+            results.append(eot.serve(model, [eot.source(path, rfield=16)], spcscale=4, fullyconv=True,
+                                     tile_size=tile, workers=0).read())
+    assert results[0].shape[1:] == (13, 18)
+    np.testing.assert_array_equal(results[0], results[1])
+    np.testing.assert_array_equal(results[0], results[2])
+
+
+def test_box_and_window_do_not_change_the_nodata_skip(tmp_path):
+    """A tile partly no-data is computed in the full output, so it must be in a box or a window too."""
+    data = np.ones((1, 16, 16), np.float32)
+    data[:, :, :4] = -9999
+    path = write(tmp_path / "nd.tif", data)
+    model = FunctionModel(lambda x: {"y": x * 2}, ["x"], ["y"])
+    result = eot.serve(model, [eot.source(path, nodata=-9999)], fullyconv=True, tile_size=8)
+    full = result.read()
+    np.testing.assert_array_equal(result.read(eot.Window(0, 0, 8, 4)), full[:, :8, :4])
+    out = tmp_path / "box.tif"
+    result.write(f"{out}?&box=0:0:4:8")
+    with rasterio.open(out) as ds:
+        np.testing.assert_array_equal(ds.read(), full[:, :8, :4])
+    assert (full[:, :8, :4] == -19998).all()

@@ -24,6 +24,7 @@ from eotensor.engine.tiling import (
     align_tile_size,
     auto_tile_shape,
     bytes_per_output_pixel,
+    count_tiles,
     plan_tiles,
     ram_budget_mb,
 )
@@ -127,7 +128,8 @@ class ServedRaster:
         out = np.empty((self.count, window.height, window.width), dtype=np.float32)
 
         def sink(array: np.ndarray, tile: Window) -> None:
-            out[(slice(None), *tile.slices(window))] = array
+            inside = tile.intersect(window)
+            out[(slice(None), *inside.slices(window))] = array[(slice(None), *inside.slices(tile))]
 
         run_tiles(self.engine, plan_tiles(self.grid, self.tile_shape(), window), sink, self.workers)
         return out
@@ -147,8 +149,9 @@ class ServedRaster:
         if target.box is not None:
             x0, y0, width, height = target.box
             box = Window(y0, x0, height, width)
-        tiles = list(plan_tiles(self.grid, tile, box.intersect(self.grid.full_window())))
-        bar = Progress(len(tiles), os.path.basename(target.path)) if progress else None
+        box = box.intersect(self.grid.full_window())
+        tiles = plan_tiles(self.grid, tile, box)
+        bar = Progress(count_tiles(self.grid, tile, box), os.path.basename(target.path)) if progress else None
         with GeoTiffWriter(target, width=self.grid.width, height=self.grid.height, count=self.count,
                            transform=self.grid.transform, crs=self.grid.crs) as writer:
             run_tiles(self.engine, tiles, writer.write, self.workers, bar)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import threading
 import time
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -104,6 +105,7 @@ class ServeEngine:
         self.model_calls = 0
         self._active_calls = 0
         self._busy_since = 0.0
+        self._warned_cut = False
         self.regions(Window(0, 0, fields.efield[1], fields.efield[0]))  # RF/EF/S consistency, before any work
 
     # ------------------------------------------------------------------ band count
@@ -114,10 +116,15 @@ class ServeEngine:
 
     @property
     def count(self) -> int:
-        """Number of output bands (runs the model once on the first block if the signature cannot tell)."""
+        """Number of output bands (runs the model once on a central block if the signature cannot tell).
+
+        A central block, because the border may cut a corner block's input (and so its output size).
+        """
         if not self.bands_known:
             ef_x, ef_y = self.fields.efield
-            self.compute(Window(0, 0, ef_y, ef_x), skip_nodata=False)
+            row = self.grid.height // 2 // ef_y * ef_y
+            col = self.grid.width // 2 // ef_x * ef_x
+            self.compute(Window(row, col, ef_y, ef_x), skip_nodata=False)
         return sum(b for b in self._bands if b is not None)
 
     # ------------------------------------------------------------------ compute
@@ -136,6 +143,10 @@ class ServeEngine:
         """
         aligned = aligned_window(window, self.fields) if self.fields.fully_conv else window
         regions = self.regions(aligned)
+        pieces = self._split_at_leading_cut(window, aligned, regions)
+        if pieces:
+            # Interior piece first: a band count learned from a cut block could be wrong.
+            return self._stitch(window, [(piece, self.compute(piece, skip_nodata)) for piece in reversed(pieces)])
         tensors = []
         for source, region in zip(self.sources, regions):
             pixels = source.raster.read(region.window)
@@ -156,6 +167,39 @@ class ServeEngine:
             outputs = self._run_batches(tensors)
         bands = [self._layout(out, k, aligned, window, regions) for k, out in enumerate(outputs)]
         return bands[0] if len(bands) == 1 else np.concatenate(bands, axis=0)
+
+    def _split_at_leading_cut(self, window: Window, aligned: Window, regions: list[InputRegion]) -> list[Window]:
+        """Split off the first EF block row/column when the border cuts the input at the top/left.
+
+        OTBTF feeds the cut (smaller) tensor, which shifts every block computed in the same call. Computing
+        the border blocks on their own confines the shift to them, OTBTF's way, and keeps every other block
+        exact and independent of the tiling. Returns [] when no split is needed.
+        """
+        if not self.fields.fully_conv:
+            return []
+        ef_x, ef_y = self.fields.efield
+        if not self._warned_cut and any(r.crop[0] or r.crop[1] for r in regions):
+            self._warned_cut = True
+            warnings.warn(
+                "the image border cuts the input of the first output block row/column (OTBTF feeds it smaller, "
+                "which shifts those blocks); other blocks are unaffected", stacklevel=2)
+        row_cut = any(r.crop[0] for r in regions) and aligned.height > ef_y
+        col_cut = any(r.crop[1] for r in regions) and aligned.width > ef_x
+        if not (row_cut or col_cut):
+            return []
+        rows = [window.row, aligned.row + ef_y] if row_cut else [window.row]
+        cols = [window.col, aligned.col + ef_x] if col_cut else [window.col]
+        rows.append(window.row_stop)
+        cols.append(window.col_stop)
+        pieces = [Window(r0, c0, r1 - r0, c1 - c0) for r0, r1 in zip(rows, rows[1:]) for c0, c1 in zip(cols, cols[1:])]
+        return [p for p in pieces if p.size]
+
+    @staticmethod
+    def _stitch(window: Window, parts: list[tuple[Window, np.ndarray]]) -> np.ndarray:
+        out = np.empty((parts[0][1].shape[0], window.height, window.width), dtype=parts[0][1].dtype)
+        for piece, array in parts:
+            out[(slice(None), *piece.slices(window))] = array
+        return out
 
     def _all_nodata(self, tensors: list[np.ndarray]) -> bool:
         for source, tensor in zip(self.sources, tensors):
@@ -224,8 +268,7 @@ class ServeEngine:
         pixels = aligned.size
         bands, extra = divmod(out.size, pixels)
         known = self._bands[k]
-        cut_ahead = self.fields.fully_conv and any(r.crop[0] or r.crop[1] for r in regions)
-        if extra or bands == 0 or (known is not None and bands != known) or cut_ahead:
+        if extra or bands == 0 or (known is not None and bands != known):
             raise self._count_error(k, out.size, pixels, f"a {aligned.height}x{aligned.width} output block", regions)
         if known is None:
             with self._lock:
@@ -242,9 +285,6 @@ class ServeEngine:
         message = f'model output "{spec.key}" has {values} values for {what} ({pixels} pixels); expected {expected}'
         if values < 0:
             message = f"the model call failed for {what}"
-        elif values % pixels == 0 and (known is None or values == pixels * known):
-            message = (f'model output "{spec.key}" for {what} would be shifted: its input started past the image '
-                       "border, so every value would come from the wrong pixels")
         for i, region in enumerate(regions):
             if any(region.crop):
                 sides = ", ".join(
@@ -255,8 +295,8 @@ class ServeEngine:
                     f"{message}: source{i + 1}'s input window was cut by the image border ({sides}); "
                     f"receptive field {rfx}x{rfy} with expression field "
                     f"{self.fields.efield[0]}x{self.fields.efield[1]} "
-                    f"crops at the border: use a source{i + 1}.rfieldx/rfieldy of the expression field's parity "
-                    "(e.g. RF+1), or check output.spcscale"
+                    "crops at the border (OTBTF never pads): at output.spcscale 1 use a receptive field of the "
+                    "expression field's parity (e.g. RF+1); otherwise check RF, EF and output.spcscale"
                 )
         return ModelOutputError(
             f"{message}: check the sources' rfieldx/rfieldy, output.efieldx/efieldy and output.spcscale "

@@ -111,11 +111,16 @@ def auto_tile_shape(out: Grid, fields: Fields, pixel_bytes: float, ram_mb: float
 
 
 def plan_tiles(out: Grid, tile: TileShape, region: Window | None = None) -> Iterator[Window]:
-    """Tiles of ``tile`` size anchored at index 0, clipped to ``region`` (default: the whole grid), raster order."""
+    """Tiles of ``tile`` size anchored at index 0 that meet ``region`` (default: the whole grid), raster order.
+
+    Tiles are clipped to the grid, never to ``region``: a tile's result (its no-data test included) must
+    not depend on the region asked for; callers crop.
+    """
     region = region or out.full_window()
+    grid = out.full_window()
     for r0 in range(region.row - region.row % tile.rows, region.row_stop, tile.rows):
         for c0 in range(region.col - region.col % tile.cols, region.col_stop, tile.cols):
-            window = Window(r0, c0, tile.rows, tile.cols).intersect(region)
+            window = Window(r0, c0, tile.rows, tile.cols).intersect(grid)
             if window.size:
                 yield window
 
