@@ -250,3 +250,26 @@ def test_box_and_window_do_not_change_the_nodata_skip(tmp_path):
     with rasterio.open(out) as ds:
         np.testing.assert_array_equal(ds.read(), full[:, :8, :4])
     assert (full[:, :8, :4] == -19998).all()
+
+
+def test_sources_feeding_the_same_input_and_unusual_grids_are_errors(image, tmp_path):
+    path, _ = image
+    model = FunctionModel(lambda x: {"y": x}, ["x"], ["y"])
+    with pytest.raises(eot.EotensorError, match='model input "x" is fed twice'):
+        eot.serve(model, [eot.source(path, placeholder="x"), eot.source(path, placeholder="x", index=2)],
+                  fullyconv=True)
+    south_up = write(tmp_path / "south.tif", np.ones((1, 8, 8)), spacing=10.0)
+    with rasterio.open(south_up, "r+") as ds:
+        ds.transform = Affine(10.0, 0, 0, 0, 10.0, 0)
+    with pytest.raises(eot.EotensorError, match="source1.il: spacing .* is not north-up"):
+        eot.serve(model, [eot.source(south_up)], fullyconv=True)
+    with pytest.raises(eot.EotensorError, match="finite"):
+        eot.serve(model, [eot.source(path)], fullyconv=True, spcscale=float("inf"))
+
+
+def test_float_user_placeholders_from_python_round_to_float32(image):
+    path, data = image
+    model = FunctionModel(lambda x, a: {"y": x * a}, ["x", "a"], ["y"])
+    out = eot.serve(model, [eot.source(path)], fullyconv=True, user_placeholders={"a": 0.5}).read()
+    np.testing.assert_array_equal(out, data * 0.5)
+    eot.serve(model, [eot.source(path)], fullyconv=True, user_placeholders={"a": 0.1})  # not exact: fine

@@ -81,3 +81,13 @@ def test_the_sr4rs_keys_parse():
                            "output.spcscale": 0.25, "optim.tilesex": 512, "optim.tilesey": 512,
                            "optim.disabletiling": 1, "out": "sr.tif"})
     assert p["optim.tilesizex"] == 512 and p["optim.disabletiling"] is True and p["output.spcscale"] == 0.25
+
+
+def test_numbers_are_checked_against_their_minimum_and_type():
+    base = ["-source1.il", "a", "-model.dir", "m", "-out", "o"]
+    with pytest.raises(ParameterError, match=r"-optim.tilesizex must be >= 1, got -5"):
+        parse_cli(APP, base + ["-optim.tilesizex", "-5"], env={})
+    with pytest.raises(ParameterError, match=r"-source1.rfieldx expects an integer, got 3.5"):
+        parse_python(APP, source1_il="a", model_dir="m", out="o", source1_rfieldx=3.5)
+    with pytest.raises(ParameterError, match=r"-optim.ram must be >= 1"):
+        parse_cli(APP, base + ["-optim.ram", "-3"], env={})

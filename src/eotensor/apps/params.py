@@ -47,6 +47,8 @@ class Param:
     mandatory: bool = False
     aliases: tuple[str, ...] = ()
     """Other spellings accepted with a note on stderr (the talk's slides, decision 1)."""
+    minimum: float | None = None
+    """Smallest accepted value of a number."""
 
     def concrete(self, n: int) -> str:
         """The key for source ``n``."""
@@ -184,6 +186,11 @@ def complete(app: App, given: Mapping[str, Any], n_sources: int) -> dict[str, An
     params = dict(given)
     for key, param in app.keys(n_sources).items():
         if key in params and params[key] is not None:
+            value = params[key]
+            if param.kind is Kind.INT and (isinstance(value, bool) or not float(value).is_integer()):
+                raise ParameterError(f"-{key} expects an integer, got {value!r}")
+            if param.minimum is not None and value < param.minimum:
+                raise ParameterError(f"-{key} must be >= {param.minimum:g}, got {value}")
             continue
         if param.mandatory:
             raise ParameterError(f"{app.name}: missing mandatory parameter -{key} ({param.help.split('.')[0]})")

@@ -88,6 +88,13 @@ class ServeEngine:
             model.inputs, [s.placeholder for s in self.sources],
             [f"source{i + 1}.placeholder" for i in range(len(self.sources))], exclude=excluded,
         )
+        keys = [spec.key for spec in self.input_specs] + excluded
+        twice = sorted({k for k in keys if keys.count(k) > 1})
+        if twice:
+            raise ParameterError(
+                f'model input "{twice[0]}" is fed twice (by two sources or a source and a user placeholder); '
+                "give each source its own sourceN.placeholder"
+            )
         wanted = list(output_names) or [""]
         self.output_specs = resolve_names(model.outputs, wanted, ["output.names"] * len(wanted))
         for i, (source, spec) in enumerate(zip(self.sources, self.input_specs)):

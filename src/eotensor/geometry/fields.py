@@ -53,8 +53,8 @@ class Fields:
                 raise GeometryError(f"source{i + 1}.rfieldx/rfieldy must be >= 1, got {rx}x{ry}")
         if self.efield[0] < 1 or self.efield[1] < 1:
             raise GeometryError(f"output.efieldx/efieldy must be >= 1, got {self.efield[0]}x{self.efield[1]}")
-        if not self.scale > 0:
-            raise GeometryError(f"output.spcscale must be > 0, got {self.scale}")
+        if not (self.scale > 0 and math.isfinite(self.scale)):
+            raise GeometryError(f"output.spcscale must be a finite number > 0 (float32), got {self.scale}")
         if not self.fully_conv and self.efield != (1, 1):
             raise GeometryError(
                 f"output.efieldx/efieldy is {self.efield[0]}x{self.efield[1]} in patch-based mode; "
@@ -143,6 +143,12 @@ def output_grid(sources: Sequence[Grid], fields: Fields) -> Grid:
     """
     if len(fields.rfields) != len(sources):
         raise GeometryError(f"{len(sources)} sources but {len(fields.rfields)} receptive fields")
+    for i, src in enumerate(sources):
+        if src.x.spacing <= 0 or src.y.spacing >= 0:
+            raise GeometryError(
+                f"source{i + 1}.il: spacing ({src.x.spacing:g}, {src.y.spacing:g}) is not north-up (x > 0, y < 0); "
+                "a raster without a geotransform or flipped must be georeferenced (e.g. gdal_translate -a_ullr)"
+            )
     check_fully_conv_scales(sources, fields)
     ref = sources[0]
     ref_steps = (abs(ref.x.spacing), abs(ref.y.spacing))

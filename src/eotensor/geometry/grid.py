@@ -39,8 +39,15 @@ class Axis:
         return self.origin + self.spacing * index
 
     def index(self, point: float | np.ndarray) -> Any:
-        """Pixel index containing ``point``, rounding half up (ITK's convention); scalar or array."""
+        """Pixel index containing ``point``, rounding half up (ITK's convention); scalar or array.
+
+        A continuous index within 1e-6 pixel of a half-pixel tie is taken as the tie: points that are
+        ties in exact arithmetic (even spacing scales, sub-metre spacings) then round the same way in
+        every tile, whatever the float noise.
+        """
         continuous = (np.asarray(point, dtype=np.float64) - self.origin) / self.spacing
+        tie = np.floor(continuous) + 0.5
+        continuous = np.where(np.abs(continuous - tie) < 1e-6, tie, continuous)
         result = np.floor(continuous + 0.5).astype(np.int64)
         return int(result) if result.ndim == 0 else result
 

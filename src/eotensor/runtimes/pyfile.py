@@ -13,6 +13,7 @@ from __future__ import annotations
 import importlib.util
 import inspect
 import os
+import sys
 from collections.abc import Mapping
 from typing import Any
 
@@ -31,9 +32,11 @@ def load_python_file(spec: str, param: str = "model.dir") -> FunctionModel:
         raise ModelError(f'{param}: "{path}" does not exist; expected a SavedModel directory or a .py file')
     module_spec = importlib.util.spec_from_file_location(f"eotensor_model_{abs(hash(path))}", path)
     module = importlib.util.module_from_spec(module_spec)
+    sys.modules[module_spec.name] = module  # dataclasses and pickling look modules up there
     try:
         module_spec.loader.exec_module(module)
     except Exception as error:  # noqa: BLE001 - user code: report any failure in one line
+        sys.modules.pop(module_spec.name, None)
         raise ModelError(f'{param}: cannot import "{path}": {type(error).__name__}: {error}') from None
     fn = getattr(module, name, None)
     if not callable(fn):

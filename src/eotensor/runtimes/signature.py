@@ -95,8 +95,8 @@ def placeholder_feed(
 ) -> np.ndarray:
     """Cast a parsed placeholder to the dtype and rank the signature declares (decision 5c).
 
-    Casts must be exact (int -> float, integral float -> int); a one-element value feeds a true scalar
-    when the signature asks for rank 0.
+    Casts to integers must be exact (integral values only); casts to floats round (0.1 as a float64 from
+    Python becomes float32 0.1). A one-element value feeds a true scalar when the signature asks for rank 0.
     """
     target = np.dtype(spec.dtype)
     if value.dtype == np.bool_ or target == np.bool_:
@@ -105,7 +105,7 @@ def placeholder_feed(
         cast = value
     else:
         cast = value.astype(target)
-        if not np.array_equal(cast.astype(np.float64), value.astype(np.float64)):
+        if target.kind in "iu" and not np.array_equal(cast.astype(np.float64), value.astype(np.float64)):
             raise ParameterError(
                 f"{param}: {name} = {value.tolist()} cannot be cast exactly to the model's {target}; "
                 f"give {target} values"
