@@ -167,8 +167,8 @@ class ServeEngine:
                 outputs = self._run([t[np.newaxis] for t in tensors])
             except ModelError as error:
                 if any(any(r.crop) for r in regions):  # the border cut explains the failure better
-                    raise self._count_error(0, -1, aligned.size, f"a {aligned.height}x{aligned.width} output block",
-                                            regions) from error
+                    what = f"a {aligned.height}x{aligned.width} output block ({error})"
+                    raise self._count_error(0, -1, aligned.size, what, regions) from error
                 raise
         else:
             outputs = self._run_batches(tensors)
