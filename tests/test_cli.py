@@ -191,6 +191,8 @@ def test_console_script_lists_apps_and_help():
     exe = os.path.join(os.path.dirname(sys.executable), "eotensor")
     listing = subprocess.run([exe], capture_output=True, text=True, check=True).stdout
     assert "TensorflowModelServe" in listing
+    version = subprocess.run([exe, "--version"], capture_output=True, text=True, check=True).stdout
+    assert version.startswith("eotensor 0.")
     helptext = subprocess.run([exe, "TensorflowModelServe", "--help"], capture_output=True, text=True,
                               check=True).stdout
     for key in ("-source1.il", "-sourceN.rfieldx", "-output.spcscale", "-optim.tilesizex", "-model.userplaceholders",

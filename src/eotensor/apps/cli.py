@@ -31,6 +31,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args or args[0] in ("-h", "-help", "--help", "help"):
         print(usage())
         return 0
+    if args[0] in ("-version", "--version"):
+        from eotensor import __version__
+
+        print(f"eotensor {__version__}")
+        return 0
     name, rest = args[0].removeprefix("otbcli_"), args[1:]
     app = APPS.get(name)
     if app is None:
