@@ -8,13 +8,18 @@ The Python successor of OTBTF. Two entry points share one engine:
 Importing eotensor imports neither TensorFlow nor PyTorch; runtimes load them when a model needs them.
 """
 
+from importlib import metadata as _metadata
+
 from eotensor.api import ServedRaster, serve, source
 from eotensor.apps.model_serve import TensorflowModelServe
 from eotensor.errors import EotensorError
 from eotensor.geometry import Grid, Window
 from eotensor.runtimes import FunctionModel, Model, TensorSpec, load_model
 
-__version__ = "0.1.0"
+try:
+    __version__ = _metadata.version("eotensor")  # one source of truth: pyproject.toml
+except _metadata.PackageNotFoundError:  # running from a source tree that was never installed
+    __version__ = "0+unknown"
 
 __all__ = [
     "EotensorError",
