@@ -167,8 +167,8 @@ class ServeEngine:
                 outputs = self._run([t[np.newaxis] for t in tensors])
             except ModelError as error:
                 if any(any(r.crop) for r in regions):  # the border cut explains the failure better
-                    what = f"a {aligned.height}x{aligned.width} output block ({error})"
-                    raise self._count_error(0, -1, aligned.size, what, regions) from error
+                    message = f"the model call failed for a {aligned.height}x{aligned.width} output block ({error})"
+                    raise self._explain(message, regions) from error
                 raise
         else:
             outputs = self._run_batches(tensors)
@@ -289,9 +289,13 @@ class ServeEngine:
         spec = self.output_specs[k]
         known = self._bands[k]
         expected = f"{pixels} x {known} band(s)" if known else f"a multiple of {pixels}"
-        message = f'model output "{spec.key}" has {values} values for {what} ({pixels} pixels); expected {expected}'
-        if values < 0:
-            message = f"the model call failed for {what}"
+        return self._explain(
+            f'model output "{spec.key}" has {values} values for {what} ({pixels} pixels); expected {expected}',
+            regions,
+        )
+
+    def _explain(self, message: str, regions: list[InputRegion]) -> ModelOutputError:
+        """``message`` plus its likely cause: a border cut of some source's input, else the fields."""
         for i, region in enumerate(regions):
             if any(region.crop):
                 sides = ", ".join(
