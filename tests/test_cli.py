@@ -141,7 +141,7 @@ BAD_INPUTS = {
     "placeholder exponent": (["-source1.il", "{a}", "-model.userplaceholders", "a=1e-3", "-model.dir", "{ax}"], r'"1e-3" is neither a number'),
     "inconsistent fields": (["-source1.il", "{a}", "-model.dir", "{add1}", "-model.fullyconv", "on", "-output.efieldx", "8"], r"source1.rfieldx = 1 is inconsistent with output.efieldx = 8"),
     "efield larger than output": (["-source1.il", "{a}", "-source1.rfieldx", "94", "-output.spcscale", "4", "-model.dir", "{add1}", "-model.fullyconv", "on"], r"output.efieldx = 1 is larger than the output grid"),
-    "element count": (["-source1.il", "{a}", "-source1.rfieldx", "3", "-source1.rfieldy", "3", "-model.dir", "{add1}", "-model.fullyconv", "on"], r'model output "y" has \d+ values .*check the sources. rfieldx/rfieldy, output.efieldx/efieldy and output.spcscale'),
+    "element count": (["-source1.il", "{a}", "-source1.rfieldx", "3", "-source1.rfieldy", "3", "-model.dir", "{add1}", "-model.fullyconv", "on"], r'model output "y" has (\d+ values|shape) .*check the sources. rfieldx/rfieldy, output.efieldx/efieldy and output.spcscale'),
     "band count": (["-source1.il", "{a3}", "-model.dir", "{add1}", "-model.fullyconv", "on"], r'source1.il: 3 band\(s\) in .*a3.tif but model input "x" expects 4 channels'),
     "unknown pixel type": (["-source1.il", "{a}", "-model.dir", "{add1}", "-model.fullyconv", "on"], r"pixel type", "int17"),
     "unknown extended key": (["-source1.il", "{a}", "-model.dir", "{add1}", "-model.fullyconv", "on"], r'unknown extended-filename key "foo"', "", "?&foo=1"),

@@ -202,7 +202,7 @@ def test_python_keywords_run_the_app(image, tmp_path):
 def test_progress_bar_shows_percent_and_eta():
     import io
 
-    from eotensor.engine.run import Progress
+    from eotensor.engine.progress import Progress
 
     stream = io.StringIO()
     bar = Progress(4, "o.tif", stream=stream, delay=0.0)
@@ -237,19 +237,85 @@ def test_strided_net_at_scale_4_runs_and_tiles_do_not_matter(image):
 
 
 def test_box_and_window_do_not_change_the_nodata_skip(tmp_path):
-    """A tile partly no-data is computed in the full output, so it must be in a box or a window too."""
+    """The skip is decided per block: a box or a window gets exactly the same pixels as the full output."""
     data = np.ones((1, 16, 16), np.float32)
     data[:, :, :4] = -9999
     path = write(tmp_path / "nd.tif", data)
     model = FunctionModel(lambda x: {"y": x * 2}, ["x"], ["y"])
-    result = eot.serve(model, [eot.source(path, nodata=-9999)], fullyconv=True, tile_size=8)
+    result = eot.serve(model, [eot.source(path, nodata=-9999)], fullyconv=True, tile_size=8, background=-5)
     full = result.read()
     np.testing.assert_array_equal(result.read(eot.Window(0, 0, 8, 4)), full[:, :8, :4])
     out = tmp_path / "box.tif"
     result.write(f"{out}?&box=0:0:4:8")
     with rasterio.open(out) as ds:
         np.testing.assert_array_equal(ds.read(), full[:, :8, :4])
-    assert (full[:, :8, :4] == -19998).all()
+    assert (full[:, :, :4] == -5).all() and (full[:, :, 4:] == 2).all()
+
+
+def test_the_issue_corner_no_longer_depends_on_the_tiles(tmp_path):
+    """The issue's report: a 64x64 raster whose top-left 8x8 corner is no-data gave -5 there with 4x4 tiles
+    and computed values with 64x64 tiles. Every tiling, memory budget and executor now gives -5 there."""
+    data = np.arange(64 * 64, dtype=np.float32).reshape(1, 64, 64)
+    data[:, :8, :8] = 0
+    path = write(tmp_path / "corner.tif", data)
+    model = FunctionModel(lambda x: {"y": x + 1}, ["x"], ["y"])
+    outputs = []
+    for options in ({"tile_size": 4}, {"tile_size": 64}, {"tile_size": (13, 5), "scheduler": "sync"},
+                    {"ram_mb": 0.01}, {"ram_mb": 64, "scheduler": "threads", "workers": 3}):
+        result = eot.serve(model, eot.source(path, nodata=0), fullyconv=True, background=-5, **options)
+        outputs.append(result.read())
+    for out in outputs[1:]:
+        np.testing.assert_array_equal(out, outputs[0])
+    assert (outputs[0][:, :8, :8] == -5).all()
+    np.testing.assert_array_equal(outputs[0][:, 8:, :], data[:, 8:, :] + 1)
+
+
+def test_a_block_is_skipped_only_when_its_whole_input_is_nodata(tmp_path):
+    """FC, RF 5, EF 2: a block reads a 6x6 window; one valid pixel anywhere in it keeps the block computed,
+    and a tile whose blocks are all no-data makes no model call."""
+    data = np.full((1, 20, 20), -1, np.float32)
+    data[0, 10, 10] = 7  # one valid pixel: the blocks whose 6x6 input holds it are computed
+    path = write(tmp_path / "sparse.tif", data)
+    calls = []
+
+    def fn(x):
+        calls.append(x.shape)
+        v = np.lib.stride_tricks.sliding_window_view(x[0], (5, 5), axis=(0, 1)).max(axis=(-2, -1))
+        return {"y": v[np.newaxis]}
+
+    model = FunctionModel(fn, ["x"], ["y"])
+    result = eot.serve(model, eot.source(path, rfield=6, nodata=-1), efield=2, fullyconv=True, tile_size=4,
+                       background=-9, scheduler="sync")
+    out = result.read()
+    computed = out[0] != -9
+    rows, cols = np.nonzero(computed)
+    assert computed.any() and (out[0][computed] >= -1).all()
+    # the output grid starts RF//2 - EF//2 = 2 pixels in: input pixel 10 is output pixel 8
+    assert rows.min() <= 8 <= rows.max() and cols.min() <= 8 <= cols.max()
+    assert computed.sum() < computed.size // 4
+    tiles = -(-out.shape[1] // 4) * -(-out.shape[2] // 4)
+    assert 0 < len(calls) - 1 < tiles  # one call learns the band count; tiles of no-data make none
+
+
+def test_patch_based_skip_and_padding_never_show_made_up_values(tmp_path):
+    """Patch-based: a pixel whose patch is all no-data gets the background; the last batch is padded with a
+    real patch, so a model taking logs never sees zeros that are not in the data."""
+    data = np.full((1, 12, 12), 3.0, np.float32)
+    data[:, :6, :6] = -1
+    path = write(tmp_path / "pb.tif", data)
+    seen = []
+
+    def fn(x):
+        seen.append(float(x.min()))
+        with np.errstate(invalid="raise", divide="raise"):
+            return {"y": np.log(np.where(x == -1, 1.0, x)).sum(axis=(1, 2, 3))}
+
+    model = FunctionModel(fn, ["x"], ["y"])
+    result = eot.serve(model, eot.source(path, rfield=3, nodata=-1), background=-7, batch_size=16, tile_size=5)
+    out = result.read()
+    assert out.shape == (1, 10, 10)
+    assert (out[0, :4, :4] == -7).all() and (out[0, 5:, 5:] > 0).all()
+    assert min(seen) == -1  # mixed patches are computed; no padding zero was ever fed
 
 
 def test_sources_feeding_the_same_input_and_unusual_grids_are_errors(image, tmp_path):
@@ -273,3 +339,118 @@ def test_float_user_placeholders_from_python_round_to_float32(image):
     out = eot.serve(model, [eot.source(path)], fullyconv=True, user_placeholders={"a": 0.5}).read()
     np.testing.assert_array_equal(out, data * 0.5)
     eot.serve(model, [eot.source(path)], fullyconv=True, user_placeholders={"a": 0.1})  # not exact: fine
+
+
+def test_an_upsampled_or_nchw_output_is_an_error_not_scrambled_bands(image):
+    path, _ = image
+    up = FunctionModel(lambda x: {"y": np.repeat(np.repeat(x, 2, axis=1), 2, axis=2)}, ["x"], ["y"])
+    with pytest.raises(eot.EotensorError, match=r"is 2x the block: serve it with output.spcscale 0.5"):
+        eot.serve(up, eot.source(path), fullyconv=True, tile_size=16).read()
+    assert eot.serve(up, eot.source(path), fullyconv=True, spcscale=0.5, efield=2).read().shape == (3, 140, 180)
+    nchw = FunctionModel(lambda x: {"y": x.transpose(0, 3, 1, 2)}, ["x"], ["y"])
+    with pytest.raises(eot.EotensorError, match=r"has shape \(1, 3, 16, 16\) for a 16x16 output block"):
+        eot.serve(nchw, eot.source(path), fullyconv=True, tile_size=16).read()
+
+
+def test_round4_style_per_pixel_outputs_keep_the_element_count_rule(image):
+    path, data = image
+
+    def round4(x):  # the talk's [rows*cols, bands, 1] layout
+        n = x.shape[1] * x.shape[2]
+        return {"y": x.reshape(n, x.shape[3], 1)}
+
+    out = eot.serve(FunctionModel(round4, ["x"], ["y"]), eot.source(path), fullyconv=True, tile_size=7).read()
+    np.testing.assert_array_equal(out, data)
+
+
+def test_sources_in_different_crss_are_named_in_the_error(tmp_path):
+    from eotensor.testing import write_raster
+
+    a = write_raster(tmp_path / "a.tif", np.ones((1, 8, 8), np.float32), crs="EPSG:32631")
+    b = write_raster(tmp_path / "b.tif", np.ones((1, 8, 8), np.float32), crs="EPSG:32632")
+    model = FunctionModel(lambda x1, x2: {"y": x1 + x2}, ["x1", "x2"], ["y"])
+    with pytest.raises(eot.EotensorError, match="source2.il is in EPSG:32632 but source1.il is in EPSG:32631"):
+        eot.serve(model, [eot.source(a), eot.source(b, index=2)], fullyconv=True)
+
+
+@pytest.mark.parametrize("fullyconv", [True, False])
+def test_absurd_spacing_scales_are_a_quick_clear_error(image, fullyconv):
+    path, _ = image
+    model = FunctionModel(lambda x: {"y": x}, ["x"], ["y"])
+    with pytest.raises(eot.EotensorError, match=r"output.spcscale gives an output of \d+ pixels along x"):
+        eot.serve(model, eot.source(path), fullyconv=fullyconv, spcscale=1e-9)
+
+
+def test_patch_based_grid_trimming_at_small_scales_is_exact(image):
+    """S < 1 in patch-based mode drops the trailing pixels whose patch would leave the image (decision 5g)."""
+    path, data = image
+    model = FunctionModel(lambda x: {"y": x[:, 1, 1, :]}, ["x"], ["y"])
+    result = eot.serve(model, eot.source(path, rfield=3), spcscale=0.25)
+    # Output pixel k is centred at source index 1 + k/4, so half-up rounding centres its 3-pixel patch on
+    # floor(1.5 + k/4); the patch must end inside the 90 source pixels, which holds for k < 4 * (90 - 2) - 2.
+    assert result.grid.width == 4 * (90 - 2) - 2 and result.grid.height == 4 * (70 - 2) - 2
+    last = result.grid.width - 1
+    assert math.floor(1.5 + last / 4) + 1 < 90 <= math.floor(1.5 + (last + 1) / 4) + 1
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"ram_mb": -5}, "optim.ram"), ({"tile_size": 0}, "tile_size: must be >= 1"),
+    ({"batch_size": 0}, "batch_size: must be >= 1"), ({"fullyconv": "maybe"}, "model.fullyconv: expected on/off"),
+    ({"scheduler": "gpu"}, 'unknown scheduler "gpu"; expected one of sync, threads'),
+    ({"workers": -1}, "workers: must be >= 0"), ({"efield": (1, 2, 3)}, "output.efield"),
+    ({"spcscale": float("nan")}, "output.spcscale: expected a finite number"),
+])
+def test_python_arguments_are_checked_like_the_command_line(image, kwargs, message):
+    path, _ = image
+    model = FunctionModel(lambda x: {"y": x}, ["x"], ["y"])
+    with pytest.raises(eot.EotensorError, match=message):
+        eot.serve(model, eot.source(path), **kwargs)
+
+
+def test_python_arguments_take_what_users_write(image, tmp_path):
+    import pathlib
+
+    import rasterio.windows
+
+    path, data = image
+    model = FunctionModel(lambda x, a: {"y": x * a}, ["x", "a"], ["y"])
+    result = eot.serve(model, eot.source(pathlib.Path(path), nodata="nan"), fullyconv="off",
+                       output_names="y", user_placeholders="a=2", tile_size=(16, 8))
+    window = result.read(rasterio.windows.Window(col_off=3, row_off=2, width=5, height=4))
+    np.testing.assert_array_equal(window, data[:, 2:6, 3:8] * 2)
+    np.testing.assert_array_equal(result.read((2, 3, 4, 5)), window)
+    written = result.write(tmp_path / "o.tif")
+    with rasterio.open(written) as ds:
+        np.testing.assert_array_equal(ds.read(), data * 2)
+    with pytest.raises(eot.EotensorError, match="read: window"):
+        result.read("everything")
+
+
+def test_two_writes_of_one_result_are_the_same(image, tmp_path):
+    """The band count is learned before the first plan, so every plan of a result is the same."""
+    path, _ = image
+    result = eot.serve(max_pool_model(3), eot.source(path, rfield=4, nodata=0), efield=2, fullyconv=True,
+                       ram_mb=0.05)
+    first, second = result.plan(), result.plan()
+    assert first == second and first.fingerprint == second.fingerprint and len(first) > 1
+    result.write(tmp_path / "1.tif")
+    result.write(tmp_path / "2.tif")
+    with rasterio.open(tmp_path / "1.tif") as a, rasterio.open(tmp_path / "2.tif") as b:
+        np.testing.assert_array_equal(a.read(), b.read())
+
+
+def test_a_file_nodata_value_unused_is_said(tmp_path):
+    from eotensor.testing import write_raster
+
+    path = write_raster(tmp_path / "nd.tif", np.ones((1, 8, 8), np.float32), nodata=-10000)
+    with pytest.warns(UserWarning, match=r"declares no-data -10000; .* unless source1.nodata is set"):
+        eot.source(path)
+
+
+def test_memory_hint_garbage_is_an_error(monkeypatch):
+    from eotensor.engine.tiling import ram_budget_mb
+
+    assert ram_budget_mb(env={"OTB_MAX_RAM_HINT": "512"}) == 512
+    for bad in ("lots", "inf", "nan", "-3"):
+        with pytest.raises(eot.EotensorError, match=f'OTB_MAX_RAM_HINT: "{bad}" is not a memory budget'):
+            ram_budget_mb(env={"OTB_MAX_RAM_HINT": bad})

@@ -1,56 +1,44 @@
-"""Tiled == untiled == a whole-image NumPy reference, over random fields, scales, sources and tiles.
+"""Tiled == untiled == a whole-image NumPy reference, over random fields, scales, sources, no-data and tiles.
 
 The models are NumPy functions with exact integer arithmetic (box sums, strides, nearest upsampling,
 weighted patch sums), so any difference is a geometry bug, never rounding. The reference computes
-every output pixel from the whole source arrays, block by block, without the engine's tiles.
+every output pixel from the whole source arrays, block by block, without the engine's tiles; it
+decides the no-data skip per expression-field block (patch-based: per output pixel) on its own.
+Every tile shape runs through every executor (``sync``, the reference, and ``threads``), including
+the tiles the memory budget picks for random ``ram_mb`` values.
 """
 
 import math
 import uuid
-from fractions import Fraction
 
 import numpy as np
 import pytest
-import rasterio
-from affine import Affine
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from numpy.lib.stride_tricks import sliding_window_view
 
+from eotensor.api import ServedRaster
 from eotensor.engine.serve import ServeEngine, Source
-from eotensor.engine.tiling import TileShape, plan_tiles
 from eotensor.errors import GeometryError, ModelOutputError
-from eotensor.geometry import round_up
 from eotensor.geometry.fields import Fields
 from eotensor.io.raster import RasterSource
 from eotensor.runtimes import FunctionModel
+from eotensor.testing import assert_tiled_equals_untiled
+from eotensor.testing.strategies import configurations, rectangles
 
-SCALES = [0.25, 0.5, 1.0, 2.0, 4.0]
+PROPERTY_EXAMPLES = 200
 
-
-def write_source(rng, width, height, bands, spacing, x0, y0):
-    path = f"/vsimem/{uuid.uuid4().hex}.tif"
-    data = rng.integers(0, 10, size=(bands, height, width)).astype(np.float32)
-    profile = dict(driver="GTiff", width=width, height=height, count=bands, dtype="float32",
-                   crs="EPSG:32631", transform=Affine(spacing, 0, x0, 0, -spacing, y0))
-    with rasterio.open(path, "w", **profile) as ds:
-        ds.write(data)
-    return path, data.transpose(1, 2, 0)
+BACKGROUND = -1e6
+"""output.bv in these tests: no box or patch sum of the test data can reach it."""
 
 
-def run_tiled(engine, tile):
-    out = np.zeros((engine.count, engine.grid.height, engine.grid.width), np.float32)
-    for window in plan_tiles(engine.grid, tile):
-        out[(slice(None), *window.slices())] = engine.compute(window)
-    return out
-
-
-def mosaic_start(out_axis, first, last, src_axis):
-    """Index of the first source pixel under output pixels [first, last] (the Mosaic rule, per block)."""
+def mosaic_span(out_axis, first, last, src_axis):
+    """[start, stop) of the source pixels under output pixels [first, last] (the Mosaic rule, per block)."""
     p0, p1 = out_axis.point(first), out_axis.point(last)
     border = 0.5 * (abs(src_axis.spacing) - abs(out_axis.spacing))
     p0, p1 = (p0 + border, p1 - border) if p0 < p1 else (p0 - border, p1 + border)
-    return min(src_axis.index(p0), src_axis.index(p1))
+    a, b = src_axis.index(p0), src_axis.index(p1)
+    return min(a, b), max(a, b) + 1
 
 
 def block_all(ok, ef):
@@ -59,33 +47,47 @@ def block_all(ok, ef):
     return np.array([ok[blocks == b].all() for b in blocks])
 
 
-def fc_reference(grid, sources, arrays, fields):
-    """Whole-image result of the box-sum model, each EF block from its own footprint, and the mask of
-    pixels whose window lies inside every source (the others are cut by the border: undefined)."""
+def fc_reference(grid, sources, arrays, config):
+    """Whole-image result of the box-sum model, each EF block from its own footprint; the mask of pixels
+    whose window lies inside every source (the others are cut by the border: undefined); and the mask of
+    pixels whose block reads only no-data from some source."""
     planes = []
     valid = np.ones((grid.height, grid.width), bool)
-    for src, data in zip(sources, arrays):
-        starts = []
-        for out_axis, src_axis, ef, rf in ((grid.y, src.raster.grid.y, fields.efield[1], src.rfield[1]),
-                                           (grid.x, src.raster.grid.x, fields.efield[0], src.rfield[0])):
-            ratio = fields.scale * abs(sources[0].raster.grid.x.spacing) / abs(src_axis.spacing)
-            f = Fraction(ratio).limit_denominator(64)
-            need = int(1 + (ef - 1) * f)
-            pad = rf - need
+    skipped = np.zeros((grid.height, grid.width), bool)
+    for k, (src, data) in enumerate(zip(sources, arrays)):
+        starts, spans = [], []
+        for out_axis, src_axis, ef, pad in ((grid.y, src.raster.grid.y, config.efield[1], config.pads(k)[0]),
+                                           (grid.x, src.raster.grid.x, config.efield[0], config.pads(k)[1])):
+            f = config.step(k)
             n = np.arange(out_axis.size)
-            block = np.array([mosaic_start(out_axis, b * ef, b * ef + ef - 1, src_axis) for b in n // ef])
+            block = np.array([mosaic_span(out_axis, b * ef, b * ef + ef - 1, src_axis) for b in n // ef])
             offset = (n % ef) * f if f >= 1 else (n % ef) // int(1 / f)
-            starts.append((block - (pad - pad // 2) + np.asarray(offset, dtype=np.int64), pad + 1))
+            starts.append((block[:, 0] - (pad - pad // 2) + np.asarray(offset, dtype=np.int64), pad + 1))
+            spans.append((block[:, 0] - (pad - pad // 2), block[:, 1] + pad // 2))
         (r0, wy), (c0, wx) = starts
         # A block the border cuts is computed from a smaller input (OTBTF's crop): all its pixels are undefined.
-        rows_ok = block_all((r0 >= 0) & (r0 + wy <= data.shape[0]), fields.efield[1])
-        cols_ok = block_all((c0 >= 0) & (c0 + wx <= data.shape[1]), fields.efield[0])
+        rows_ok = block_all((r0 >= 0) & (r0 + wy <= data.shape[0]), config.efield[1])
+        cols_ok = block_all((c0 >= 0) & (c0 + wx <= data.shape[1]), config.efield[0])
         valid &= rows_ok[:, None] & cols_ok[None, :]
         sums = sliding_window_view(data, (wy, wx), axis=(0, 1)).sum(axis=(-2, -1))
         r0 = np.clip(r0, 0, sums.shape[0] - 1)
         c0 = np.clip(c0, 0, sums.shape[1] - 1)
         planes.append(sums[r0[:, None], c0[None, :]].transpose(2, 0, 1))
-    return np.concatenate(planes).astype(np.float32), valid
+        if src.nodata is not None:
+            (ys, ye), (xs, xe) = spans
+            skipped |= empty_windows(data, src.nodata, ys, ye, xs, xe)
+    return np.concatenate(planes).astype(np.float32), valid, skipped
+
+
+def empty_windows(data, nodata, r0, r1, c0, c1):
+    """For each (row window, col window) pair: non-empty and every value of every band is no-data."""
+    is_nodata = (np.isnan(data) if np.isnan(nodata) else data == nodata).all(axis=-1)
+    table = np.pad(is_nodata.cumsum(0).cumsum(1), ((1, 0), (1, 0)))
+    r0, r1, c0, c1 = (np.clip(v, 0, n) for v, n in ((r0, data.shape[0]), (r1, data.shape[0]),
+                                                    (c0, data.shape[1]), (c1, data.shape[1])))
+    area = (r1 - r0)[:, None] * (c1 - c0)[None, :]
+    count = table[r1][:, c1] - table[r0][:, c1] - table[r1][:, c0] + table[r0][:, c0]
+    return (area > 0) & (count == area)
 
 
 def box_model(params):
@@ -106,13 +108,16 @@ def box_model(params):
 
 def pb_reference(grid, sources, arrays, weights):
     planes = []
+    skipped = np.zeros((grid.height, grid.width), bool)
     for src, data, w in zip(sources, arrays, weights):
         rfx, rfy = src.rfield
         rows = src.raster.grid.y.index(grid.y.point(np.arange(grid.height))) - rfy // 2
         cols = src.raster.grid.x.index(grid.x.point(np.arange(grid.width))) - rfx // 2
         views = sliding_window_view(data, (rfy, rfx), axis=(0, 1))[rows[:, None], cols[None, :]]
         planes.append(np.einsum("rcbyx,yxb->rc", views, w)[np.newaxis])
-    return np.concatenate(planes).astype(np.float32)
+        if src.nodata is not None:
+            skipped |= empty_windows(data, src.nodata, rows, rows + rfy, cols, cols + rfx)
+    return np.concatenate(planes).astype(np.float32), skipped
 
 
 def patch_model(weights):
@@ -122,72 +127,68 @@ def patch_model(weights):
     return fn
 
 
-@st.composite
-def configurations(draw):
-    fully_conv = draw(st.booleans())
-    scale = draw(st.sampled_from(SCALES))
-    ratios = [1.0] + ([draw(st.sampled_from([0.5, 1.0, 2.0]))] if draw(st.booleans()) else [])
-    efield = [1, 1]
-    if fully_conv:
-        base = math.lcm(*[Fraction(scale / r).limit_denominator(64).denominator for r in ratios])
-        efield = [base * draw(st.integers(1, 3)) for _ in range(2)]
-    rfields = []
-    for r in ratios:
-        f = Fraction(scale / r).limit_denominator(64)
-        need = [int(1 + (e - 1) * f) if fully_conv else 1 for e in efield]
-        rfields.append(tuple(n + draw(st.integers(0, 5)) for n in need))
-    width = draw(st.integers(18, 40))
-    height = draw(st.integers(18, 40))
-    shifts = [draw(st.integers(0, 2)) for _ in ratios]
-    tile = TileShape(draw(st.integers(1, 48)), draw(st.integers(1, 48)))
-    return fully_conv, scale, ratios, tuple(efield), rfields, width, height, shifts, tile, draw(st.integers(0, 99))
-
-
-@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(configurations())
-def test_tiled_equals_untiled_equals_numpy(config):
-    fully_conv, scale, ratios, efield, rfields, width, height, shifts, tile, seed = config
-    rng = np.random.default_rng(seed)
+def make_sources(config, data_strategy):
+    """Random integer rasters in /vsimem with random no-data rectangles; returns sources and arrays (h, w, b)."""
+    rng = np.random.default_rng(config.seed)
     sources, arrays = [], []
-    for k, (ratio, rf, shift) in enumerate(zip(ratios, rfields, shifts)):
+    for k, (ratio, rf, shift) in enumerate(zip(config.ratios, config.rfields, config.shifts)):
         spacing = 10.0 * ratio
-        w, h = math.ceil(width / ratio) + shift, math.ceil(height / ratio) + shift
-        path, data = write_source(rng, w, h, 2 + k, spacing, 600000.0 - shift * spacing, 5000000.0 + shift * spacing)
+        w, h = math.ceil(config.width / ratio) + shift, math.ceil(config.height / ratio) + shift
+        data = rng.integers(0, 10, size=(h, w, 2 + k)).astype(np.float32)
+        nodata = data_strategy.draw(st.sampled_from([None, -1.0, float("nan")]), label=f"source{k + 1}.nodata")
+        if nodata is not None:
+            for r, c, nr, nc in data_strategy.draw(rectangles(h, w), label=f"source{k + 1} no-data"):
+                data[r:r + nr, c:c + nc, :] = nodata
+            data[rng.integers(0, h), rng.integers(0, w), 0] = nodata  # one band only: still a valid pixel
+        path = f"/vsimem/{uuid.uuid4().hex}.tif"
+        from eotensor.testing import write_raster
+
+        write_raster(path, data.transpose(2, 0, 1), spacing=spacing,
+                     origin=(600000.0 - shift * spacing, 5000000.0 + shift * spacing))
         raster = RasterSource([path], f"source{k + 1}.il")
-        sources.append(Source(raster, rfield=(rf[0], rf[1]), placeholder=f"x{k + 1}"))
+        sources.append(Source(raster, rfield=rf, placeholder=f"x{k + 1}", nodata=nodata))
         arrays.append(data)
-    fields = Fields(rfields=tuple(s.rfield for s in sources), efield=efield, scale=scale, fully_conv=fully_conv)
+    return sources, arrays
+
+
+@settings(max_examples=PROPERTY_EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(configurations(), st.data())
+def test_tiled_equals_untiled_equals_numpy(config, data_strategy):
+    sources, arrays = make_sources(config, data_strategy)
+    fields = Fields(rfields=tuple(s.rfield for s in sources), efield=config.efield, scale=config.scale,
+                    fully_conv=config.fully_conv)
     names = [f"x{k + 1}" for k in range(len(sources))]
-    if fully_conv:
-        params = {}
-        for name, src, ratio in zip(names, sources, ratios):
-            f = Fraction(scale / ratio).limit_denominator(64)
-            pads = [src.rfield[d] - int(1 + (efield[d] - 1) * f) for d in (1, 0)]
-            params[name] = (pads[0] + 1, pads[1] + 1, f)
+    if config.fully_conv:
+        params = {name: (config.pads(k)[0] + 1, config.pads(k)[1] + 1, config.step(k)) for k, name in enumerate(names)}
         model = FunctionModel(box_model(params), names, ["y"])
     else:
+        rng = np.random.default_rng(config.seed + 1)
         weights = [rng.integers(0, 4, size=(s.rfield[1], s.rfield[0], s.raster.count)).astype(np.float32)
                    for s in sources]
         model = FunctionModel(patch_model(weights), names, ["y"])
     try:
-        engine = ServeEngine(model, sources, fields, batch_size=64)
+        engine = ServeEngine(model, sources, fields, background=BACKGROUND, batch_size=64)
     except GeometryError:
         assume(False)
     grid = engine.grid
-    if fully_conv:
-        reference, valid = fc_reference(grid, sources, arrays, fields)
+    if config.fully_conv:
+        reference, valid, skipped = fc_reference(grid, sources, arrays, config)
     else:
-        reference, valid = pb_reference(grid, sources, arrays, weights), np.ones((grid.height, grid.width), bool)
-    whole = TileShape(grid.height, grid.width)
-    tiles = TileShape(round_up(tile.rows, efield[1]), round_up(tile.cols, efield[0]))
+        reference, skipped = pb_reference(grid, sources, arrays, weights)
+        valid = np.ones((grid.height, grid.width), bool)
+    ram_mb = data_strategy.draw(st.sampled_from([0.002, 0.01, 0.05, 1.0]), label="ram_mb")
+    # At most 24 x 24 tiles (enough for every border case, and the run stays short), through every executor.
+    tile = (max(config.tile.rows, -(-grid.height // 24)), max(config.tile.cols, -(-grid.width // 24)))
     try:
-        untiled = run_tiled(engine, whole)
+        budget_tile = ServedRaster(engine, ram_mb=ram_mb).tile_shape()  # learns the band count: may fail too
+        untiled = assert_tiled_equals_untiled(engine, [tile])
+        assert_tiled_equals_untiled(engine, [budget_tile], schedulers=["sync"])
     except ModelOutputError as error:
         # Only a border cut may make the model answer with the wrong size, and then tiling changes nothing.
         assert not valid.all() and "cut by the image border" in str(error)
         with pytest.raises(ModelOutputError, match="cut by the image border"):
-            run_tiled(engine, tiles)
+            assert_tiled_equals_untiled(engine, [tile], schedulers=["sync"])
         return
-    tiled = run_tiled(engine, tiles)
-    np.testing.assert_array_equal(tiled, untiled)
-    np.testing.assert_array_equal(untiled[:, valid], reference[:, valid])
+    np.testing.assert_array_equal(untiled == BACKGROUND, np.broadcast_to(skipped, untiled.shape))
+    check = valid & ~skipped
+    np.testing.assert_array_equal(untiled[:, check], reference[:, check])

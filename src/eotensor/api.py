@@ -12,19 +12,21 @@ EF-aligned tiles, so a window read equals the same window of the written file.
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
-from eotensor.engine.run import Progress, run_tiles
+from eotensor.engine.execute import get_executor, run_tiles
+from eotensor.engine.progress import Progress
 from eotensor.engine.serve import DEFAULT_BATCH_SIZE, ServeEngine, Source
 from eotensor.engine.tiling import (
+    TilePlan,
     TileShape,
     align_tile_size,
     auto_tile_shape,
     bytes_per_output_pixel,
-    count_tiles,
     plan_tiles,
     ram_budget_mb,
 )
@@ -35,47 +37,70 @@ from eotensor.io.output import GeoTiffWriter, ensure_not_input, parse_output
 from eotensor.io.raster import RasterSource
 from eotensor.runtimes import Model, load_model
 from eotensor.runtimes.signature import parse_user_placeholder
-
-
-def _pair(value: int | Sequence[int], name: str) -> tuple[int, int]:
-    """An (x, y) pair from an int or a 2-sequence."""
-    if isinstance(value, (int, np.integer)):
-        return int(value), int(value)
-    try:
-        x, y = value
-        return int(x), int(y)
-    except (TypeError, ValueError):
-        raise ParameterError(f"{name} must be an int or an (x, y) pair, got {value!r}") from None
+from eotensor.values import as_bool, as_number, as_pair, as_strings
 
 
 def source(
     images: str | os.PathLike | Sequence[str | os.PathLike],
     rfield: int | Sequence[int] = 1,
     placeholder: str = "",
-    nodata: float | None = None,
+    nodata: float | str | None = None,
     *,
     index: int = 1,
 ) -> Source:
     """A model input: one raster or an image list stacked on bands, with its receptive field (x, y).
 
-    ``placeholder`` is the model input key (empty: next in alphabetical order); when every value a
-    model call would read from this source equals ``nodata``, the call is skipped (``background``).
+    ``placeholder`` is the model input key (empty: the next free input, see the binding rule of
+    :class:`~eotensor.engine.serve.ServeEngine`). With ``nodata``, every expression-field block (or
+    patch) whose input from this source is entirely ``nodata`` is not computed and gets ``background``.
     ``index`` is the source number used in error messages (``source2.il`` ...).
     """
-    paths = [images] if isinstance(images, (str, os.PathLike)) else list(images)
-    return Source(RasterSource(paths, f"source{index}.il"), _pair(rfield, "rfield"), placeholder or "", nodata)
+    param = f"source{index}"
+    raster = RasterSource(as_strings(images, f"{param}.il"), f"{param}.il")
+    value = None if nodata is None else as_number(nodata, f"{param}.nodata", finite=False)
+    if value is None:
+        declared = sorted({v for v in raster.nodata_values if v is not None}, key=repr)
+        if declared:
+            warnings.warn(
+                f"{param}.il: {', '.join(raster.paths)} declares no-data {', '.join(f'{v:g}' for v in declared)}; "
+                f"eotensor (like OTBTF) ignores it unless {param}.nodata is set", stacklevel=2)
+    return Source(raster, as_pair(rfield, f"{param}.rfield"), placeholder or "", value)
+
+
+def _window(value: Any) -> Window:
+    """A :class:`Window` from a Window, a (row, col, height, width) tuple or a rasterio window."""
+    if isinstance(value, Window):
+        return value
+    try:
+        if hasattr(value, "row_off"):  # rasterio.windows.Window
+            numbers = (value.row_off, value.col_off, value.height, value.width)
+        else:
+            numbers = tuple(value)
+            if len(numbers) != 4:
+                raise ValueError
+        row, col, height, width = (as_number(v, "read: window", integer=True) for v in numbers)
+        return Window(row, col, height, width)
+    except (TypeError, ValueError) as error:
+        if isinstance(error, ParameterError):
+            raise
+        raise ParameterError(
+            f"read: window {value!r} is not a Window, a (row, col, height, width) tuple or a rasterio window"
+        ) from None
 
 
 class ServedRaster:
     """The lazy output of a model over its sources: a grid, a band count, and windows on demand."""
 
     def __init__(self, engine: ServeEngine, workers: int | None = None, ram_mb: float | None = None,
-                 tile_size: int | Sequence[int] | None = None, strips: bool = False) -> None:
+                 tile_size: int | Sequence[int] | None = None, strips: bool = False,
+                 scheduler: str = "threads") -> None:
         self.engine = engine
-        self.workers = workers
+        self.workers = None if workers is None else as_number(workers, "workers", integer=True, minimum=0)
         self.ram_mb = ram_budget_mb(ram_mb)
         self.strips = strips
-        self._tile_size = tile_size
+        get_executor(scheduler, "scheduler")
+        self.scheduler = scheduler
+        self._tile_size = None if tile_size is None else as_pair(tile_size, "tile_size")
 
     @property
     def grid(self) -> Grid:
@@ -94,7 +119,7 @@ class ServedRaster:
 
     @property
     def count(self) -> int:
-        """Number of output bands."""
+        """Number of output bands (the model runs once on a central block when its signature cannot tell)."""
         return self.engine.count
 
     @property
@@ -103,23 +128,26 @@ class ServedRaster:
         return (self.count, self.grid.height, self.grid.width)
 
     def tile_shape(self) -> TileShape:
-        """The tile size used: the user's (EF-aligned), else one chosen from the memory budget."""
+        """The tile size used: the user's (EF-aligned), else one chosen from the memory budget.
+
+        The band count is learned first, so every plan of this result is the same.
+        """
         fields = self.engine.fields
         if self._tile_size is not None:
-            cols, rows = _pair(self._tile_size, "tile_size")
+            cols, rows = self._tile_size
             return align_tile_size(rows, cols, fields)
         sources = [(s.raster.grid, s.raster.count, s.rfield) for s in self.engine.sources]
-        bands = self.count if self.engine.bands_known else 4
         halo = any(rf != (1, 1) for rf in fields.rfields) or fields.efield != (1, 1)
-        pixel_bytes = bytes_per_output_pixel(sources, self.grid, fields, bands, halo)
+        pixel_bytes = bytes_per_output_pixel(sources, self.grid, fields, self.count, halo)
         return auto_tile_shape(self.grid, fields, pixel_bytes, self.ram_mb, halo, self.strips)
 
-    def read(self, window: Window | tuple[int, int, int, int] | None = None) -> np.ndarray:
+    def plan(self, region: Window | None = None) -> TilePlan:
+        """The tile plan over ``region`` (default: the whole output), with this result's fingerprint token."""
+        return plan_tiles(self.grid, self.tile_shape(), region, self.engine.token)
+
+    def read(self, window: Window | tuple[int, int, int, int] | Any | None = None) -> np.ndarray:
         """Output pixels of ``window`` (row, col, height, width; default: everything) as float32 (bands, rows, cols)."""
-        if window is None:
-            window = self.grid.full_window()
-        elif not isinstance(window, Window):
-            window = Window(*window)
+        window = self.grid.full_window() if window is None else _window(window)
         clipped = window.intersect(self.grid.full_window())
         if clipped != window:
             raise ParameterError(
@@ -131,10 +159,10 @@ class ServedRaster:
             inside = tile.intersect(window)
             out[(slice(None), *inside.slices(window))] = array[(slice(None), *inside.slices(tile))]
 
-        run_tiles(self.engine, plan_tiles(self.grid, self.tile_shape(), window), sink, self.workers)
+        run_tiles(self.engine.compute, self.plan(window), sink, self.scheduler, self.workers)
         return out
 
-    def write(self, out: str, pixel_type: str | None = None, progress: bool = False) -> str:
+    def write(self, out: str | os.PathLike, pixel_type: str | None = None, progress: bool = False) -> str:
         """Stream the output to a GeoTIFF (OTB extended filename accepted); return the path written.
 
         The file appears under its final name only once complete.
@@ -144,54 +172,69 @@ class ServedRaster:
         os.environ.setdefault("GDAL_CACHEMAX", str(max(32, int(self.ram_mb / 4))))
         target = parse_output(out, pixel_type)
         ensure_not_input(target.path, [p for s in self.engine.sources for p in s.raster.paths])
-        tile = self.tile_shape()
         box = self.grid.full_window()
         if target.box is not None:
             x0, y0, width, height = target.box
             box = Window(y0, x0, height, width)
-        box = box.intersect(self.grid.full_window())
-        tiles = plan_tiles(self.grid, tile, box)
-        bar = Progress(count_tiles(self.grid, tile, box), os.path.basename(target.path)) if progress else None
+        plan = self.plan(box)
+        bar = Progress(len(plan), os.path.basename(target.path)) if progress else None
         with GeoTiffWriter(target, width=self.grid.width, height=self.grid.height, count=self.count,
                            transform=self.grid.transform, crs=self.grid.crs) as writer:
-            run_tiles(self.engine, tiles, writer.write, self.workers, bar)
+            run_tiles(self.engine.compute, plan, writer.write, self.scheduler, self.workers, bar)
         return target.path
 
 
 def serve(
     model: str | os.PathLike | Model,
-    sources: Sequence[Source],
+    sources: Source | Sequence[Source],
     *,
     efield: int | Sequence[int] = 1,
     spcscale: float = 1.0,
-    fullyconv: bool = False,
-    output_names: Sequence[str] = (),
-    user_placeholders: Mapping[str, Any] | Sequence[str] | None = None,
+    fullyconv: bool | str = False,
+    output_names: str | Sequence[str] = (),
+    user_placeholders: Mapping[str, Any] | Sequence[str] | str | None = None,
     background: float = 0.0,
-    tags: Sequence[str] = (),
+    tags: str | Sequence[str] = (),
     tile_size: int | Sequence[int] | None = None,
     ram_mb: float | None = None,
-    strips: bool = False,
+    strips: bool | str = False,
     workers: int | None = None,
     batch_size: int = DEFAULT_BATCH_SIZE,
-    jit: bool = False,
+    jit: bool | str = False,
+    model_threads: int | None = None,
+    scheduler: str = "threads",
 ) -> ServedRaster:
     """Bind a model to its sources and outputs; return the lazy :class:`ServedRaster`.
 
-    ``model`` is a SavedModel directory or any loaded :class:`~eotensor.runtimes.Model`. ``efield``
-    and ``tile_size`` take an int or (x, y). ``user_placeholders`` takes a dict of values or OTBTF's
-    ``["name=value", ...]`` strings. ``jit`` compiles a TensorFlow model with XLA.
+    ``model`` is a SavedModel directory, a ``file.py[::function]`` or any loaded
+    :class:`~eotensor.runtimes.Model`. ``efield`` and ``tile_size`` take an int or (x, y).
+    ``user_placeholders`` takes a dict of values or OTBTF's ``["name=value", ...]`` strings. ``jit``
+    compiles a TensorFlow model with XLA; ``model_threads`` sizes the runtime's own thread pool.
+    ``scheduler`` names the executor (``threads`` or ``sync``, the sequential reference).
+    Values are checked as the command line checks them (``fullyconv="off"`` is off).
     """
+    sources = [sources] if isinstance(sources, Source) else list(sources)
+    if not all(isinstance(s, Source) for s in sources):
+        raise ParameterError("sources: expected eotensor.source(...) objects (one, or a list)")
     if user_placeholders is None:
         placeholders: dict[str, np.ndarray] = {}
     elif isinstance(user_placeholders, Mapping):
         placeholders = {k: np.atleast_1d(np.asarray(v)) for k, v in user_placeholders.items()}
     else:
-        placeholders = dict(parse_user_placeholder(item) for item in user_placeholders)
+        items = as_strings(user_placeholders, "model.userplaceholders")
+        placeholders = dict(parse_user_placeholder(item) for item in items)
     fields = Fields(
-        rfields=tuple(s.rfield for s in sources), efield=_pair(efield, "efield"), scale=spcscale,
-        fully_conv=bool(fullyconv),
+        rfields=tuple(s.rfield for s in sources), efield=as_pair(efield, "output.efield"),
+        scale=as_number(spcscale, "output.spcscale"), fully_conv=as_bool(fullyconv, "model.fullyconv"),
     )
+    tags = as_strings(tags, "model.tagsets")
+    jit = as_bool(jit, "model.jit")
+    batch_size = as_number(batch_size, "batch_size", integer=True, minimum=1)
+    background = as_number(background, "output.bv", finite=False)
+    if model_threads is not None:
+        model_threads = as_number(model_threads, "optim.modelthreads", integer=True, minimum=1)
     loaded = load_model(model, tags, jit=jit)
-    engine = ServeEngine(loaded, sources, fields, output_names, placeholders, background, batch_size)
-    return ServedRaster(engine, workers=workers, ram_mb=ram_mb, tile_size=tile_size, strips=strips)
+    engine = ServeEngine(loaded, sources, fields, as_strings(output_names, "output.names"), placeholders,
+                         background, batch_size)
+    return ServedRaster(engine, workers=workers, ram_mb=ram_mb, tile_size=tile_size,
+                        strips=as_bool(strips, "optim.disabletiling"), scheduler=scheduler)

@@ -10,6 +10,7 @@ windows are asked for, which is why tiled output equals untiled output.
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 import warnings
@@ -21,7 +22,15 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from eotensor.errors import GeometryError, ModelError, ModelOutputError, ParameterError
 from eotensor.geometry import Grid, Window
-from eotensor.geometry.fields import Fields, InputRegion, aligned_window, input_region, output_grid, patch_starts
+from eotensor.geometry.fields import (
+    Fields,
+    InputRegion,
+    aligned_window,
+    block_spans,
+    input_region,
+    output_grid,
+    patch_starts,
+)
 from eotensor.io.raster import RasterSource
 from eotensor.runtimes.base import Model, TensorSpec
 from eotensor.runtimes.signature import placeholder_feed, resolve_names
@@ -41,6 +50,17 @@ class Source:
     """Signature input key; empty means the next key in alphabetical order."""
     nodata: float | None = None
     """If every value a model call would get from this source equals it, the call is skipped."""
+
+
+def _empty_boxes(valid: np.ndarray, r0: np.ndarray, r1: np.ndarray, c0: np.ndarray, c1: np.ndarray) -> np.ndarray:
+    """For every box rows [r0, r1) x cols [c0, c1) of ``valid`` (all pairs): True where it is non-empty and
+    holds no valid pixel. Box sums come from one summed-area table, so the cost does not grow with the boxes."""
+    table = np.zeros((valid.shape[0] + 1, valid.shape[1] + 1), dtype=np.int64)
+    np.cumsum(np.cumsum(valid, axis=0), axis=1, out=table[1:, 1:])
+    r0, r1 = (np.clip(v, 0, valid.shape[0])[:, None] for v in (r0, r1))
+    c0, c1 = (np.clip(v, 0, valid.shape[1])[None, :] for v in (c0, c1))
+    counts = table[r1, c1] - table[r0, c1] - table[r1, c0] + table[r0, c0]
+    return (counts == 0) & (r1 > r0) & (c1 > c0)
 
 
 def _certain_bands(spec: TensorSpec) -> int | None:
@@ -134,6 +154,27 @@ class ServeEngine:
             self.compute(Window(row, col, ef_y, ef_x), skip_nodata=False)
         return sum(b for b in self._bands if b is not None)
 
+    @property
+    def token(self) -> str:
+        """What determines this engine's pixels besides the output geometry, as text (for plan fingerprints).
+
+        Sources (paths, file sizes and modification times, fields, bound inputs, no-data), the model (its
+        path when it has one), outputs, user placeholders, background and batch size.
+        """
+        def stat(path: str) -> tuple[int, int] | None:
+            try:
+                info = os.stat(path.partition("?")[0])
+            except OSError:
+                return None
+            return info.st_size, info.st_mtime_ns
+
+        sources = [(s.raster.paths, [stat(p) for p in s.raster.paths], s.rfield, spec.key, s.nodata)
+                   for s, spec in zip(self.sources, self.input_specs)]
+        model = getattr(self.model, "path", None) or repr(self.model)
+        constants = {k: np.asarray(v).tolist() for k, v in self.feeds_constant.items()}
+        return repr((sources, self.fields, model, [s.key for s in self.output_specs], constants,
+                     self.background, self.batch_size))
+
     # ------------------------------------------------------------------ compute
     def regions(self, aligned: Window) -> list[InputRegion]:
         """The window of every source that feeds the EF-aligned output window ``aligned``."""
@@ -146,7 +187,10 @@ class ServeEngine:
     def compute(self, window: Window, skip_nodata: bool = True) -> np.ndarray:
         """Output pixels of ``window`` (full-grid indices) as an array (bands, rows, cols).
 
-        Windows that a no-data source covers entirely come back filled with ``output.bv``.
+        With ``skip_nodata``, every expression-field block (patch-based mode: every output pixel) whose
+        input from some source with a no-data value is entirely no-data gets ``output.bv``. The decision
+        is per block, from the block's own input window, so no tiling can change it; a tile whose blocks
+        are all no-data skips the model call.
         """
         aligned = aligned_window(window, self.fields) if self.fields.fully_conv else window
         regions = self.regions(aligned)
@@ -154,26 +198,71 @@ class ServeEngine:
         if pieces:
             # Interior piece first: a band count learned from a cut block could be wrong.
             return self._stitch(window, [(piece, self.compute(piece, skip_nodata)) for piece in reversed(pieces)])
-        tensors = []
-        for source, region in zip(self.sources, regions):
-            pixels = source.raster.read(region.window)
-            if not self.fields.fully_conv:
-                pixels = self._patches(pixels, source, region.window, window)
-            tensors.append(pixels)
-        if skip_nodata and self._all_nodata(tensors):
+        reads = [source.raster.read(region.window) for source, region in zip(self.sources, regions)]
+        skipped = self._nodata_pixels(aligned, window, regions, reads) if skip_nodata else None
+        if skipped is not None and skipped.all():
             return np.full((self.count, window.height, window.width), self.background, dtype=np.float32)
+        if skipped is not None and not skipped.any():
+            skipped = None
         if self.fields.fully_conv:
             try:
-                outputs = self._run([t[np.newaxis] for t in tensors])
+                outputs = self._run([t[np.newaxis] for t in reads])
             except ModelError as error:
                 if any(any(r.crop) for r in regions):  # the border cut explains the failure better
                     message = f"the model call failed for a {aligned.height}x{aligned.width} output block ({error})"
                     raise self._explain(message, regions) from error
                 raise
         else:
-            outputs = self._run_batches(tensors)
+            kept = None if skipped is None else np.flatnonzero(~skipped.ravel())
+            patches = [self._patches(pixels, source, region.window, window, kept)
+                       for pixels, source, region in zip(reads, self.sources, regions)]
+            outputs = [self._scatter(out, kept, window.size) for out in self._run_batches(patches)]
         bands = [self._layout(out, k, aligned, window, regions) for k, out in enumerate(outputs)]
-        return bands[0] if len(bands) == 1 else np.concatenate(bands, axis=0)
+        result = bands[0] if len(bands) == 1 else np.concatenate(bands, axis=0)
+        if skipped is not None:
+            if not (result.flags.owndata and result.flags.writeable):
+                result = result.copy()  # never write into an array the model still owns
+            result[:, skipped] = self.background
+        return result
+
+    def _nodata_pixels(
+        self, aligned: Window, window: Window, regions: list[InputRegion], reads: list[np.ndarray]
+    ) -> np.ndarray | None:
+        """Pixels of ``window`` whose block (or patch) reads only no-data from some source; None: no such source.
+
+        Per source with a no-data value: a pixel is valid where some band differs from it; a block is
+        no-data where its input window (fixed by the geometry, cut by the image border like OTBTF's)
+        holds no valid pixel, counted with a summed-area table over the tile's read.
+        """
+        skipped: np.ndarray | None = None
+        ref = self.sources[0].raster.grid
+        for i, (source, region, pixels) in enumerate(zip(self.sources, regions, reads)):
+            if source.nodata is None:
+                continue
+            nodata = np.float32(source.nodata)
+            valid = ~(np.isnan(pixels) if np.isnan(nodata) else pixels == nodata).all(axis=-1)
+            read, grid = region.window, source.raster.grid
+            if self.fields.fully_conv:
+                (r0, r1), (c0, c1) = block_spans(self.grid, aligned, grid, i + 1, self.fields, ref)
+                blocks = _empty_boxes(valid, r0 - read.row, r1 - read.row, c0 - read.col, c1 - read.col)
+                ef_x, ef_y = self.fields.efield
+                empty = np.repeat(np.repeat(blocks, ef_y, axis=0), ef_x, axis=1)[window.slices(aligned)]
+            else:
+                rfx, rfy = source.rfield
+                rows = patch_starts(self.grid.y, np.arange(window.row, window.row_stop), grid.y, rfy) - read.row
+                cols = patch_starts(self.grid.x, np.arange(window.col, window.col_stop), grid.x, rfx) - read.col
+                empty = _empty_boxes(valid, rows, rows + rfy, cols, cols + rfx)
+            skipped = empty if skipped is None else skipped | empty
+        return skipped
+
+    @staticmethod
+    def _scatter(out: np.ndarray, kept: np.ndarray | None, pixels: int) -> np.ndarray:
+        """Per-patch results of the kept pixels -> one row per pixel of the window (others zero; masked later)."""
+        if kept is None:
+            return out
+        full = np.zeros((pixels, *out.shape[1:]), dtype=out.dtype)
+        full[kept] = out
+        return full
 
     def _split_at_leading_cut(self, window: Window, aligned: Window, regions: list[InputRegion]) -> list[Window]:
         """Split off the first EF block row/column when the border cuts the input at the top/left.
@@ -219,8 +308,13 @@ class ServeEngine:
                 return True
         return False
 
-    def _patches(self, pixels: np.ndarray, source: Source, read: Window, window: Window) -> np.ndarray:
-        """Patch-based mode: the batch of RF-sized patches centred on each output pixel of ``window``."""
+    def _patches(
+        self, pixels: np.ndarray, source: Source, read: Window, window: Window, kept: np.ndarray | None = None
+    ) -> np.ndarray:
+        """Patch-based mode: the batch of RF-sized patches centred on the output pixels of ``window``.
+
+        ``kept`` lists the pixels (raster order within ``window``) to extract; None: all of them.
+        """
         rfx, rfy = source.rfield
         grid = source.raster.grid
         cols = patch_starts(self.grid.x, np.arange(window.col, window.col_stop), grid.x, rfx) - read.col
@@ -228,8 +322,11 @@ class ServeEngine:
         if rows[0] < 0 or cols[0] < 0 or rows[-1] + rfy > read.height or cols[-1] + rfx > read.width:
             raise GeometryError(f"patch of an output pixel in {window} leaves {source.raster.param} {read}")
         views = sliding_window_view(pixels, (rfy, rfx), axis=(0, 1))  # (r, c, bands, rfy, rfx)
-        batch = views[rows[:, None], cols[None, :]]  # (rows, cols, bands, rfy, rfx)
-        return np.ascontiguousarray(batch.reshape(-1, *batch.shape[2:]).transpose(0, 2, 3, 1))
+        if kept is None:
+            batch = views[rows[:, None], cols[None, :]].reshape(-1, *views.shape[2:])
+        else:
+            batch = views[rows[kept // window.width], cols[kept % window.width]]
+        return np.ascontiguousarray(batch.transpose(0, 2, 3, 1))  # (n, rfy, rfx, bands)
 
     def _run(self, tensors: list[np.ndarray]) -> list[np.ndarray]:
         feeds = dict(self.feeds_constant)
@@ -249,14 +346,14 @@ class ServeEngine:
                     self.model_seconds += time.perf_counter() - self._busy_since
 
     def _run_batches(self, batches: list[np.ndarray]) -> list[np.ndarray]:
-        """Run fixed-size batches (the last one padded) so a pixel's result never depends on the tile size."""
+        """Run fixed-size batches (the last padded with its last patch): a result never depends on the tile size."""
         n, size = len(batches[0]), self.batch_size
         parts: list[list[np.ndarray]] = [[] for _ in self.output_specs]
         for start in range(0, n, size):
             chunk = [b[start:start + size] for b in batches]
             used = len(chunk[0])
-            if used < size:
-                chunk = [np.concatenate([c, np.zeros((size - used, *c.shape[1:]), c.dtype)]) for c in chunk]
+            if used < size:  # pad with copies of the last real patch: the model never sees made-up values
+                chunk = [np.concatenate([c, np.repeat(c[-1:], size - used, axis=0)]) for c in chunk]
             for k, out in enumerate(self._run(chunk)):
                 out = np.asarray(out)
                 if out.size % size:
@@ -273,6 +370,8 @@ class ServeEngine:
         """
         out = np.asarray(out)
         pixels = aligned.size
+        if self.fields.fully_conv:
+            self._check_spatial_shape(out, k, aligned, regions)
         bands, extra = divmod(out.size, pixels)
         known = self._bands[k]
         if extra or bands == 0 or (known is not None and bands != known):
@@ -282,6 +381,27 @@ class ServeEngine:
                 self._bands[k] = bands
         cube = out.reshape(aligned.height, aligned.width, bands)[window.slices(aligned)]
         return np.ascontiguousarray(cube.transpose(2, 0, 1))  # band-first, as writers want it
+
+    def _check_spatial_shape(self, out: np.ndarray, k: int, aligned: Window, regions: list[InputRegion]) -> None:
+        """A fully-convolutional output of rank >= 3 must be laid out on the block: (1, rows, cols, ...).
+
+        Flat and rank-2 outputs, and outputs with one leading row per pixel (the talk's round-4 graph,
+        ``[rows*cols, 4, 1]``), follow the element-count rule instead. Anything else (an upsampled output
+        served without ``output.spcscale``, an NCHW output) would be written as scrambled bands.
+        """
+        rows, cols = aligned.height, aligned.width
+        if out.ndim < 3 or out.shape[0] == rows * cols or (out.shape[0] == 1 and out.shape[1:3] == (rows, cols)):
+            return
+        hint = None  # the fields' hint, below
+        if out.shape[0] != 1:
+            hint = "the output must be laid out NHWC (batch of 1, rows, cols, bands)"
+        elif out.shape[1] * cols == out.shape[2] * rows and out.shape[1] % rows == 0 and out.shape[1] > rows:
+            factor = out.shape[1] // rows
+            hint = (f"the output is {factor}x the block: serve it with output.spcscale "
+                    f"{self.fields.scale / factor:g} (and the matching receptive field)")
+        raise self._explain(
+            f'model output "{self.output_specs[k].key}" has shape {tuple(out.shape)} for a {rows}x{cols} output '
+            f"block; expected (1, {rows}, {cols}, bands) (NHWC)", regions, hint)
 
     def _count_error(
         self, k: int, values: int, pixels: int, what: str, regions: list[InputRegion]
@@ -294,8 +414,8 @@ class ServeEngine:
             regions,
         )
 
-    def _explain(self, message: str, regions: list[InputRegion]) -> ModelOutputError:
-        """``message`` plus its likely cause: a border cut of some source's input, else the fields."""
+    def _explain(self, message: str, regions: list[InputRegion], hint: str | None = None) -> ModelOutputError:
+        """``message`` plus its likely cause: a border cut of some source's input, else ``hint`` or the fields."""
         for i, region in enumerate(regions):
             if any(region.crop):
                 sides = ", ".join(
@@ -310,6 +430,14 @@ class ServeEngine:
                     "expression field's parity (e.g. RF+1); otherwise check RF, EF and output.spcscale"
                 )
         return ModelOutputError(
-            f"{message}: check the sources' rfieldx/rfieldy, output.efieldx/efieldy and output.spcscale "
-            "against what the model really consumes and produces"
+            f"{message}: " + (hint or "check the sources' rfieldx/rfieldy, output.efieldx/efieldy and "
+                              "output.spcscale against what the model really consumes and produces")
+            + f" (inputs: {self.binding})"
         )
+
+    @property
+    def binding(self) -> str:
+        """Which model input each source and user placeholder feeds, for error messages."""
+        fed = [f'source{i + 1} -> "{spec.key}"' for i, spec in enumerate(self.input_specs)]
+        fed += [f'model.userplaceholders -> "{key}"' for key in self.feeds_constant]
+        return ", ".join(fed)

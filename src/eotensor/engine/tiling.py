@@ -9,12 +9,14 @@ re-read).
 
 from __future__ import annotations
 
+import hashlib
 import math
 import os
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from eotensor.errors import ParameterError
 from eotensor.geometry import Grid, Window, round_up
 from eotensor.geometry.fields import Fields
 
@@ -30,12 +32,25 @@ CNN_WORK_FACTOR = 16
 (24-96 channels) at 1.8 GB (768² tiles); lower ``optim.ram`` or ``optim.threads`` for less."""
 
 
-def ram_budget_mb(ram_mb: float | None = None) -> float:
-    """The memory budget in MB: the argument, else ``OTB_MAX_RAM_HINT``, else :data:`DEFAULT_RAM_MB`."""
-    if ram_mb:
-        return float(ram_mb)
-    hint = os.environ.get("OTB_MAX_RAM_HINT", "")
-    return float(hint) if hint.replace(".", "", 1).isdigit() and float(hint) > 0 else float(DEFAULT_RAM_MB)
+def ram_budget_mb(ram_mb: float | None = None, env: dict[str, str] | None = None) -> float:
+    """The memory budget in MB: the argument, else ``OTB_MAX_RAM_HINT``, else :data:`DEFAULT_RAM_MB`.
+
+    Anything but a finite number > 0 is a one-line :class:`ParameterError` naming where it came from.
+    """
+    if ram_mb is not None:
+        return _budget(ram_mb, "optim.ram")
+    hint = (os.environ if env is None else env).get("OTB_MAX_RAM_HINT", "").strip()
+    return _budget(hint, "OTB_MAX_RAM_HINT") if hint else float(DEFAULT_RAM_MB)
+
+
+def _budget(value: object, where: str) -> float:
+    try:
+        mb = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        mb = math.nan
+    if isinstance(value, bool) or not (math.isfinite(mb) and mb > 0):
+        raise ParameterError(f'{where}: "{value}" is not a memory budget; expected a positive number of MB, e.g. 256')
+    return mb
 
 
 @dataclass(frozen=True)
@@ -110,24 +125,47 @@ def auto_tile_shape(out: Grid, fields: Fields, pixel_bytes: float, ram_mb: float
     return TileShape(min(rows, round_up(out.height, ef_y)), min(cols, round_up(out.width, ef_x)))
 
 
-def plan_tiles(out: Grid, tile: TileShape, region: Window | None = None) -> Iterator[Window]:
-    """Tiles of ``tile`` size anchored at index 0 that meet ``region`` (default: the whole grid), raster order.
+@dataclass(frozen=True)
+class TilePlan:
+    """Which output windows to compute, in which order: a value that executors, writers and journals share.
 
-    Tiles are clipped to the grid, never to ``region``: a tile's result (its no-data test included) must
-    not depend on the region asked for; callers crop.
+    Tiles of ``tile`` size anchored at output index 0 that meet ``region``, in raster order, clipped to
+    the grid but never to ``region`` (a tile's result must not depend on the region asked for; sinks
+    crop). ``fingerprint`` identifies what determines the pixels (the caller's token: inputs, model,
+    parameters) together with the tiling, so a resumed or distributed run can tell whether a finished
+    tile still belongs to this plan.
     """
-    region = region or out.full_window()
-    grid = out.full_window()
-    for r0 in range(region.row - region.row % tile.rows, region.row_stop, tile.rows):
-        for c0 in range(region.col - region.col % tile.cols, region.col_stop, tile.cols):
-            window = Window(r0, c0, tile.rows, tile.cols).intersect(grid)
-            if window.size:
-                yield window
+
+    grid: Grid
+    """The full output grid."""
+    tile: TileShape
+    """Tile size in output pixels."""
+    region: Window
+    """The part of the grid wanted (the whole grid, or a box)."""
+    token: str = ""
+    """What determines the pixels besides the geometry (inputs, model, parameters), as the caller spells it."""
+
+    def __iter__(self) -> Iterator[Window]:
+        grid, region, tile = self.grid.full_window(), self.region, self.tile
+        for r0 in range(region.row - region.row % tile.rows, region.row_stop, tile.rows):
+            for c0 in range(region.col - region.col % tile.cols, region.col_stop, tile.cols):
+                window = Window(r0, c0, tile.rows, tile.cols).intersect(grid)
+                if window.size:
+                    yield window
+
+    def __len__(self) -> int:
+        region, tile = self.region, self.tile
+        rows = len(range(region.row - region.row % tile.rows, region.row_stop, tile.rows))
+        cols = len(range(region.col - region.col % tile.cols, region.col_stop, tile.cols))
+        return rows * cols
+
+    @property
+    def fingerprint(self) -> str:
+        """A hex digest of the token, the grid, the tile shape and the region."""
+        text = repr((self.token, self.grid, self.tile, self.region))
+        return hashlib.sha256(text.encode()).hexdigest()[:32]
 
 
-def count_tiles(out: Grid, tile: TileShape, region: Window | None = None) -> int:
-    """Number of tiles :func:`plan_tiles` yields."""
-    region = region or out.full_window()
-    rows = len(range(region.row - region.row % tile.rows, region.row_stop, tile.rows))
-    cols = len(range(region.col - region.col % tile.cols, region.col_stop, tile.cols))
-    return rows * cols
+def plan_tiles(out: Grid, tile: TileShape, region: Window | None = None, token: str = "") -> TilePlan:
+    """The :class:`TilePlan` of ``tile``-sized tiles over ``region`` (default: the whole grid)."""
+    return TilePlan(out, tile, (region or out.full_window()).intersect(out.full_window()), token)

@@ -32,6 +32,9 @@ from eotensor.geometry.grid import Axis, Grid, Window, align_window
 
 _SNAP_TOLERANCE = 1e-9  # in pixels: extents this close to a grid line are already on it
 
+MAX_OUTPUT_SIZE = 2**31 - 1
+"""Largest output size along one axis (GDAL's raster dimensions are C ints)."""
+
 
 @dataclass(frozen=True, slots=True)
 class Fields:
@@ -105,6 +108,11 @@ def _output_axis(inf: float, sup: float, ref_step: float, out_spacing: float, ef
     valid = math.floor((sup - inf) / abs(out_spacing))
     origin -= out_spacing * math.floor(0.5 * ef)
     size = valid + ef - 1
+    if size > MAX_OUTPUT_SIZE:
+        raise GeometryError(
+            f"output.spcscale gives an output of {size} pixels along {name}, more than GDAL's limit of "
+            f"{MAX_OUTPUT_SIZE}; check output.spcscale (output spacing = |source1 spacing| x scale)"
+        )
     if ef > size:
         raise GeometryError(
             f"output.efield{name} = {ef} is larger than the output grid: {valid} output pixel(s) fit along {name} "
@@ -149,6 +157,12 @@ def output_grid(sources: Sequence[Grid], fields: Fields) -> Grid:
                 f"source{i + 1}.il: spacing ({src.x.spacing:g}, {src.y.spacing:g}) is not north-up (x > 0, y < 0); "
                 "a raster without a geotransform or flipped must be georeferenced (e.g. gdal_translate -a_ullr)"
             )
+    for i, src in enumerate(sources[1:], start=2):
+        if src.crs and sources[0].crs and src.crs != sources[0].crs:
+            raise GeometryError(
+                f"source{i}.il is in {_crs_name(src.crs)} but source1.il is in {_crs_name(sources[0].crs)}; "
+                "every source must be in the same CRS: reproject one (gdalwarp -t_srs)"
+            )
     check_fully_conv_scales(sources, fields)
     ref = sources[0]
     ref_steps = (abs(ref.x.spacing), abs(ref.y.spacing))
@@ -177,6 +191,12 @@ def output_grid(sources: Sequence[Grid], fields: Fields) -> Grid:
     return grid
 
 
+def _crs_name(crs: object) -> str:
+    """A CRS as users know it: ``EPSG:32631`` where it has a code, else its WKT name."""
+    to_string = getattr(crs, "to_string", None)
+    return str(to_string() if to_string else crs)
+
+
 def patch_starts(out_axis: Axis, indices: np.ndarray, src_axis: Axis, rf: int) -> np.ndarray:
     """First source pixel of the patch centred on each output pixel (round half up, then back by RF//2)."""
     return src_axis.index(out_axis.point(indices)) - rf // 2
@@ -188,14 +208,16 @@ def _trim_patch_grid(grid: Grid, sources: Sequence[Grid], fields: Fields) -> Gri
     for dim, name in enumerate("xy"):
         size = axes[dim].size
         for i, src in enumerate(sources):
-            src_axis, rf = _axes(src)[dim], fields.rfields[i][dim]
-            while size > 0:
-                start = int(patch_starts(axes[dim], np.int64(size - 1), src_axis, rf))
-                if 0 <= start and start + rf <= src_axis.size:
-                    break
-                size -= 1
-            first = int(patch_starts(axes[dim], np.int64(0), src_axis, rf)) if size else -1
-            if size == 0 or first < 0:
+            src_axis, rf, out_axis = _axes(src)[dim], fields.rfields[i][dim], axes[dim]
+            lo, hi = 0, size
+            while lo < hi:  # patch starts grow with the index: bisect for the first patch leaving the end
+                mid = (lo + hi) // 2
+                if int(patch_starts(out_axis, np.int64(mid), src_axis, rf)) + rf > src_axis.size:
+                    hi = mid
+                else:
+                    lo = mid + 1
+            size = lo
+            if size == 0 or int(patch_starts(out_axis, np.int64(0), src_axis, rf)) < 0:
                 raise GeometryError(
                     f"no output pixel along {name} has its source{i + 1} patch inside the image; "
                     f"check source{i + 1}.rfield{name} and the sources' extents"
@@ -204,23 +226,25 @@ def _trim_patch_grid(grid: Grid, sources: Sequence[Grid], fields: Fields) -> Gri
     return Grid(axes[0], axes[1], grid.crs)
 
 
-def _input_span(
-    out_axis: Axis, lo: int, hi: int, src_axis: Axis, rf: int, ef: int, fields: Fields, ref_step: float,
-    source: int, name: str,
-) -> tuple[int, int, int, int]:
-    """(start, size, cut_before, cut_after) of one source axis for aligned output span [lo, hi) (§2.4)."""
+def _input_spans(
+    out_axis: Axis, lo: np.ndarray, hi: np.ndarray, src_axis: Axis, rf: int, ef: int, fields: Fields,
+    ref_step: float, source: int, name: str,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Unclipped ``[start, stop)`` source pixels of each aligned output span ``[lo, hi)`` (§2.4), vectorised.
+
+    OTBTF crops the region to the source here and again after padding; cropping once at the end (the
+    caller's job) gives the same window and lets the border cut be reported.
+    """
     p_start, p_end = out_axis.point(lo), out_axis.point(hi - 1)
     border = 0.5 * (abs(src_axis.spacing) - abs(out_axis.spacing))
-    if p_start < p_end:
-        p_start, p_end = p_start + border, p_end - border
-    else:
-        p_start, p_end = p_start - border, p_end + border
-    a, b = src_axis.index(p_start), src_axis.index(p_end)
-    start, stop = min(a, b), max(a, b) + 1
-    if min(stop, src_axis.size) <= max(start, 0):
-        start, stop = 0, 0  # no overlap: OTBTF restarts from an empty region at index 0
-    # OTBTF crops here and again after padding; cropping once at the end gives the same window
-    # and lets us report every pixel the border cut off.
+    increasing = p_start < p_end  # one-pixel spans take OTBTF's "else" branch (decision 5d)
+    p_start, p_end = (np.where(increasing, p_start + border, p_start - border),
+                      np.where(increasing, p_end - border, p_end + border))
+    a, b = np.asarray(src_axis.index(p_start)), np.asarray(src_axis.index(p_end))
+    start, stop = np.minimum(a, b), np.maximum(a, b) + 1
+    # no overlap with the source: OTBTF restarts from an empty region at index 0
+    empty = np.minimum(stop, src_axis.size) <= np.maximum(start, 0)
+    start, stop = np.where(empty, 0, start), np.where(empty, 0, stop)
     need = int(1 + float(np.float32(ef - 1) * np.float32(fields.scale)) * ref_step / abs(src_axis.spacing))
     if need > rf:
         raise GeometryError(
@@ -230,22 +254,43 @@ def _input_span(
             f"use source{source}.rfield{name} >= {need}"
         )
     pad = rf - need
-    start -= pad - pad // 2
-    stop += pad // 2
+    start, stop = start - (pad - pad // 2), stop + pad // 2
     if not fields.fully_conv:
         start, stop = start - 1, stop + 1
-    cut_before, cut_after = max(0, -start), max(0, stop - src_axis.size)
-    return max(start, 0), min(stop, src_axis.size) - max(start, 0), cut_before, cut_after
+    return start, stop
 
 
 def input_region(out: Grid, aligned: Window, src: Grid, source: int, fields: Fields, ref: Grid) -> InputRegion:
     """The window of source number ``source`` (1-based) needed to compute the EF-aligned output ``aligned``."""
     i = source - 1
-    x = _input_span(out.x, aligned.col, aligned.col_stop, src.x, fields.rfields[i][0], fields.efield[0],
-                    fields, abs(ref.x.spacing), source, "x")
-    y = _input_span(out.y, aligned.row, aligned.row_stop, src.y, fields.rfields[i][1], fields.efield[1],
-                    fields, abs(ref.y.spacing), source, "y")
-    return InputRegion(Window(y[0], x[0], y[1], x[1]), (y[2], x[2], y[3], x[3]))
+    spans = {}
+    for out_axis, lo, hi, src_axis, dim, name in ((out.x, aligned.col, aligned.col_stop, src.x, 0, "x"),
+                                                  (out.y, aligned.row, aligned.row_stop, src.y, 1, "y")):
+        start, stop = _input_spans(out_axis, np.int64(lo), np.int64(hi), src_axis, fields.rfields[i][dim],
+                                   fields.efield[dim], fields, abs(_axes(ref)[dim].spacing), source, name)
+        spans[name] = (int(start), int(stop), src_axis.size)
+    (r0, r1, rows), (c0, c1, cols) = spans["y"], spans["x"]
+    window = Window(max(r0, 0), max(c0, 0), min(r1, rows) - max(r0, 0), min(c1, cols) - max(c0, 0))
+    return InputRegion(window, (max(0, -r0), max(0, -c0), max(0, r1 - rows), max(0, c1 - cols)))
+
+
+def block_spans(out: Grid, aligned: Window, src: Grid, source: int, fields: Fields, ref: Grid
+                ) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
+    """Source pixels read by each expression-field block of ``aligned``: ((row starts, stops), (col starts, stops)).
+
+    Cropped to the source, like :func:`input_region` for a single block, so a block's span does not depend
+    on the tile it falls in; the no-data skip decides per block from these spans.
+    """
+    i = source - 1
+    spans = []
+    for out_axis, lo, hi, src_axis, dim, name in ((out.y, aligned.row, aligned.row_stop, src.y, 1, "y"),
+                                                  (out.x, aligned.col, aligned.col_stop, src.x, 0, "x")):
+        ef = fields.efield[dim]
+        starts = np.arange(lo, hi, ef, dtype=np.int64)
+        start, stop = _input_spans(out_axis, starts, starts + ef, src_axis, fields.rfields[i][dim], ef, fields,
+                                   abs(_axes(ref)[dim].spacing), source, name)
+        spans.append((np.clip(start, 0, src_axis.size), np.clip(stop, 0, src_axis.size)))
+    return spans[0], spans[1]
 
 
 def aligned_window(window: Window, fields: Fields) -> Window:
