@@ -192,6 +192,6 @@ def serve(
         rfields=tuple(s.rfield for s in sources), efield=_pair(efield, "efield"), scale=spcscale,
         fully_conv=bool(fullyconv),
     )
-    loaded = load_model(model, tags, jit=jit)
+    loaded = load_model(model, tags=tags, jit=jit)
     engine = ServeEngine(loaded, sources, fields, output_names, placeholders, background, batch_size)
     return ServedRaster(engine, workers=workers, ram_mb=ram_mb, tile_size=tile_size, strips=strips)

@@ -23,7 +23,7 @@ from eotensor.errors import GeometryError, ModelError, ModelOutputError, Paramet
 from eotensor.geometry import Grid, Window
 from eotensor.geometry.fields import Fields, InputRegion, aligned_window, input_region, output_grid, patch_starts
 from eotensor.io.raster import RasterSource
-from eotensor.runtimes.base import Model, TensorSpec
+from eotensor.runtimes.base import Model, TensorSpec, ordered_inputs
 from eotensor.runtimes.signature import placeholder_feed, resolve_names
 
 DEFAULT_BATCH_SIZE = 256
@@ -87,6 +87,7 @@ class ServeEngine:
         self.input_specs = resolve_names(
             model.inputs, [s.placeholder for s in self.sources],
             [f"source{i + 1}.placeholder" for i in range(len(self.sources))], exclude=excluded,
+            ordered=ordered_inputs(model),  # decision 33: declared order, else alphabetical
         )
         keys = [spec.key for spec in self.input_specs] + excluded
         twice = sorted({k for k in keys if keys.count(k) > 1})
