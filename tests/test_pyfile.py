@@ -160,6 +160,8 @@ def test_unknown_input_dtype_names_the_file_the_input_and_the_value(tmp_path, ca
     assert 'bad.py' in err and """INPUT_DTYPES["x"] = 'flot32' is not a numeric NumPy dtype""" in err
     err = cli_error(tmp_path, capsys, 'INPUT_DTYPES = {"x": "str"}\ndef model(x):\n    return x\n')
     assert """INPUT_DTYPES["x"] = 'str' is not a numeric""" in err
+    err = cli_error(tmp_path, capsys, 'INPUT_DTYPES = {"x": None}\ndef model(x):\n    return x\n')
+    assert """INPUT_DTYPES["x"] = None is not a numeric""" in err
     err = cli_error(tmp_path, capsys, 'INPUT_DTYPES = {"nri": "uint16"}\ndef model(x):\n    return x\n')
     assert 'INPUT_DTYPES names "nri", which is not a parameter of model(x)' in err
     err = cli_error(tmp_path, capsys, 'OUTPUTS = "ndvi"\ndef model(x):\n    return x\n')
@@ -194,7 +196,7 @@ def test_sys_exit_in_a_model_is_a_model_error(tmp_path, capsys, call):
 
 def test_kwargs_only_function_asks_for_one_parameter_per_source(tmp_path, capsys):
     err = cli_error(tmp_path, capsys, "def model(**inputs):\n    return inputs['x1']\n", sources=2)
-    assert "model declares no named inputs" in err and "declare one parameter per source" in err
+    assert "def model(**inputs) declares no named inputs" in err and "declare one parameter per source" in err
     assert "def model(x1, x2)" in err
     err = cli_error(tmp_path, capsys, "def model(x, /):\n    return x\n")
     assert "positional-only" in err

@@ -21,7 +21,7 @@ NUMERIC_KINDS = "biuf"
 """NumPy dtype kinds a model may take and return: bool, signed and unsigned integers, floats."""
 
 
-def describe_dtype(dtype: np.dtype) -> str:
+def _describe_dtype(dtype: np.dtype) -> str:
     """A dtype in words for error messages: ``strings (<U3)``, ``Python objects (object)``, ``int64``."""
     kind = {"U": "strings", "S": "bytes", "O": "Python objects", "c": "complex numbers", "M": "datetimes",
             "m": "time deltas", "V": "structured records"}.get(dtype.kind)
@@ -95,7 +95,7 @@ class FunctionModel(StaticSignature):
                 from None
         if array.dtype.kind not in NUMERIC_KINDS:
             raise ModelError(
-                f'model {self.name}: output "{key}" holds {describe_dtype(array.dtype)}; expected numeric arrays '
+                f'model {self.name}: output "{key}" holds {_describe_dtype(array.dtype)}; expected numeric arrays '
                 "(bool, integer or float)"
             )
         return array

@@ -68,8 +68,8 @@ def _inputs(fn: Callable[..., Any], dtypes: Any, where: str, name: str) -> list[
     params = [p.name for p in parameters if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
     if not params:
         raise ModelError(
-            f"{where}: {name} declares no named inputs ({name}(**kwargs) or no parameters); declare one "
-            f"parameter per source and user placeholder, e.g. def {name}(x1, x2), which source1 and source2 feed"
+            f"{where}: def {name}{inspect.signature(fn)} declares no named inputs; declare one parameter per "
+            f"source and user placeholder, e.g. def {name}(x1, x2), which source1 and source2 feed in that order"
         )
     if not isinstance(dtypes, Mapping):
         raise ModelError(f'{where}: INPUT_DTYPES = {dtypes!r}; expected a dict such as {{"{params[0]}": "uint16"}}')
@@ -81,7 +81,7 @@ def _inputs(fn: Callable[..., Any], dtypes: Any, where: str, name: str) -> list[
     for p in params:
         value = dtypes.get(p, "float32")
         try:
-            dtype = np.dtype(value)
+            dtype = None if value is None else np.dtype(value)  # np.dtype(None) would be float64
         except (TypeError, ValueError):
             dtype = None
         if dtype is None or dtype.kind not in NUMERIC_KINDS:
