@@ -220,3 +220,10 @@ def test_tensorflow_options_are_ignored_with_a_warning_for_python_files(bands, t
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         eot.load_model(ndvi_file(tmp_path))
+
+
+def test_function_model_inputs_must_be_distinct():
+    from eotensor.errors import ModelError
+
+    with pytest.raises(ModelError, match=r"model inputs must have distinct keys; got \['x', 'x'\]"):
+        eot.FunctionModel(lambda x: x, ["x", "x"], ["y"])
