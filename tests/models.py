@@ -127,6 +127,21 @@ def build_other_signature(path):
     return _save_module(path, lambda x: {"y": x + 1.0}, {"x": (IMAGE, "float32")}, signature="predict")
 
 
+def build_difference(path):
+    """Inputs declared in the order ``b``, ``a`` (the signature map forgets it): ``y = b - a``.
+
+    Sources bind alphabetically to SavedModel inputs (OTBTF): source1 feeds ``a`` despite the declaration.
+    """
+    return _save_module(path, lambda b, a: {"y": b - a}, {"b": (IMAGE, "float32"), "a": (IMAGE, "float32")})
+
+
+def build_fused_float_math(path):
+    """``y = reduce_sum(x1 * x2 + x1 * 0.3, -1)``: multiply-adds and a reduction, which XLA may fuse or reorder."""
+    tf = _tf()
+    return _save_module(path, lambda x1, x2: {"y": tf.reduce_sum(x1 * x2 + x1 * 0.3, axis=-1)},
+                        {"x1": (IMAGE, "float32"), "x2": (IMAGE, "float32")})
+
+
 def build_no_signature(path):
     """A SavedModel with no signature at all (a module holding one variable)."""
     tf = _tf()

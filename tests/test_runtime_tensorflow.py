@@ -12,9 +12,12 @@ import textwrap
 
 import numpy as np
 import pytest
+import rasterio
+from affine import Affine
 
+import eotensor as eot
 import models
-from eotensor.errors import ModelError
+from eotensor.errors import ModelError, ParameterError
 from eotensor.runtimes.base import Model, TensorSpec
 from eotensor.runtimes.tensorflow import TensorflowModel, load_saved_model
 
@@ -35,6 +38,8 @@ BUILDERS = {
     "conv": models.build_conv_fcn,
     "other_signature": models.build_other_signature,
     "nosig": models.build_no_signature,
+    "difference": models.build_difference,
+    "fused": models.build_fused_float_math,
 }
 
 F32, IMG = np.dtype("float32"), (None, None, None, None)
@@ -314,11 +319,57 @@ def test_set_threads_before_and_after_tensorflow_starts():
         assert tf.config.threading.get_intra_op_parallelism_threads() == 2
         assert tf.config.threading.get_inter_op_parallelism_threads() == 1
         tf.constant(1.0) + 1.0  # starts TF's runtime
-        set_threads(3, 3)  # too late: silently ignored
-        assert tf.config.threading.get_intra_op_parallelism_threads() == 2
+        set_threads(2, 1)  # the sizes in force: nothing to say
         set_threads(None, None)
+        print("ok")
+        set_threads(3, 3)  # too late: ignored, with a warning for each pool
+        assert tf.config.threading.get_intra_op_parallelism_threads() == 2
     """)
     assert done.returncode == 0, done.stderr
+    out, err = done.stdout.split(), done.stderr.strip().splitlines()
+    assert out == ["ok"] and len([line for line in err if "UserWarning" in line]) == 2, done.stderr
+    assert "TensorFlow already runs in this process with 2 intra-op threads; 3 cannot apply any more" in err[0]
+
+
+def test_load_model_threads_size_the_intra_op_pool(paths):
+    done = run_python(f"""
+        import warnings
+        import numpy as np
+        from eotensor import load_model
+        m = load_model({paths['add_one']!r}, threads=2)
+        m.run({{"x": np.zeros((1, 2, 2, 4), np.float32)}}, ["y"])
+        import tensorflow as tf
+        print(tf.config.threading.get_intra_op_parallelism_threads())
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            load_model({paths['add_one']!r}, threads=2)  # same size: fine
+            assert not caught, [str(w.message) for w in caught]
+            load_model({paths['add_one']!r}, threads=3)
+        print(len(caught), caught[0].message)
+    """)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0] == "2" and lines[1].startswith("1 TensorFlow already runs in this process with 2 intra-op"), lines
+
+
+def test_saved_models_bind_sources_alphabetically(paths, tmp_path):
+    """Decision 33: a SavedModel signature is unordered, so OTBTF's alphabetical rule holds (``a`` before ``b``)."""
+    def write(name, value):
+        profile = dict(driver="GTiff", width=8, height=6, count=1, dtype="float32", crs="EPSG:32631",
+                       transform=Affine(10, 0, 0, 0, -10, 0))
+        with rasterio.open(tmp_path / name, "w", **profile) as ds:
+            ds.write(np.full((1, 6, 8), value, np.float32))
+        return str(tmp_path / name)
+
+    model = load_saved_model(paths["difference"])
+    assert list(model.inputs) == ["a", "b"] and not model.ordered_inputs
+    one, ten = write("one.tif", 1), write("ten.tif", 10)
+    got = eot.serve(paths["difference"], [eot.source(one), eot.source(ten)], fullyconv=True).read()
+    assert (got == 10 - 1).all()  # y = b - a with a <- source1
+    got = eot.serve(paths["difference"], [eot.source(ten, placeholder="a"), eot.source(one)], fullyconv=True).read()
+    assert (got == 1 - 10).all()  # OTBTF: source2 takes the 2nd candidate, b
+    with pytest.raises(ParameterError, match='model input "b" is fed twice'):  # ... even when source1 named it
+        eot.serve(paths["difference"], [eot.source(one, placeholder="b"), eot.source(ten)], fullyconv=True)
 
 
 def test_missing_tensorflow_names_the_extra(paths):
@@ -334,3 +385,22 @@ def test_missing_tensorflow_names_the_extra(paths):
     """)
     assert done.returncode == 0, done.stderr
     assert "pip install 'eotensor[tf]'" in done.stdout and len(done.stdout.strip().splitlines()) == 1
+
+
+def test_xla_jit_is_bit_identical_on_exact_arithmetic_and_within_rounding_otherwise(paths):
+    """What ``-model.jit on`` promises: the same bytes when every intermediate value is exact (integer-valued
+    data through sums, products, matmuls and convolutions: the talk's models); otherwise XLA may fuse
+    multiply-adds and reorder reductions, so results may differ in the last bits, within float32 rounding
+    of the terms summed (TF 2.21 on CPU: up to 3 ulp on this model)."""
+    x1, x2 = image((1, 64, 48, 4), seed=1), image((1, 64, 48, 4), seed=2)
+    for name, feeds in (("scalar_product", {"x1": x1, "x2": x2}), ("round4", {"x1": x1, "x2": x2}),
+                        ("conv", {"x": x1})):
+        off, on = load_saved_model(paths[name]), load_saved_model(paths[name], jit=True)
+        keys = list(off.outputs)
+        np.testing.assert_array_equal(on.run(feeds, keys)[0], off.run(feeds, keys)[0])
+    rng = np.random.default_rng(5)
+    f1, f2 = (rng.random((1, 64, 48, 4), dtype=np.float32) * 100 for _ in range(2))
+    off, on = load_saved_model(paths["fused"]), load_saved_model(paths["fused"], jit=True)
+    got, want = on.run({"x1": f1, "x2": f2}, ["y"])[0], off.run({"x1": f1, "x2": f2}, ["y"])[0]
+    terms = (np.abs(f1.astype(np.float64) * f2) + np.abs(f1 * 0.3)).sum(axis=-1)  # what the rounding scales with
+    assert (np.abs(got.astype(np.float64) - want) <= 8 * np.finfo(np.float32).eps * terms).all()

@@ -233,7 +233,7 @@ def serve(
     background = as_number(background, "output.bv", finite=False)
     if model_threads is not None:
         model_threads = as_number(model_threads, "optim.modelthreads", integer=True, minimum=1)
-    loaded = load_model(model, tags, jit=jit)
+    loaded = load_model(model, tags=tags, jit=jit, threads=model_threads)
     engine = ServeEngine(loaded, sources, fields, as_strings(output_names, "output.names"), placeholders,
                          background, batch_size)
     return ServedRaster(engine, workers=workers, ram_mb=ram_mb, tile_size=tile_size,

@@ -32,7 +32,7 @@ from eotensor.geometry.fields import (
     patch_starts,
 )
 from eotensor.io.raster import RasterSource
-from eotensor.runtimes.base import Model, TensorSpec
+from eotensor.runtimes.base import Model, TensorSpec, ordered_inputs
 from eotensor.runtimes.signature import placeholder_feed, resolve_names
 
 DEFAULT_BATCH_SIZE = 256
@@ -47,7 +47,8 @@ class Source:
     rfield: tuple[int, int] = (1, 1)
     """Receptive field (x, y) in this source's pixels."""
     placeholder: str = ""
-    """Signature input key; empty means the next key in alphabetical order."""
+    """Model input key; empty: the next input not named elsewhere (declared order for Python models, alphabetical
+    for SavedModels, as OTBTF)."""
     nodata: float | None = None
     """If every value a model call would get from this source equals it, the call is skipped."""
 
@@ -107,6 +108,7 @@ class ServeEngine:
         self.input_specs = resolve_names(
             model.inputs, [s.placeholder for s in self.sources],
             [f"source{i + 1}.placeholder" for i in range(len(self.sources))], exclude=excluded,
+            ordered=ordered_inputs(model),  # decision 33: declared order, else alphabetical
         )
         keys = [spec.key for spec in self.input_specs] + excluded
         twice = sorted({k for k in keys if keys.count(k) > 1})

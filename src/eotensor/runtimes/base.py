@@ -1,7 +1,7 @@
 """The model runtime protocol: what the engine needs from any model, whatever framework runs it.
 
 A runtime loads a model file or directory and returns a :class:`Model`: named input and output tensor
-specifications (ordered by key) and one call on a dict of NumPy arrays. The engine never imports a
+specifications and one call on a dict of NumPy arrays. The engine never imports a
 framework; TensorFlow, ONNX, PyTorch or plain Python each live in one file of this package that
 implements this protocol.
 """
@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
 import numpy as np
+
+from eotensor.errors import ModelError
 
 
 @dataclass(frozen=True)
@@ -34,7 +36,14 @@ class TensorSpec:
 
 @runtime_checkable
 class Model(Protocol):
-    """A loaded model: signature inputs and outputs, and a call."""
+    """A loaded model: signature inputs and outputs, and a call.
+
+    Optional attribute ``ordered_inputs`` (bool, default False): True when ``inputs`` lists the inputs
+    in an order the model declares (a Python function's parameters, an ONNX graph's inputs, a PyTorch
+    ``forward``); sources then bind to inputs in that order (decision 33). Without it the inputs are
+    unordered (a TF SavedModel signature is a map) and sources bind alphabetically, as in OTBTF. It is
+    not a protocol member, so objects that lack it still are models; read it with :func:`ordered_inputs`.
+    """
 
     @property
     def inputs(self) -> Mapping[str, TensorSpec]:
@@ -51,16 +60,30 @@ class Model(Protocol):
         ...
 
 
-class StaticSignature:
-    """Base of runtimes whose inputs and outputs are known at load time: keeps them sorted by key."""
+def ordered_inputs(model: Model) -> bool:
+    """Whether ``model.inputs`` is in the model's declared order (see :class:`Model`); False when undeclared."""
+    return bool(getattr(model, "ordered_inputs", False))
 
-    def __init__(self, inputs: Iterable[TensorSpec], outputs: Iterable[TensorSpec]) -> None:
-        self._inputs = {s.key: s for s in sorted(inputs, key=lambda s: s.key)}
+
+class StaticSignature:
+    """Base of runtimes whose inputs and outputs are known at load time.
+
+    Outputs are sorted by key. Inputs are sorted by key too, unless ``ordered``: then they keep the
+    order given, which is the model's declared order, and :attr:`ordered_inputs` is True.
+    """
+
+    def __init__(self, inputs: Iterable[TensorSpec], outputs: Iterable[TensorSpec], ordered: bool = False) -> None:
+        inputs = list(inputs)
+        self.ordered_inputs = bool(ordered)
+        """Whether :attr:`inputs` is in the model's declared order (sources bind in it)."""
+        self._inputs = {s.key: s for s in (inputs if ordered else sorted(inputs, key=lambda s: s.key))}
+        if len(self._inputs) != len(inputs):
+            raise ModelError(f"model inputs must have distinct keys; got {[s.key for s in inputs]}")
         self._outputs = {s.key: s for s in sorted(outputs, key=lambda s: s.key)}
 
     @property
     def inputs(self) -> Mapping[str, TensorSpec]:
-        """Inputs by key (byte order)."""
+        """Inputs by key: in declared order when :attr:`ordered_inputs`, else in byte order."""
         return self._inputs
 
     @property

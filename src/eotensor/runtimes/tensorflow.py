@@ -91,21 +91,28 @@ def import_tensorflow() -> Any:
 
 
 def _apply_threads(tf: Any, intra_op: int | None, inter_op: int | None) -> None:
-    try:
-        if intra_op:
-            tf.config.threading.set_intra_op_parallelism_threads(int(intra_op))
-        if inter_op:
-            tf.config.threading.set_inter_op_parallelism_threads(int(inter_op))
-    except RuntimeError:
-        pass  # TF's context is already initialised: its pools cannot change any more
+    """Size the pools now; once TF's runtime has started they cannot change: a warning says so."""
+    for pool, value in (("intra_op", intra_op), ("inter_op", inter_op)):
+        if not value:
+            continue
+        threading = tf.config.threading
+        try:
+            getattr(threading, f"set_{pool}_parallelism_threads")(int(value))
+        except RuntimeError:  # TF's context is initialised and the size differs from the one it runs with
+            current = getattr(threading, f"get_{pool}_parallelism_threads")() or "its default number of"
+            warnings.warn(
+                f"TensorFlow already runs in this process with {current} {pool.replace('_', '-')} threads; "
+                f"{value} cannot apply any more (the pool is sized once, before the first model runs)", stacklevel=3)
 
 
 def set_threads(intra_op: int | None = None, inter_op: int | None = None) -> None:
     """Size TensorFlow's intra-op and inter-op thread pools, so TF does not oversubscribe the cores.
 
-    ``None`` or 0 leaves a pool at TF's default. Only possible before TF runs its first operation;
-    afterwards the call does nothing, silently. It never imports TensorFlow: when TF is not loaded
-    yet, the sizes are kept and applied when :func:`import_tensorflow` loads it.
+    ``None`` or 0 leaves a pool as it is. The pools are process-wide and fixed once TF runs its first
+    operation: a later request for another size is ignored with a :class:`UserWarning` (asking again for
+    the size in force is silent). It never imports TensorFlow: when TF is not loaded yet, the sizes are
+    kept and applied when :func:`import_tensorflow` loads it. :func:`load_saved_model`'s ``threads``
+    calls it.
     """
     if _tf is None and sys.modules.get("tensorflow") is None:
         for key, value in (("intra_op", intra_op), ("inter_op", inter_op)):
@@ -236,10 +243,13 @@ class TensorflowModel(StaticSignature):
 
 
 def load_saved_model(
-    path: str | os.PathLike, tags: Sequence[str] = (), *, param: str = "model.dir", jit: bool = False
+    path: str | os.PathLike, tags: Sequence[str] = (), *, param: str = "model.dir", jit: bool = False,
+    threads: int | None = None,
 ) -> TensorflowModel:
     """Load a SavedModel directory with the MetaGraph of tag set ``tags`` and pick the signature to serve.
 
+    ``jit`` compiles the signature with XLA. ``threads`` sizes TensorFlow's intra-op pool with
+    :func:`set_threads` (process-wide; ignored with a warning once TF runs with another size).
     Empty ``tags`` means ``["serve"]``; several tags form one tag set that must match a MetaGraph
     exactly (order does not matter). The signature is ``serving_default`` when present, else the
     alphabetically first key (a :class:`UserWarning` names it). ``param`` names the parameter in errors.
@@ -253,6 +263,7 @@ def load_saved_model(
         raise ModelError(
             f'{param}: "{path}" has no saved_model.pb or saved_model.pbtxt; expected a TensorFlow SavedModel directory'
         )
+    set_threads(intra_op=threads)
     tf = import_tensorflow()
     tags = [tags] if isinstance(tags, str) else [str(t) for t in tags]
     tags = tags or ["serve"]
