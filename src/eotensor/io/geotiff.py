@@ -137,7 +137,8 @@ def _unwritten_block(path: str, sparse_ok: bool) -> str | None:
 def _probe_copy_options(target: OutputTarget, count: int) -> str | None:
     """GDAL's complaint about ``target``'s copy format and options, found by copying a 16x16 image in memory."""
     probe = f"/vsimem/eot-probe-{secrets.token_hex(4)}{os.path.splitext(target.path)[1]}"
-    with MemoryFile() as memory, _CreationOptionWarnings() as collected:
+    with MemoryFile() as memory, _CreationOptionWarnings() as collected, warnings.catch_warnings():
+        warnings.simplefilter("ignore", NotGeoreferencedWarning)
         with memory.open(driver="GTiff", width=16, height=16, count=count, dtype=target.dtype.name) as ds:
             ds.write(np.zeros((count, 16, 16), target.dtype))
         try:
