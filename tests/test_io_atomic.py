@@ -91,9 +91,34 @@ def test_failed_final_flush_is_an_error_and_keeps_the_old_output(tmp_path):
     assert result.returncode == 3, result.stdout + result.stderr
     message = result.stdout.strip()
     assert "\n" not in message and str(out) in message and ".eot-" not in message
-    assert "failed" in message
+    assert "lost data" in message and "previous file" in message
     assert _listing(out.parent) == ["o.tif"]
     assert (_read(out) == 7).all()
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A real 1 MiB file system (tmpfs); skipped where mounting is not allowed (not root, no CAP_SYS_ADMIN)."""
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount)], capture_output=True).returncode:
+        pytest.skip("cannot mount a tmpfs here")
+    yield mount
+    subprocess.run(["umount", str(mount)], check=True)
+
+
+def test_disk_full_is_an_error_and_keeps_the_old_output(small_disk):
+    out = small_disk / "o.tif"
+    _write(out, np.full((1, 4, 4), 7, np.float32))
+    data = np.random.default_rng(0).random((1, 1024, 1024)).astype(np.float32)  # 4 MB, hardly compressible
+    with pytest.raises(OutputFileError) as info:
+        with GeoTiffWriter(parse_output(f"{out}?&gdal:co:COMPRESS=DEFLATE"), width=1024, height=1024, count=1,
+                           transform=TRANSFORM, crs=CRS) as writer:
+            for row in range(0, 1024, 256):
+                writer.write(data[:, row:row + 256], (row, 0, 256, 1024))
+    message = str(info.value)
+    assert "the disk is full" in message and str(out) in message and ".eot-" not in message, message
+    assert _listing(small_disk) == ["o.tif"] and (_read(out) == 7).all()
 
 
 # --- special files, concurrent runs, interrupts ------------------------------------------------------------

@@ -203,12 +203,23 @@ class AtomicOutput:
         return path
 
     def explain(self, error: BaseException | str) -> str:
-        """``error``'s message (see :func:`error_text`) with temporary names replaced by the output name."""
+        """``error``'s message (see :func:`error_text`) with temporary names replaced by the output name, and
+        a note when the disk is full."""
         text = error if isinstance(error, str) else error_text(error)
         for path in (self.temp_path, *self._scratch):
             if path:
                 text = text.replace(path, self.path).replace(os.path.basename(path), os.path.basename(self.path))
+        if self.disk_full():
+            text += "; the disk is full"
         return text
+
+    def disk_full(self) -> bool:
+        """Whether the file system of the temporary files has less than 1 MiB left (GDAL's messages rarely say)."""
+        try:
+            info = os.statvfs(os.path.dirname(self.temp_path or self.final))
+        except (OSError, AttributeError):
+            return False
+        return info.f_bavail * info.f_frsize < 1 << 20
 
     def commit(self) -> str:
         """Move the complete temporary file onto the final name (or copy it into a device); return ``path``.

@@ -339,8 +339,8 @@ class GeoTiffWriter:
             problem = _unwritten_block(self.temp_path, sparse_ok)
             if problem:
                 raise OutputFileError(
-                    f'{self.param} "{self.path}": writing the file failed ({output.explain(problem)}; '
-                    "disk full or file too large?); the previous file, if any, is unchanged"
+                    f'{self.param} "{self.path}": GDAL lost data when closing the file ({output.explain(problem)}); '
+                    "check the free space, quota and file-size limit; the previous file, if any, is unchanged"
                 )
             if not self.target.format.streamed:
                 self._copy(output)
