@@ -134,6 +134,23 @@ def _unwritten_block(path: str, sparse_ok: bool) -> str | None:
     return None
 
 
+def _creation_options(target: OutputTarget, count: int, width: int, height: int) -> dict[str, str]:
+    """The GTiff creation options of ``target``'s GeoTIFF: defaults, then ``gdal:co:*``, blocks from
+    :func:`block_shape` (a PNG/JPEG's options belong to its copy, not to this GeoTIFF)."""
+    options: dict[str, str] = {"TILED": "YES", "BIGTIFF": "IF_SAFER"}
+    if count > 1:
+        options["INTERLEAVE"] = "BAND"
+    if target.format.streamed:
+        options.update(target.creation_options)
+    rows, cols = block_shape(target, width, height)
+    options["BLOCKYSIZE"] = str(rows)
+    if _is_tiled(options):
+        options["BLOCKXSIZE"] = str(cols)
+    else:
+        options.pop("BLOCKXSIZE", None)
+    return options
+
+
 def _probe_copy_options(target: OutputTarget, count: int) -> str | None:
     """GDAL's complaint about ``target``'s copy format and options, found by copying a 16x16 image in memory."""
     probe = f"/vsimem/eot-probe-{secrets.token_hex(4)}{os.path.splitext(target.path)[1]}"
@@ -229,18 +246,7 @@ class GeoTiffWriter:
                     f"expected gdal:co:KEY=VALUE options of the GDAL {fmt.driver} driver"
                 )
         row0, col0, rows, cols = self.region
-        block_rows, block_cols = block_shape(target, int(width), int(height))
-        options: dict[str, str] = {"TILED": "YES", "BIGTIFF": "IF_SAFER"}
-        if self.count > 1:
-            options["INTERLEAVE"] = "BAND"
-        if fmt.streamed:
-            options.update(target.creation_options)
-        options["BLOCKYSIZE"] = str(block_rows)
-        if _is_tiled(options):
-            options["BLOCKXSIZE"] = str(block_cols)
-        else:
-            options.pop("BLOCKXSIZE", None)
-        self.creation_options = options
+        self.creation_options = options = _creation_options(target, self.count, int(width), int(height))
         self._output = AtomicOutput(self.path, self.param, _SIDECARS)
         self.temp_path = self._output.temp_path if fmt.streamed else self._output.scratch(".tif")
         try:
@@ -275,11 +281,6 @@ class GeoTiffWriter:
     def closed(self) -> bool:
         """Whether the file was committed or aborted."""
         return self._dataset is None
-
-    @property
-    def final_path(self) -> str:
-        """The file the commit replaces (symlinks resolved)."""
-        return self._output.final if self._output is not None else self.path
 
     def write(self, array: np.ndarray, window: Any) -> None:
         """Write ``array`` of shape ``(bands, rows, cols)`` (or ``(rows, cols)`` for one band) at ``window``.
