@@ -33,7 +33,9 @@ from eotensor.engine.tiling import (
 from eotensor.errors import ParameterError
 from eotensor.geometry import Grid, Window
 from eotensor.geometry.fields import Fields
-from eotensor.io.output import GeoTiffWriter, ensure_not_input, parse_output
+from eotensor.io.atomic import ensure_not_input
+from eotensor.io.extended import parse_output
+from eotensor.io.geotiff import GeoTiffWriter
 from eotensor.io.raster import RasterSource
 from eotensor.runtimes import Model, load_model
 from eotensor.runtimes.signature import parse_user_placeholder

@@ -7,7 +7,7 @@ from typing import Any
 
 from eotensor.api import ServedRaster, serve, source
 from eotensor.apps.params import App, Kind, Param, parse_bool, parse_python
-from eotensor.io.output import parse_output
+from eotensor.io.extended import parse_output
 
 NOTES = """\
 Geometry, in one picture (one axis, source1 at S = 1):

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from eotensor.errors import ParameterError
 from eotensor.geometry import Grid, Window, round_up
 from eotensor.geometry.fields import Fields
+from eotensor.io.geotiff import DEFAULT_BLOCK_SIZE as BLOCK
 
 DEFAULT_RAM_MB = 256
 """Default memory budget for one tile's buffers (OTB's default ``ram``); ``OTB_MAX_RAM_HINT`` overrides it."""
@@ -87,11 +88,6 @@ def bytes_per_output_pixel(sources: list[tuple[Grid, int, tuple[int, int]]], out
         else:
             total += 4.0 * count * rfx * rfy
     return total * (CNN_WORK_FACTOR if halo else MODEL_WORK_FACTOR)
-
-
-BLOCK = 256
-"""Output GeoTIFF block size: automatic tiles are multiples of it where the budget allows, so every
-written block is complete at once (no partial blocks kept in GDAL's cache or recompressed)."""
 
 
 MAX_STRIP_WIDTH = 8192

@@ -1,18 +1,27 @@
-"""Input rasters: OTBTF "sources", i.e. image lists stacked along bands, read window by window as float32."""
+"""Input rasters: OTBTF "sources", i.e. image lists stacked along bands, read window by window as float32.
+
+Each image may be an OTB extended filename selecting bands (``in.tif?&bands=1,3:4``, see
+:func:`~eotensor.io.extended.parse_input`). A complex band gives two bands, real then imaginary, as OTB
+reads it (decision 35). An image that changes while a result is being computed is an error, not a mix of
+old and new pixels.
+"""
 
 from __future__ import annotations
 
 import os
 import threading
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import rasterio
 from rasterio.errors import RasterioError
 
-from eotensor.errors import InputFileError
+from eotensor.errors import GeometryError, InputFileError
 from eotensor.geometry import Grid, Window
+from eotensor.io.atomic import is_virtual_path
+from eotensor.io.extended import parse_input, resolve_bands
 
 
 def _first_line(error: BaseException) -> str:
@@ -22,7 +31,7 @@ def _first_line(error: BaseException) -> str:
 def open_raster(path: str | os.PathLike, param: str) -> Any:
     """Open ``path`` with rasterio, or raise a one-line InputFileError naming ``param`` and the file."""
     path = os.fspath(path)
-    if not os.path.exists(path) and "://" not in path and not path.startswith("/vsi"):
+    if not is_virtual_path(path) and not os.path.exists(path):
         raise InputFileError(f'{param}: input file "{path}" does not exist')
     try:
         return rasterio.open(path)
@@ -30,12 +39,49 @@ def open_raster(path: str | os.PathLike, param: str) -> Any:
         raise InputFileError(f'{param}: cannot read "{path}" as a raster ({_first_line(error)})') from None
 
 
+def _stamp(path: str) -> tuple[int, int, int, int] | None:
+    """What tells a changed file, cheaply: device, inode, size and modification time (None if virtual)."""
+    if is_virtual_path(path):
+        return None
+    try:
+        info = os.stat(path)
+    except OSError:
+        return (0, 0, -1, 0)
+    return info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns
+
+
+@dataclass(frozen=True)
+class _Image:
+    """One image of the list, as opened: what is read from it and what it looked like."""
+
+    path: str
+    """The real filename (extended part removed)."""
+    indexes: tuple[int, ...]
+    """The 1-based bands read, in order (the ``bands`` selection)."""
+    complex_bands: tuple[bool, ...]
+    """Per read band: whether it is complex (it then gives two stacked bands, real and imaginary)."""
+    shape: tuple[int, int, int]
+    """``(width, height, band count)`` of the file when opened."""
+    stamp: tuple[int, int, int, int] | None
+    """:func:`_stamp` of the file when opened."""
+
+    @property
+    def count(self) -> int:
+        """Number of stacked bands this image gives."""
+        return len(self.indexes) + sum(self.complex_bands)
+
+
 class RasterSource:
     """An image list stacked along bands (OTBTF's ``sourceN.il``), read as float32 windows.
 
     All images must have the same size; the stack takes the first image's geometry (origin, spacing,
-    CRS), as OTBTF does. Bands keep list order: all bands of image 1, then image 2, ... Each thread
-    gets its own GDAL handles, so windows may be read concurrently.
+    CRS), as OTBTF does. Bands keep list order: the (selected) bands of image 1, then image 2, ...; a
+    complex band gives two bands, real then imaginary. Each thread gets its own GDAL handles, opened on
+    its first read, so windows may be read concurrently.
+
+    A file that changed since the source was opened (replaced, rewritten, resized: device, inode, size or
+    modification time differ) raises :class:`InputFileError` on the next read instead of giving stale or
+    mixed pixels; the check is one ``stat`` per file and read.
     """
 
     def __init__(self, paths: Sequence[str | os.PathLike], param: str = "source1.il") -> None:
@@ -43,54 +89,134 @@ class RasterSource:
             paths = [paths]
         if not paths:
             raise InputFileError(f"{param}: the image list is empty; give at least one raster")
-        self.paths = [os.fspath(p) for p in paths]
         self.param = param
-        self.band_counts: list[int] = []
+        self.specs = [os.fspath(p) for p in paths]
+        """The filenames as given (extended parts included)."""
+        self.images: list[_Image] = []
         self.nodata_values: list[float | None] = []
+        """The file's no-data value of each stacked band (None where it has none)."""
         first = None
-        for k, path in enumerate(self.paths):
-            with open_raster(path, param) as ds:
+        for k, text in enumerate(self.specs):
+            spec = parse_input(text, param)
+            stamp = _stamp(spec.path)
+            with open_raster(spec.path, param) as ds:
                 if first is None:
                     first = (ds.width, ds.height)
-                    self.grid = Grid.from_transform(ds.transform, ds.width, ds.height, ds.crs)
+                    try:
+                        self.grid = Grid.from_transform(ds.transform, ds.width, ds.height, ds.crs)
+                    except GeometryError as error:
+                        raise GeometryError(f'{param}: "{spec.path}": {error}') from None
                 elif (ds.width, ds.height) != first:
                     raise InputFileError(
-                        f'{param}: image {k + 1} "{path}" is {ds.width}x{ds.height} pixels but image 1 '
+                        f'{param}: image {k + 1} "{spec.path}" is {ds.width}x{ds.height} pixels but image 1 '
                         f'"{self.paths[0]}" is {first[0]}x{first[1]}; all images of a list must have the same size'
                     )
-                self.band_counts.append(ds.count)
-                self.nodata_values.extend(ds.nodatavals)
+                indexes = tuple(resolve_bands(spec, ds.count, param))
+                complex_bands = tuple(ds.dtypes[i - 1].startswith("complex") for i in indexes)
+                self.images.append(_Image(spec.path, indexes, complex_bands, (ds.width, ds.height, ds.count), stamp))
+                for i, is_complex in zip(indexes, complex_bands):
+                    self.nodata_values.extend([ds.nodatavals[i - 1]] * (2 if is_complex else 1))
         self._local = threading.local()
+
+    @property
+    def paths(self) -> list[str]:
+        """The real filenames of the list (extended parts removed), e.g. to refuse one as an output."""
+        return [image.path for image in self.images]
+
+    @property
+    def band_counts(self) -> list[int]:
+        """Stacked bands per image (after band selection and complex splitting)."""
+        return [image.count for image in self.images]
 
     @property
     def count(self) -> int:
         """Number of stacked bands."""
         return sum(self.band_counts)
 
+    def nodata_files(self) -> list[tuple[str, float]]:
+        """``(file, value)`` for each image whose read bands carry a no-data value (its first one).
+
+        For a warning when ``sourceN.nodata`` is unset: OTBTF ignores a file's own no-data value, so such
+        pixels are computed like any other.
+        """
+        found = []
+        start = 0
+        for image in self.images:
+            values = [v for v in self.nodata_values[start:start + image.count] if v is not None]
+            start += image.count
+            if values:
+                found.append((image.path, values[0]))
+        return found
+
+    def _changed(self, image: _Image) -> InputFileError:
+        """The error for ``image``'s file having changed since it was opened, saying how if it can."""
+        width, height, count = image.shape
+        now = "its contents were modified"
+        try:
+            with rasterio.open(image.path) as ds:
+                if (ds.width, ds.height) != (width, height):
+                    now = f"now {ds.width}x{ds.height}"
+                elif ds.count != count:
+                    now = f"now {ds.count} band(s) instead of {count}"
+        except (RasterioError, OSError) as error:
+            now = f"now unreadable ({_first_line(error)})"
+        return InputFileError(
+            f'{self.param}: "{image.path}" changed since it was opened: was {width}x{height}, {now}; '
+            "rerun on the new file"
+        )
+
     def _datasets(self) -> list[Any]:
         handles = getattr(self._local, "handles", None)
         if handles is None:
-            handles = self._local.handles = [open_raster(p, self.param) for p in self.paths]
+            handles = []
+            try:
+                for image in self.images:
+                    ds = open_raster(image.path, self.param)
+                    handles.append(ds)
+                    if (ds.width, ds.height, ds.count) != image.shape or _stamp(image.path) != image.stamp:
+                        raise self._changed(image)
+            except BaseException:
+                for ds in handles:
+                    ds.close()
+                raise
+            self._local.handles = handles
         return handles
 
     def read(self, window: Window) -> np.ndarray:
         """Pixels of ``window`` as a C-contiguous float32 array of shape (rows, cols, bands).
 
         GDAL writes straight into the pixel-interleaved buffer (through a band-first view), so no
-        transposing copy is made.
+        transposing copy is made; complex bands go through a complex buffer, split into real and imaginary.
         """
         pixels = np.empty((window.height, window.width, self.count), dtype=np.float32)
         planes = pixels.transpose(2, 0, 1)
         if window.size:
             rio_window = window.to_rasterio()
             band = 0
-            for ds, n in zip(self._datasets(), self.band_counts):
+            for ds, image in zip(self._datasets(), self.images):
+                if image.stamp is not None and _stamp(image.path) != image.stamp:
+                    raise self._changed(image)
+                n = image.count
                 try:
-                    ds.read(out=planes[band:band + n], window=rio_window)
+                    if any(image.complex_bands):
+                        self._read_complex(ds, image, rio_window, planes[band:band + n])
+                    else:
+                        ds.read(list(image.indexes), out=planes[band:band + n], window=rio_window)
                 except (RasterioError, OSError) as error:
-                    raise InputFileError(f'{self.param}: cannot read "{ds.name}" ({_first_line(error)})') from None
+                    raise InputFileError(f'{self.param}: cannot read "{image.path}" ({_first_line(error)})') from None
                 band += n
         return pixels
+
+    @staticmethod
+    def _read_complex(ds: Any, image: _Image, rio_window: Any, planes: np.ndarray) -> None:
+        """Read ``image``'s bands into ``planes``, each complex band as two planes (real, imaginary)."""
+        values = ds.read(list(image.indexes), window=rio_window, out_dtype="complex64")
+        k = 0
+        for value, is_complex in zip(values, image.complex_bands):
+            planes[k] = value.real
+            if is_complex:
+                planes[k + 1] = value.imag
+            k += 1 + is_complex
 
     def close(self) -> None:
         """Close this thread's handles (other threads' handles close when garbage-collected)."""

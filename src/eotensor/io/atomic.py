@@ -1,0 +1,293 @@
+"""Atomic outputs: a file appears under its final name only once complete, and never replaces what it must not.
+
+Every writer (GeoTIFF, copied formats, and later vectors, XML, COG, Zarr, models) composes its file under a
+temporary name from :class:`AtomicOutput` and calls :meth:`~AtomicOutput.commit` when complete, or
+:meth:`~AtomicOutput.abort` (or leaves the ``with`` block by any exception, ``KeyboardInterrupt`` included).
+
+What the final name may be, decided when the output is created (before any work starts):
+
+* a new or existing **regular file**: the temporary file ``.eot-<random>.tmp`` lies next to it (same file
+  system, so the final rename is atomic); the name is short (a valid long output name stays valid) and
+  unique (two runs writing the same output never share it: the last complete rename wins);
+* an existing file **without write permission** (mode bits, checked even for root): refused, never replaced;
+* a **symbolic link**: its target is written (the temporary file lies next to the resolved target and the
+  rename replaces it); the link stays a link;
+* an existing **character device or FIFO** (``/dev/null``, a named pipe): written through, i.e. the
+  complete file is composed in the system temporary directory and then copied into it; the device node
+  is never replaced. Other special files (block devices, sockets) are refused.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import stat
+import tempfile
+from collections.abc import Iterable, Sequence
+from types import TracebackType
+
+from eotensor.errors import OutputFileError
+
+__all__ = ["AtomicOutput", "ensure_not_input", "error_text", "is_virtual_path", "is_write_through"]
+
+_TEMP_PREFIX = ".eot-"
+_TEMP_SUFFIX = ".tmp"
+
+
+def is_virtual_path(path: str | os.PathLike) -> bool:
+    """Whether ``path`` is a GDAL virtual path (``/vsi...``) or a URL, which the OS cannot stat."""
+    text = os.fspath(path)
+    return text.startswith("/vsi") or "://" in text
+
+
+def is_write_through(path: str | os.PathLike) -> bool:
+    """Whether ``path`` (symlinks resolved) is an existing character device or FIFO, written through."""
+    try:
+        mode = os.stat(path).st_mode
+    except (OSError, ValueError):
+        return False
+    return stat.S_ISCHR(mode) or stat.S_ISFIFO(mode)
+
+
+def error_text(error: BaseException) -> str:
+    """The most telling first line of ``error`` and the exceptions it was raised from.
+
+    rasterio raises generic errors ("Write failed. See previous exception for details.") from GDAL's own,
+    which carry the cause ("BitsPerSample 32 not allowed for JPEG"): the chain is walked and the first
+    message that is not such a pointer is kept.
+    """
+    messages = []
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        text = str(current).strip()
+        messages.append(text.splitlines()[0] if text else type(current).__name__)
+        current = current.__cause__ or current.__context__
+    for message in messages:
+        if "see previous exception" not in message.lower():
+            return message
+    return messages[-1]
+
+
+def _same_file(a: str, b: str) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return os.path.normcase(os.path.realpath(a)) == os.path.normcase(os.path.realpath(b))
+
+
+def ensure_not_input(
+    target_path: str | os.PathLike, input_paths: Iterable[str | os.PathLike], param: str = "out"
+) -> None:
+    """Raise :class:`OutputFileError` if ``target_path`` resolves to the same file as one of ``input_paths``.
+
+    Compares resolved paths (symlinks, ``..``, hard links when both exist), so an input is never
+    overwritten while it is still being read. GDAL virtual paths and URLs are skipped.
+    """
+    target = os.fspath(target_path)
+    for item in input_paths:
+        path = os.fspath(item)
+        if is_virtual_path(path):
+            continue
+        if _same_file(target, path):
+            spelled = "" if path == target else f' ("{path}")'
+            raise OutputFileError(
+                f'{param}: output file "{target}" is also an input{spelled}; expected a file that is not an input'
+            )
+
+
+def _reserve(directory: str, suffix: str = "") -> str:
+    """Create a new empty file with a short random name in ``directory``; return its path.
+
+    ``O_EXCL`` makes the name ours alone, even when several runs write next to the same output; the file
+    gets the mode a plain create would (0666 less the umask).
+    """
+    for _ in range(100):
+        path = os.path.join(directory, f"{_TEMP_PREFIX}{secrets.token_hex(4)}{_TEMP_SUFFIX}{suffix}")
+        try:
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+        except FileExistsError:
+            continue
+        return path
+    raise FileExistsError(f"no free temporary name in {directory}")
+
+
+class AtomicOutput:
+    """A unique temporary file standing for the output ``path`` until :meth:`commit`.
+
+    ``temp_path`` is the file to write (it exists, empty; a writer may recreate it). :meth:`scratch` hands
+    out more temporary names (e.g. a GeoTIFF to copy into another format), deleted at commit and abort.
+    ``sidecars`` are suffixes of GDAL side-car files (``.aux.xml``): the temporary file's are renamed with
+    it, and the final name's stale ones removed, so they cannot describe other pixels.
+
+    All checks happen in the constructor, before any work: see the module docstring for what the final
+    name may be. Errors name ``param`` and the output as the user spelled it, never the temporary name.
+    """
+
+    def __init__(self, path: str | os.PathLike, param: str = "out", sidecars: Sequence[str] = ()) -> None:
+        self.path = os.fspath(path)
+        self.param = param
+        self.sidecars = tuple(sidecars)
+        self.final = os.path.realpath(self.path)
+        """The file the rename replaces: ``path`` with symlinks resolved."""
+        self.write_through = False
+        """Whether the output is a character device or FIFO, copied into rather than replaced."""
+        self._mode: int | None = None
+        self._scratch: list[str] = []
+        self._done = False
+        self.temp_path = ""
+        directory = self._check_target()
+        try:
+            self.temp_path = _reserve(directory)
+        except OSError as error:
+            raise OutputFileError(
+                f'{param}: cannot create a temporary file next to "{self.path}" ({error_text(error)})'
+            ) from None
+
+    def _check_target(self) -> str:
+        """Check the final name; return the directory where the temporary files go."""
+        try:
+            info = os.stat(self.final)
+        except (FileNotFoundError, NotADirectoryError):
+            info = None  # a new file; the directory check below says what is wrong with its directory
+        except OSError as error:
+            raise OutputFileError(f'{self.param}: cannot write "{self.path}" ({error_text(error)})') from None
+        if info is not None:
+            if stat.S_ISDIR(info.st_mode):
+                raise OutputFileError(f'{self.param}: output "{self.path}" is a directory; expected a file name')
+            if stat.S_ISCHR(info.st_mode) or stat.S_ISFIFO(info.st_mode):
+                self.write_through = True
+                return tempfile.gettempdir()
+            if not stat.S_ISREG(info.st_mode):
+                raise OutputFileError(
+                    f'{self.param}: output "{self.path}" is a special file (block device or socket); '
+                    "expected a regular file, a character device or a FIFO"
+                )
+            if not info.st_mode & 0o222 or not os.access(self.final, os.W_OK):
+                raise OutputFileError(
+                    f'{self.param}: output "{self.path}" is read-only (mode {stat.S_IMODE(info.st_mode):04o}); '
+                    "make it writable or choose another name"
+                )
+            self._mode = stat.S_IMODE(info.st_mode)
+        directory = os.path.dirname(self.final)
+        if not os.path.isdir(directory):
+            if os.path.exists(directory):
+                why = f'"{directory}" is a file'
+            else:
+                why = f'the directory "{directory}" does not exist'
+            raise OutputFileError(
+                f'{self.param}: cannot write "{self.path}": {why}; expected an existing, writable directory'
+            )
+        if not os.access(directory, os.W_OK | os.X_OK):
+            raise OutputFileError(
+                f'{self.param}: cannot write "{self.path}": the directory "{directory}" is not writable'
+            )
+        return directory
+
+    @property
+    def closed(self) -> bool:
+        """Whether the output was committed or aborted."""
+        return self._done
+
+    def scratch(self, suffix: str = "") -> str:
+        """A further unique temporary file next to ``temp_path``, deleted at commit and abort."""
+        try:
+            path = _reserve(os.path.dirname(self.temp_path), suffix)
+        except OSError as error:
+            raise OutputFileError(
+                f'{self.param}: cannot create a temporary file next to "{self.path}" ({error_text(error)})'
+            ) from None
+        self._scratch.append(path)
+        return path
+
+    def explain(self, error: BaseException | str) -> str:
+        """``error``'s message (see :func:`error_text`) with temporary names replaced by the output name, and
+        a note when the disk is full."""
+        text = error if isinstance(error, str) else error_text(error)
+        for path in (self.temp_path, *self._scratch):
+            if path:
+                text = text.replace(path, self.path).replace(os.path.basename(path), os.path.basename(self.path))
+        if self.disk_full():
+            text += "; the disk is full"
+        return text
+
+    def disk_full(self) -> bool:
+        """Whether the file system of the temporary files has less than 1 MiB left (GDAL's messages rarely say)."""
+        try:
+            info = os.statvfs(os.path.dirname(self.temp_path or self.final))
+        except (OSError, AttributeError):
+            return False
+        return info.f_bavail * info.f_frsize < 1 << 20
+
+    def commit(self) -> str:
+        """Move the complete temporary file onto the final name (or copy it into a device); return ``path``.
+
+        The rename is atomic on the file system: readers see the old file or the new one, never a mix. A
+        replaced file keeps its permission bits. On failure the temporary files are deleted and the old
+        output stays.
+        """
+        if self._done:
+            raise OutputFileError(f'{self.param} "{self.path}": commit after the output was committed or aborted')
+        self._done = True
+        try:
+            if self.write_through:
+                with open(self.temp_path, "rb") as source, open(self.final, "wb") as sink:
+                    shutil.copyfileobj(source, sink, 1 << 20)
+            else:
+                if self._mode is not None:
+                    os.chmod(self.temp_path, self._mode)
+                for suffix in self.sidecars:
+                    if os.path.isfile(self.final + suffix):
+                        os.remove(self.final + suffix)
+                    if os.path.isfile(self.temp_path + suffix):
+                        os.replace(self.temp_path + suffix, self.final + suffix)
+                os.replace(self.temp_path, self.final)
+                self.temp_path = ""  # renamed: nothing left to delete under that name
+        except OSError as error:
+            raise OutputFileError(
+                f'{self.param}: cannot finish "{self.path}" ({self.explain(error)}); the previous file, if any, '
+                "is unchanged"
+            ) from None
+        finally:
+            self._remove()
+        return self.path
+
+    def abort(self) -> None:
+        """Delete the temporary files; the final name is left untouched. Safe to call twice."""
+        self._done = True
+        self._remove()
+
+    def _remove(self) -> None:
+        for path in (self.temp_path, *self._scratch):
+            if not path:
+                continue
+            for name in (path, *(path + suffix for suffix in (*self.sidecars, ".aux.xml"))):
+                try:
+                    os.remove(name)
+                except OSError:
+                    pass  # best effort: an error here must not hide the one being reported
+        self._scratch = []
+
+    def __enter__(self) -> AtomicOutput:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if exc_type is None:
+            self.commit()
+        else:
+            self.abort()
+
+    def __del__(self) -> None:
+        # Dropped without commit/abort (an error in a caller, interpreter shutdown): leave no temporary file.
+        try:
+            if not getattr(self, "_done", True):
+                self.abort()
+        except Exception:  # noqa: BLE001 - nothing may escape __del__
+            pass

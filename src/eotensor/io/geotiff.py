@@ -1,0 +1,395 @@
+"""The streamed raster writer: one GeoTIFF written window by window under a temporary name, then renamed.
+
+* :func:`block_shape` is the one rule for the output's block size; the tile planner calls it before the
+  writer exists, and the writer uses it, so tiles and blocks stay aligned whatever the options say.
+* :class:`GeoTiffWriter` writes the tiles, checks that every block reached the disk, and commits through
+  :class:`~eotensor.io.atomic.AtomicOutput`. Formats GDAL can only copy (PNG, JPEG) are written as a
+  temporary GeoTIFF first, then copied (decision 34).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import warnings
+from typing import Any
+
+import numpy as np
+import rasterio
+import rasterio.shutil
+from affine import Affine
+from rasterio.errors import NotGeoreferencedWarning, RasterioError
+from rasterio.io import MemoryFile
+from rasterio.windows import Window as RioWindow
+
+from eotensor.errors import OutputFileError
+from eotensor.io.atomic import AtomicOutput
+from eotensor.io.extended import OutputTarget
+from eotensor.io.pixeltypes import to_pixel_type
+
+__all__ = ["DEFAULT_BLOCK_SIZE", "MIN_BLOCK_SIZE", "GeoTiffWriter", "block_shape"]
+
+DEFAULT_BLOCK_SIZE = 256
+"""GeoTIFF block size (pixels, both axes) of outputs at least this large on that axis. The tile planner
+makes automatic tiles multiples of it, so every written block is complete at once."""
+
+MIN_BLOCK_SIZE = 16
+"""GeoTIFF tiles are multiples of 16 pixels: the smallest block, and the step of small outputs' blocks."""
+
+_SIDECARS = (".aux.xml", ".ovr")
+_ERRORS = (RasterioError, OSError, ValueError, TypeError)
+
+
+def _is_tiled(options: dict[str, str]) -> bool:
+    return options.get("TILED", "YES").upper() not in ("NO", "FALSE", "OFF", "0")
+
+
+def block_shape(target: OutputTarget, width: int, height: int) -> tuple[int, int]:
+    """The ``(rows, cols)`` block size the writer of ``target`` uses for a ``width`` x ``height`` output grid.
+
+    The file's size is the box's when ``target.box`` is set, else the grid's. Per axis, the block is
+    ``gdal:co:BLOCKXSIZE`` / ``gdal:co:BLOCKYSIZE`` when given (checked by ``parse_output``), else
+    :data:`DEFAULT_BLOCK_SIZE`, or for a smaller file the file's size rounded up to a multiple of 16
+    (a 1x1 output has 16x16 blocks, not 256x256). With ``gdal:co:TILED=NO`` the blocks are strips: the
+    file's full width, the same rule giving their height. Formats that are copied (PNG, JPEG) go through a
+    GeoTIFF with the default rule (their ``gdal:co`` options belong to the copy).
+    """
+    if target.box is not None:
+        width, height = target.box[2], target.box[3]
+    options = target.creation_options if target.format.streamed else {}
+
+    def size(key: str, extent: int) -> int:
+        if key in options:
+            return int(options[key])
+        return min(DEFAULT_BLOCK_SIZE, -(-max(1, int(extent)) // MIN_BLOCK_SIZE) * MIN_BLOCK_SIZE)
+
+    rows = size("BLOCKYSIZE", height)
+    if not _is_tiled(options):
+        return min(rows, int(height)), int(width)
+    return rows, size("BLOCKXSIZE", width)
+
+
+class _CreationOptionWarnings(logging.Handler):
+    """Collects GDAL's warnings about creation options, which rasterio logs on ``rasterio._env``.
+
+    GDAL only warns about an unknown creation option or value (``gdal:co:COMPRES=DEFLATE``,
+    ``COMPRESS=NOSUCHCODEC``) and then writes without it; eotensor makes that an error instead.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        message = record.getMessage()
+        if "creation option" in message:
+            self.messages.append(message.split(" in ", 1)[-1] if message.startswith("CPLE_") else message)
+
+    def __enter__(self) -> _CreationOptionWarnings:
+        logging.getLogger("rasterio._env").addHandler(self)
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        logging.getLogger("rasterio._env").removeHandler(self)
+
+
+def _window_tuple(window: Any) -> tuple[int, int, int, int]:
+    """``(row, col, height, width)`` of a 4-tuple or of an object with row/col/height/width attributes."""
+    if hasattr(window, "row"):
+        return int(window.row), int(window.col), int(window.height), int(window.width)
+    if hasattr(window, "row_off"):  # rasterio.windows.Window
+        return int(window.row_off), int(window.col_off), int(window.height), int(window.width)
+    row, col, height, width = window
+    return int(row), int(col), int(height), int(width)
+
+
+def _shifted(transform: Affine, row: int, col: int) -> Affine:
+    """``transform`` with its origin moved to pixel (row, col): the transform of a window starting there."""
+    a, b, c, d, e, f = tuple(transform)[:6]
+    return Affine(a, b, c + a * col + b * row, d, e, f + d * col + e * row)
+
+
+def _unwritten_block(path: str, sparse_ok: bool) -> str | None:
+    """Why the closed GeoTIFF ``path`` is incomplete, or None when every block lies inside the file.
+
+    GDAL does not report a write error in the last buffer it flushes when closing (disk full, file-size
+    limit): the file is silently truncated. Every block's offset and size (GDAL's ``TIFF`` metadata
+    domain, a few microseconds per block) must lie within the file, and be non-zero unless ``SPARSE_OK``.
+    """
+    try:
+        size = os.path.getsize(path)
+        with rasterio.open(path) as ds:
+            rows, cols = ds.block_shapes[0]
+            band_interleaved = ds.count > 1 and ds.interleaving is not None and ds.interleaving.value == "BAND"
+            for band in range(1, ds.count + 1) if band_interleaved else (1,):
+                for y in range(-(-ds.height // rows)):
+                    for x in range(-(-ds.width // cols)):
+                        offset = int(ds.get_tag_item(f"BLOCK_OFFSET_{x}_{y}", "TIFF", bidx=band) or 0)
+                        nbytes = int(ds.get_tag_item(f"BLOCK_SIZE_{x}_{y}", "TIFF", bidx=band) or 0)
+                        if offset + nbytes > size or (offset == 0 and not sparse_ok):
+                            return f"block {x},{y} of band {band} is missing from the file, which ends at byte {size}"
+    except (RasterioError, OSError, ValueError) as error:
+        return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    return None
+
+
+def _creation_options(target: OutputTarget, count: int, width: int, height: int) -> dict[str, str]:
+    """The GTiff creation options of ``target``'s GeoTIFF: defaults, then ``gdal:co:*``, blocks from
+    :func:`block_shape` (a PNG/JPEG's options belong to its copy, not to this GeoTIFF)."""
+    options: dict[str, str] = {"TILED": "YES", "BIGTIFF": "IF_SAFER"}
+    if count > 1:
+        options["INTERLEAVE"] = "BAND"
+    if target.format.streamed:
+        options.update(target.creation_options)
+    rows, cols = block_shape(target, width, height)
+    options["BLOCKYSIZE"] = str(rows)
+    if _is_tiled(options):
+        options["BLOCKXSIZE"] = str(cols)
+    else:
+        options.pop("BLOCKXSIZE", None)
+    return options
+
+
+def _probe_copy_options(target: OutputTarget, count: int) -> str | None:
+    """GDAL's complaint about ``target``'s copy format and options, found by copying a 16x16 image in memory."""
+    probe = f"/vsimem/eot-probe-{secrets.token_hex(4)}{os.path.splitext(target.path)[1]}"
+    with MemoryFile() as memory, _CreationOptionWarnings() as collected, warnings.catch_warnings():
+        warnings.simplefilter("ignore", NotGeoreferencedWarning)
+        with memory.open(driver="GTiff", width=16, height=16, count=count, dtype=target.dtype.name) as ds:
+            ds.write(np.zeros((count, 16, 16), target.dtype))
+        try:
+            rasterio.shutil.copy(memory.name, probe, driver=target.format.driver, **target.creation_options)
+        except _ERRORS as error:
+            return str(error).strip().splitlines()[0]
+        finally:
+            try:
+                rasterio.shutil.delete(probe, driver=target.format.driver)
+            except _ERRORS:
+                pass
+    return collected.messages[0].rstrip(".") if collected.messages else None
+
+
+class GeoTiffWriter:
+    """Write one output raster window by window, under a temporary name until :meth:`commit`.
+
+    ``width``, ``height`` and ``transform`` describe the **full** output grid. Without a box the file is
+    that grid; with ``target.box = (x0, y0, w, h)`` the file is exactly that window of it: ``w`` x ``h``
+    pixels, its transform shifted by the box start. :meth:`write` always takes windows in full-grid pixel
+    coordinates and writes only the part inside the box, so tiles stay anchored at index 0 of the full
+    grid and a box output equals the same window of the full output.
+
+    Creation options: ``TILED=YES``, blocks from :func:`block_shape`, ``BIGTIFF=IF_SAFER`` and, for several
+    bands, ``INTERLEAVE=BAND``: band-interleaved tiles are written straight from the ``(bands, rows, cols)``
+    arrays, with no pixel interleaving step; measured 30-40 % faster than ``PIXEL`` for uncompressed window
+    writes and equal when compressing. ``gdal:co:*`` options from the target override any of these (e.g.
+    ``gdal:co:INTERLEAVE=PIXEL``, ``gdal:co:NUM_THREADS=ALL_CPUS`` for multi-threaded compression); an
+    option GDAL does not know is an error. Windows aligned on the blocks write fastest: a compressed block
+    written in several parts is recompressed and may be rewritten at the end of the file.
+
+    The file is created through :class:`~eotensor.io.atomic.AtomicOutput` (a short unique temporary name
+    next to the target; symlinks, read-only files, ``/dev/null`` and FIFOs handled as it says) and kept
+    open for the whole run. :meth:`commit` (called by ``__exit__`` when no exception is raised) closes it,
+    checks that every block reached the file (GDAL does not report a failed final flush), copies it to
+    PNG/JPEG when the target asks, and renames it onto the final name; a failure at any step is an
+    :class:`OutputFileError` and the previous output stays. :meth:`abort` (called on any exception,
+    ``KeyboardInterrupt`` included) closes and deletes the temporary files.
+
+    Thread-safety: one thread may call :meth:`write` while others compute. The writer holds no lock and
+    is not re-entrant: never call its methods from two threads at once.
+    """
+
+    def __init__(
+        self,
+        target: OutputTarget,
+        *,
+        width: int,
+        height: int,
+        count: int,
+        transform: Affine,
+        crs: Any = None,
+        param: str | None = None,
+    ) -> None:
+        self._dataset: Any = None
+        self._output: AtomicOutput | None = None
+        self.target = target
+        self.param = param or target.param
+        self.path = target.path
+        self.full_shape = (int(height), int(width))
+        self.count = int(count)
+        if self.count <= 0 or width <= 0 or height <= 0:
+            raise OutputFileError(
+                f'{self.param} "{self.path}": cannot write {self.count} band(s) of {width}x{height} pixels; '
+                "expected at least one band and one pixel"
+            )
+        if target.box is None:
+            self.region = (0, 0, int(height), int(width))
+        else:
+            x0, y0, w, h = target.box
+            if x0 + w > width or y0 + h > height:
+                raise OutputFileError(
+                    f'{self.param} "{self.path}": box {x0}:{y0}:{w}:{h} reaches outside the output grid of '
+                    f"{width}x{height} pixels; expected x0 + width <= {width} and y0 + height <= {height}"
+                )
+            self.region = (y0, x0, h, w)
+        fmt = target.format
+        if not fmt.streamed:
+            if fmt.band_counts is not None and self.count not in fmt.band_counts:
+                raise OutputFileError(
+                    f'{self.param} "{self.path}": {fmt.driver} cannot hold {self.count} band(s); expected '
+                    f"{' or '.join(map(str, fmt.band_counts))} (or write a .tif)"
+                )
+            problem = _probe_copy_options(target, self.count)
+            if problem:
+                raise OutputFileError(
+                    f'{self.param} "{self.path}": GDAL rejected the {fmt.driver} output ({problem}); '
+                    f"expected gdal:co:KEY=VALUE options of the GDAL {fmt.driver} driver"
+                )
+        row0, col0, rows, cols = self.region
+        self.creation_options = options = _creation_options(target, self.count, int(width), int(height))
+        self._output = AtomicOutput(self.path, self.param, _SIDECARS)
+        self.temp_path = self._output.temp_path if fmt.streamed else self._output.scratch(".tif")
+        try:
+            with warnings.catch_warnings(), _CreationOptionWarnings() as collected:
+                warnings.simplefilter("ignore", NotGeoreferencedWarning)  # a non-georeferenced grid stays so
+                self._dataset = rasterio.open(
+                    self.temp_path,
+                    "w",
+                    driver="GTiff",
+                    width=cols,
+                    height=rows,
+                    count=self.count,
+                    dtype=target.dtype.name,
+                    crs=crs,
+                    transform=_shifted(transform, row0, col0),
+                    nodata=target.nodata,
+                    **options,
+                )
+        except _ERRORS as error:
+            self.abort()
+            raise OutputFileError(
+                f'{self.param} "{self.path}": cannot create the GeoTIFF ({self._output.explain(error)})'
+            ) from None
+        if collected.messages:
+            self.abort()
+            raise OutputFileError(
+                f'{self.param} "{self.path}": GDAL rejected a creation option ({collected.messages[0].rstrip(".")}); '
+                "expected gdal:co:KEY=VALUE options of the GDAL GTiff driver"
+            )
+
+    @property
+    def closed(self) -> bool:
+        """Whether the file was committed or aborted."""
+        return self._dataset is None
+
+    def write(self, array: np.ndarray, window: Any) -> None:
+        """Write ``array`` of shape ``(bands, rows, cols)`` (or ``(rows, cols)`` for one band) at ``window``.
+
+        ``window`` is ``(row_off, col_off, height, width)``, an :class:`eotensor.geometry.Window` or a
+        rasterio window, in full-grid pixel coordinates. Only its part inside the box (or the grid) is
+        converted with :func:`~eotensor.io.pixeltypes.to_pixel_type` and written; a window wholly outside
+        is skipped silently.
+        """
+        if self._dataset is None:
+            raise OutputFileError(f'{self.param} "{self.path}": write after the file was committed or aborted')
+        row, col, height, width = _window_tuple(window)
+        array = np.asarray(array)
+        if array.ndim == 2:
+            array = array[np.newaxis]
+        if array.shape != (self.count, height, width):
+            raise ValueError(
+                f'{self.param} "{self.path}": array of shape {array.shape} for a {height}x{width} window; '
+                f"expected ({self.count}, {height}, {width})"
+            )
+        row0, col0, rows, cols = self.region
+        r0, r1 = max(row, row0), min(row + height, row0 + rows)
+        c0, c1 = max(col, col0), min(col + width, col0 + cols)
+        if r0 >= r1 or c0 >= c1:
+            return
+        part = array[:, r0 - row : r1 - row, c0 - col : c1 - col]
+        values = to_pixel_type(part, self.target.dtype, self.target.nodata)
+        try:
+            self._dataset.write(values, window=RioWindow(c0 - col0, r0 - row0, c1 - c0, r1 - r0))
+        except (RasterioError, OSError) as error:
+            raise OutputFileError(
+                f'{self.param} "{self.path}": writing rows {r0}..{r1} cols {c0}..{c1} failed '
+                f"({self._output.explain(error)})"
+            ) from None
+
+    def commit(self) -> str:
+        """Close the file, check it is complete, copy it to the target format if needed and move it onto its
+        final name; return that name (as given, not resolved).
+
+        Stale GDAL side-car files of a previous output (``.aux.xml``, ``.ovr``) are removed, as GDAL does
+        when it creates a dataset over an existing one, so they cannot describe the new pixels. On any
+        failure the temporary files are deleted, the previous output stays and :class:`OutputFileError`
+        says why, naming the output (never the temporary file) and GDAL's own message.
+        """
+        if self._dataset is None or self._output is None:
+            raise OutputFileError(f'{self.param} "{self.path}": commit after the file was committed or aborted')
+        dataset, self._dataset = self._dataset, None
+        output = self._output
+        try:
+            try:
+                dataset.close()
+            except _ERRORS as error:
+                raise OutputFileError(
+                    f'{self.param} "{self.path}": writing the file failed ({output.explain(error)})'
+                ) from None
+            sparse_ok = self.creation_options.get("SPARSE_OK", "NO").upper() in ("YES", "TRUE", "ON", "1")
+            problem = _unwritten_block(self.temp_path, sparse_ok)
+            if problem:
+                raise OutputFileError(
+                    f'{self.param} "{self.path}": GDAL lost data when closing the file ({output.explain(problem)}); '
+                    "check the free space, quota and file-size limit; the previous file, if any, is unchanged"
+                )
+            if not self.target.format.streamed:
+                self._copy(output)
+            return output.commit()
+        except BaseException:
+            output.abort()
+            raise
+
+    def _copy(self, output: AtomicOutput) -> None:
+        """Copy the complete GeoTIFF into the target's format (PNG, JPEG), then read the copy back whole."""
+        driver = self.target.format.driver
+        try:
+            with _CreationOptionWarnings():
+                rasterio.shutil.copy(self.temp_path, output.temp_path, driver=driver, **self.target.creation_options)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", NotGeoreferencedWarning)
+                with rasterio.open(output.temp_path, driver=driver) as ds:
+                    ds.read()  # a truncated PNG/JPEG fails to decode: the copy is checked before the rename
+        except _ERRORS as error:
+            raise OutputFileError(
+                f'{self.param} "{self.path}": writing the {driver} file failed ({output.explain(error)})'
+            ) from None
+
+    def abort(self) -> None:
+        """Close and delete the temporary files; the final name is left untouched. Safe to call twice."""
+        dataset, self._dataset = self._dataset, None
+        if dataset is not None:
+            try:
+                dataset.close()
+            except _ERRORS:
+                pass  # the file is deleted anyway
+        if self._output is not None:
+            self._output.abort()
+
+    def __enter__(self) -> GeoTiffWriter:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
+        if exc_type is None:
+            self.commit()
+        else:
+            self.abort()
+
+    def __del__(self) -> None:
+        # A writer dropped without commit/abort (e.g. the process is shutting down) leaves no temp file.
+        try:
+            output = getattr(self, "_output", None)
+            if getattr(self, "_dataset", None) is not None or (output is not None and not output.closed):
+                self.abort()
+        except Exception:  # noqa: BLE001 - nothing may escape __del__
+            pass
