@@ -454,3 +454,39 @@ def test_memory_hint_garbage_is_an_error(monkeypatch):
     for bad in ("lots", "inf", "nan", "-3"):
         with pytest.raises(eot.EotensorError, match=f'OTB_MAX_RAM_HINT: "{bad}" is not a memory budget'):
             ram_budget_mb(env={"OTB_MAX_RAM_HINT": bad})
+
+
+def test_outputs_of_nodata_runs_are_tagged_with_the_background(tmp_path):
+    from eotensor.testing import write_raster
+
+    data = np.ones((1, 8, 8), np.float32)
+    data[:, :2] = -1
+    path = write_raster(tmp_path / "in.tif", data)
+    model = FunctionModel(lambda x: {"y": x * 3}, ["x"], ["y"])
+    result = eot.serve(model, eot.source(path, nodata=-1), fullyconv=True, background=-9)
+    with rasterio.open(result.write(tmp_path / "tagged.tif")) as ds:
+        assert ds.nodata == -9 and (ds.read()[:, :2] == -9).all()
+    with rasterio.open(result.write(f"{tmp_path / 'own.tif'}?&nodata=7")) as ds:
+        assert ds.nodata == 7
+    with rasterio.open(result.write(tmp_path / "u8.tif", "uint8")) as ds:
+        assert ds.nodata is None  # -9 does not fit uint8: no tag rather than a wrong one
+    plain = eot.serve(model, eot.source(path), fullyconv=True)
+    with rasterio.open(plain.write(tmp_path / "plain.tif")) as ds:
+        assert ds.nodata is None
+
+
+def test_user_block_size_aligns_the_automatic_tiles(tmp_path):
+    """Automatic tiles are multiples of the blocks the writer will use, the user's gdal:co:BLOCK*SIZE included."""
+    from eotensor.io.extended import parse_output
+    from eotensor.io.geotiff import block_shape
+    from eotensor.testing import write_raster
+
+    path = write_raster(tmp_path / "big.tif", np.ones((1, 700, 700), np.float32))
+    result = eot.serve(max_pool_model(3), eot.source(path, rfield=3), fullyconv=True, ram_mb=10)
+    default = result.tile_shape()
+    assert default.rows % 256 == 0 and default.cols % 256 == 0
+    target = parse_output(f"{tmp_path / 'o.tif'}?&gdal:co:BLOCKXSIZE=48&gdal:co:BLOCKYSIZE=32")
+    block = block_shape(target, result.grid.width, result.grid.height)
+    assert block == (32, 48)
+    tile = result.tile_shape(block)
+    assert tile.rows % 32 == 0 and tile.cols % 48 == 0 and tile.rows < result.grid.height

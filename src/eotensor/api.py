@@ -11,6 +11,7 @@ EF-aligned tiles, so a window read equals the same window of the written file.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import warnings
 from collections.abc import Mapping, Sequence
@@ -34,8 +35,8 @@ from eotensor.errors import ParameterError
 from eotensor.geometry import Grid, Window
 from eotensor.geometry.fields import Fields
 from eotensor.io.atomic import ensure_not_input
-from eotensor.io.extended import parse_output
-from eotensor.io.geotiff import GeoTiffWriter
+from eotensor.io.extended import nodata_problem, parse_output
+from eotensor.io.geotiff import DEFAULT_BLOCK_SIZE, GeoTiffWriter, block_shape
 from eotensor.io.raster import RasterSource
 from eotensor.runtimes import Model, load_model
 from eotensor.runtimes.signature import parse_user_placeholder
@@ -60,12 +61,10 @@ def source(
     param = f"source{index}"
     raster = RasterSource(as_strings(images, f"{param}.il"), f"{param}.il")
     value = None if nodata is None else as_number(nodata, f"{param}.nodata", finite=False)
-    if value is None:
-        declared = sorted({v for v in raster.nodata_values if v is not None}, key=repr)
-        if declared:
-            warnings.warn(
-                f"{param}.il: {', '.join(raster.paths)} declares no-data {', '.join(f'{v:g}' for v in declared)}; "
-                f"eotensor (like OTBTF) ignores it unless {param}.nodata is set", stacklevel=2)
+    if value is None and raster.nodata_files():
+        path, declared = raster.nodata_files()[0]
+        warnings.warn(f'{param}.il: "{path}" declares no-data {declared:g}; eotensor (like OTBTF) ignores it '
+                      f"unless {param}.nodata is set", stacklevel=2)
     return Source(raster, as_pair(rfield, f"{param}.rfield"), placeholder or "", value)
 
 
@@ -129,10 +128,11 @@ class ServedRaster:
         """(bands, rows, cols), like a rasterio dataset read."""
         return (self.count, self.grid.height, self.grid.width)
 
-    def tile_shape(self) -> TileShape:
+    def tile_shape(self, block: tuple[int, int] = (DEFAULT_BLOCK_SIZE, DEFAULT_BLOCK_SIZE)) -> TileShape:
         """The tile size used: the user's (EF-aligned), else one chosen from the memory budget.
 
-        The band count is learned first, so every plan of this result is the same.
+        Automatic tiles are multiples of the output's ``block`` (rows, cols) where the budget allows. The
+        band count is learned first, so every plan of this result is the same.
         """
         fields = self.engine.fields
         if self._tile_size is not None:
@@ -141,11 +141,12 @@ class ServedRaster:
         sources = [(s.raster.grid, s.raster.count, s.rfield) for s in self.engine.sources]
         halo = any(rf != (1, 1) for rf in fields.rfields) or fields.efield != (1, 1)
         pixel_bytes = bytes_per_output_pixel(sources, self.grid, fields, self.count, halo)
-        return auto_tile_shape(self.grid, fields, pixel_bytes, self.ram_mb, halo, self.strips)
+        return auto_tile_shape(self.grid, fields, pixel_bytes, self.ram_mb, halo, self.strips, block)
 
-    def plan(self, region: Window | None = None) -> TilePlan:
+    def plan(self, region: Window | None = None,
+             block: tuple[int, int] = (DEFAULT_BLOCK_SIZE, DEFAULT_BLOCK_SIZE)) -> TilePlan:
         """The tile plan over ``region`` (default: the whole output), with this result's fingerprint token."""
-        return plan_tiles(self.grid, self.tile_shape(), region, self.engine.token)
+        return plan_tiles(self.grid, self.tile_shape(block), region, self.engine.token)
 
     def read(self, window: Window | tuple[int, int, int, int] | Any | None = None) -> np.ndarray:
         """Output pixels of ``window`` (row, col, height, width; default: everything) as float32 (bands, rows, cols)."""
@@ -165,20 +166,26 @@ class ServedRaster:
         return out
 
     def write(self, out: str | os.PathLike, pixel_type: str | None = None, progress: bool = False) -> str:
-        """Stream the output to a GeoTIFF (OTB extended filename accepted); return the path written.
+        """Stream the output to a raster file (OTB extended filename accepted); return the path written.
 
-        The file appears under its final name only once complete.
+        The format comes from the extension; the file appears under its final name only once complete.
+        When a source has a no-data value and the output none of its own (``&nodata=``), the output is
+        tagged with the background value the skipped blocks get, if its pixel type can hold it.
         """
         # GDAL sizes its block cache when first used (default: 5 % of RAM). Tiles cover whole blocks, so a
         # quarter of the budget is plenty.
         os.environ.setdefault("GDAL_CACHEMAX", str(max(32, int(self.ram_mb / 4))))
         target = parse_output(out, pixel_type)
+        background = self.engine.background
+        if (target.nodata is None and any(s.nodata is not None for s in self.engine.sources)
+                and nodata_problem(background, target.dtype) is None):
+            target = dataclasses.replace(target, nodata=background)
         ensure_not_input(target.path, [p for s in self.engine.sources for p in s.raster.paths])
         box = self.grid.full_window()
         if target.box is not None:
             x0, y0, width, height = target.box
             box = Window(y0, x0, height, width)
-        plan = self.plan(box)
+        plan = self.plan(box, block_shape(target, self.grid.width, self.grid.height))
         bar = Progress(len(plan), os.path.basename(target.path)) if progress else None
         with GeoTiffWriter(target, width=self.grid.width, height=self.grid.height, count=self.count,
                            transform=self.grid.transform, crs=self.grid.crs) as writer:

@@ -94,30 +94,36 @@ MAX_STRIP_WIDTH = 8192
 """Images wider than this are cut in strips of half this width."""
 
 
-def _block_multiple(size: int, ef: int) -> int:
-    """``size`` rounded down to a multiple of lcm(BLOCK, EF) when that is not zero, else up to EF."""
-    step = math.lcm(BLOCK, ef)
+def _block_multiple(size: int, ef: int, block: int) -> int:
+    """``size`` rounded down to a multiple of lcm(block, EF) when that is not zero, else up to EF."""
+    step = math.lcm(block, ef)
     return size // step * step if size >= step else round_up(size, ef)
 
 
 def auto_tile_shape(out: Grid, fields: Fields, pixel_bytes: float, ram_mb: float, halo: bool,
-                    strips: bool = False) -> TileShape:
+                    strips: bool = False, block: tuple[int, int] = (BLOCK, BLOCK)) -> TileShape:
     """Tile size from a memory budget: full-width strips without halo (or when asked), squares otherwise.
 
-    Both are multiples of the expression field and, where the budget allows, of the output block size.
+    Both are multiples of the expression field and, where the budget allows, of the output's ``block``
+    (rows, cols: what the writer will use, e.g. a user's ``gdal:co:BLOCKXSIZE``), so every written block
+    is complete at once.
     """
     ef_x, ef_y = fields.efield
+    block_rows, block_cols = block
     pixels = max(1.0, ram_mb * 1024 * 1024 / pixel_bytes)
     if strips or not halo:
         # Strips, at most MAX_STRIP_WIDTH wide so that very wide images still get block-tall strips.
-        cols = round_up(out.width if out.width <= MAX_STRIP_WIDTH else MAX_STRIP_WIDTH // 2, ef_x)
+        if out.width <= MAX_STRIP_WIDTH:
+            cols = round_up(out.width, ef_x)
+        else:
+            cols = _block_multiple(MAX_STRIP_WIDTH // 2, ef_x, block_cols)
         rows = int(pixels // cols)
-        if rows < BLOCK and BLOCK * cols <= 1.5 * pixels:
-            rows = BLOCK  # a whole block row is worth 50 % over budget: complete blocks, sequential writes
-        rows = _block_multiple(max(1, rows), ef_y)
+        if rows < block_rows and block_rows * cols <= 1.5 * pixels:
+            rows = block_rows  # a whole block row is worth 50 % over budget: complete blocks, sequential writes
+        rows = _block_multiple(max(1, rows), ef_y, block_rows)
     else:
         side = max(64, int(math.sqrt(pixels)))
-        rows, cols = _block_multiple(side, ef_y), _block_multiple(side, ef_x)
+        rows, cols = _block_multiple(side, ef_y, block_rows), _block_multiple(side, ef_x, block_cols)
     return TileShape(min(rows, round_up(out.height, ef_y)), min(cols, round_up(out.width, ef_x)))
 
 

@@ -87,7 +87,7 @@ class OutputTarget:
     """The output format, from the extension."""
 
 
-def _check_nodata(value: float, dtype: np.dtype) -> str | None:
+def nodata_problem(value: float, dtype: np.dtype) -> str | None:
     """Why ``value`` cannot be a no-data value of ``dtype``, or None when it can."""
     if dtype.kind == "f":
         with np.errstate(over="ignore"):
@@ -211,7 +211,7 @@ def parse_output(spec: str | os.PathLike, pixel_type: str | None = None, param: 
                 nodata = float(value)
             except ValueError:
                 raise OutputFileError(f'{param} "{spec}": nodata "{value}" is not a number') from None
-            problem = _check_nodata(nodata, dtype)
+            problem = nodata_problem(nodata, dtype)
             if problem:
                 raise OutputFileError(f'{param} "{spec}": nodata {value} {problem}')
         else:
