@@ -10,7 +10,7 @@ from eotensor.errors import ParameterError
 def test_cli_types_defaults_and_source_count():
     p = parse_cli(APP, ["-source1.il", "a.tif", "b.tif", "-source2.il", "c.tif", "-source2.nodata", "-10000",
                         "-model.dir", "m", "-model.fullyconv", "true", "-out", "o.tif", "uint8"], env={})
-    assert p["_n_sources"] == 2
+    assert p.count("source") == 2 and p.counts == {"source": 2}
     assert p["source1.il"] == ["a.tif", "b.tif"] and p["source2.nodata"] == -10000.0
     q = parse_cli(APP, ["-source1.il", "a.tif", "-source1.nodata", "-inf", "-model.dir", "m", "-out", "o"], env={})
     assert q["source1.nodata"] == float("-inf")
@@ -55,8 +55,8 @@ def test_python_keywords_and_otb_dict_agree():
 
 def test_help_lists_every_parameter():
     text = format_help(APP)
-    for p in APP.params:
-        assert "-" + p.key.replace("{n}", "N") in text
+    for row in APP.table.rows:
+        assert "-" + row.key.replace("{n}", "N") in text
 
 
 def test_the_talks_live_demo_command_line_parses():
@@ -68,7 +68,7 @@ def test_the_talks_live_demo_command_line_parses():
             "-output.names tower_0/s2_estim_pad64").split()
     argv += ["-out", "S2A_RESTORED.tif?&box=6500:7300:1024:1024", "int16"]
     p = parse_cli(APP, argv, env={"OTB_TF_NSOURCES": "3"})
-    assert p["_n_sources"] == 3
+    assert p.count("source") == 3
     assert p["source2.rfieldy"] == 256 and p["source3.rfieldy"] == 128 and p["output.efieldy"] == 128
     assert p["source1.placeholder"] == "tower_0/s1_t_cloud" and p["output.names"] == ["tower_0/s2_estim_pad64"]
     assert p["out"] == ("S2A_RESTORED.tif?&box=6500:7300:1024:1024", "int16")
