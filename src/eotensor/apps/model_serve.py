@@ -145,7 +145,7 @@ class ServeConfig:
             output_names=v["output.names"] or [], efield=(v["output.efieldx"], v["output.efieldy"]),
             spcscale=v["output.spcscale"], background=v["output.bv"], tile_size=tile, strips=strips,
             scheduler=v["optim.scheduler"], workers=v["optim.threads"], model_threads=v["optim.modelthreads"],
-            ram_mb=v["optim.ram"], out=v["out"],
+            ram_mb=v["optim.ram"], out=v.get("out"),
         )
 
 

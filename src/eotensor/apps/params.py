@@ -495,15 +495,18 @@ def _default(param: Param) -> Any:
     return param.default
 
 
-def _parse(app: App, given: Sequence[tuple[str, Any]], keyword: bool, env: Mapping[str, str] | None,
+def _parse(app: App, given: Sequence[tuple[str, Any, bool]], env: Mapping[str, str] | None,
            convert: Callable[[str, Param, Any], Any], require_outputs: bool = True) -> Values:
-    """The common half of :func:`parse_cli` and :func:`parse_python`: resolve, convert, count, check, complete."""
+    """The common half of :func:`parse_cli` and :func:`parse_python`: resolve, convert, count, check, complete.
+
+    ``given`` holds (spelling, raw value, whether the spelling is a Python keyword).
+    """
     table = app.table
     resolved: dict[str, tuple[Row, Any, str]] = {}
     numbers: dict[str, int] = {}
-    for spelling, raw in given:
+    for spelling, raw, keyword in given:
         found = table.find(spelling, keyword)
-        shown = spelling if keyword else f"-{spelling}"
+        shown = f"{spelling}=" if keyword else f"-{spelling}"
         if found is None:
             raise ParameterError(_unknown(app, spelling, keyword))
         row, n, alias = found
@@ -565,7 +568,7 @@ def parse_cli(app: App, argv: Sequence[str], env: Mapping[str, str] | None = Non
             raise ParameterError(f'"{token}" is not a parameter; parameters look like -key value')
         else:
             raw[-1][1].append(token)
-    return _parse(app, raw, False, env, _from_text)
+    return _parse(app, [(key, values, False) for key, values in raw], env, _from_text)
 
 
 def parse_python(app: App, options: Mapping[str, Any] | None = None, env: Mapping[str, str] | None = None,
@@ -575,24 +578,9 @@ def parse_python(app: App, options: Mapping[str, Any] | None = None, env: Mappin
     Outputs are not mandatory here (:func:`run_python` returns the lazy result when none is given); a value of
     None means "not given".
     """
-    given = [(key, value) for key, value in (options or {}).items() if value is not None]
-    dotted = _parse_pairs(app, given, {k: v for k, v in kwargs.items() if v is not None})
-    return _parse(app, dotted, False, env, _from_python, require_outputs=False)
-
-
-def _parse_pairs(app: App, options: list[tuple[str, Any]], kwargs: Mapping[str, Any]) -> list[tuple[str, Any]]:
-    """OTB keys from ``options`` and keywords from ``kwargs``, as dotted spellings the table knows."""
-    pairs = list(options)
-    for keyword, value in kwargs.items():
-        found = app.table.find(keyword, keyword=True)
-        if found is None:
-            raise ParameterError(_unknown(app, keyword, keyword=True))
-        row, n, alias = found
-        spellings = (row.key, *row.aliases)
-        # the dotted spelling the keyword stands for (an alias stays an alias, so the note still shows)
-        dotted = next(s for s in spellings if _pattern(s.replace(".", "_")).match(keyword)) if alias else row.key
-        pairs.append((_concrete(dotted, n), value))
-    return pairs
+    given = [(key, value, False) for key, value in (options or {}).items() if value is not None]
+    given += [(keyword, value, True) for keyword, value in kwargs.items() if value is not None]
+    return _parse(app, given, env, _from_python, require_outputs=False)
 
 
 def format_help(app: App) -> str:
