@@ -120,8 +120,8 @@ def test_choice_defaults_to_its_first_option_and_fills_sub_parameters():
 def test_choice_sub_parameters_parse_from_cli_and_python_keywords():
     cli = parse_cli(SELECTION, SELECTION_BASE + ["-strategy", "split", "-strategy.split.trainprop", "70",
                                                  "-strategy.split.random", "on"], env={})
-    py = parse_python(  # "in" is a Python keyword: it goes through the OTB-key dict
-        SELECTION, {"in": "a.tif"}, grid_step=16, grid_psize=8, outtrain="t.gpkg", strategy="split",
+    py = parse_python(  # "in" is a Python keyword: in_ (or the OTB-key dict)
+        SELECTION, in_="a.tif", grid_step=16, grid_psize=8, outtrain="t.gpkg", strategy="split",
         strategy_split_trainprop=70, strategy_split_random=True, env={})
     assert cli["strategy.split.trainprop"] == 70.0 and cli["strategy.split.random"] is True
     assert cli == py
@@ -229,6 +229,8 @@ def test_field_suffix_and_vector_kinds():
     assert "(a field of -vec)" in format_help(stats)
     with pytest.raises(ValueError, match="a field of 'nope'"):
         Table((Param("field", Kind.FIELD, "x", of="nope"),))
+    # "of" is relative, like a key, and may name a later row
+    Table((Group("io", "x", (Param("field", Kind.FIELD, "x", of="vec"), Param("vec", Kind.INPUT_VECTOR, "y"))),))
 
 
 def test_build_alone_is_lazy_and_python_writes_only_with_outputs():
@@ -239,3 +241,6 @@ def test_build_alone_is_lazy_and_python_writes_only_with_outputs():
     assert writer({**SELECTION_BASE_DICT, "outtrain": "t.gpkg"}) == "lazy" and written == ["lazy"]
     with pytest.raises(ParameterError, match="missing mandatory parameter -outtrain"):
         parse_cli(SELECTION, SELECTION_BASE[:-2], env={})
+    with pytest.raises(ParameterError, match="missing mandatory parameter -outtrain"):  # once one output is given
+        writer({**SELECTION_BASE_DICT, "outvalid": "v.gpkg"})
+    assert written == ["lazy"]

@@ -14,13 +14,7 @@ of the library's namespace: ``eotensor.apps`` holds them.
 from __future__ import annotations
 
 from importlib import import_module as _import_module
-from importlib import metadata as _metadata
 from typing import TYPE_CHECKING, Any
-
-try:
-    __version__ = _metadata.version("eotensor")  # one source of truth: pyproject.toml
-except _metadata.PackageNotFoundError:  # running from a source tree that was never installed
-    __version__ = "0+unknown"
 
 _LIBRARY = {
     "ServedRaster": "eotensor.api", "serve": "eotensor.api", "source": "eotensor.api",
@@ -43,9 +37,20 @@ if TYPE_CHECKING:
     from eotensor.runtimes import FunctionModel, Model, TensorSpec, load_model
 
 
+def _version() -> str:
+    from importlib import metadata
+
+    try:
+        return metadata.version("eotensor")  # one source of truth: pyproject.toml
+    except metadata.PackageNotFoundError:  # running from a source tree that was never installed
+        return "0+unknown"
+
+
 def __getattr__(name: str) -> Any:
-    """Load a library name, or an OTB application's Python entry (``TensorflowModelServe``), on first use."""
-    if name in _LIBRARY:
+    """Load a library name, ``__version__``, or an OTB application's Python entry (``TensorflowModelServe``)."""
+    if name == "__version__":
+        value: Any = _version()
+    elif name in _LIBRARY:
         module = _import_module(_LIBRARY[name])
         value = module if name == "errors" else getattr(module, name)
     else:

@@ -13,7 +13,8 @@ A table is a tuple of items:
 
 Parsing gives :class:`Values`, a read-only mapping of every concrete key to its typed value (defaults filled in),
 with the count of each repeat. Python keywords come from the table: every dot becomes an underscore
-(``strategy_split_trainprop``, ``training_source2_il``).
+(``strategy_split_trainprop``, ``training_source2_il``); a key that is a Python keyword takes a trailing
+underscore (``in_`` for ``-in``).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from enum import Enum
 from functools import cached_property
+from keyword import iskeyword
 from typing import Any, NamedTuple
 
 from eotensor.errors import ParameterError
@@ -157,11 +159,7 @@ def share(table: Sequence[Item], prefix: str, renames: Mapping[str, str] | None 
 
 
 def _top_name(item: Item) -> str:
-    if isinstance(item, Repeat):
-        return item.prefix
-    if isinstance(item, Shared):
-        return item.prefix
-    return item.key.split(".")[0]
+    return item.prefix if isinstance(item, Repeat | Shared) else item.key.split(".")[0]
 
 
 @dataclass(frozen=True)
@@ -182,6 +180,10 @@ class Row:
     def keyword(self) -> str:
         """The Python keyword pattern: every dot becomes an underscore."""
         return self.key.replace(".", "_")
+
+    def sibling(self, relative: str) -> str:
+        """The full key pattern of ``relative`` (an alias or ``of``) written next to this row's param."""
+        return self.key[: len(self.key) - len(self.param.key)] + relative
 
 
 def _pattern(key: str) -> re.Pattern[str]:
@@ -236,15 +238,20 @@ class Table:
                     self.repeats[public] = rep
                     self.repeat_origins[public] = f"{item.prefix}.{inner.repeat_origins[path]}"
                 for row in inner.rows:
-                    def mount(key: str) -> str:
-                        return prefix + _rename(key, item.renames)  # noqa: B023 - used at once
+                    yield self._mount(row, prefix, item)
 
-                    yield Row(mount(row.key), row.param, tuple(mount(a) for a in row.aliases),
-                              mount(row.repeat) if row.repeat else None,
-                              (mount(row.when[0]), row.when[1]) if row.when else None,
-                              f"{item.prefix}.{row.origin}")
+    @staticmethod
+    def _mount(row: Row, prefix: str, shared: Shared) -> Row:
+        """``row`` of a shared table as this table sees it: renamed, under ``prefix``, its origin kept."""
+        def mount(key: str) -> str:
+            return prefix + _rename(key, shared.renames)
+
+        return Row(mount(row.key), row.param, tuple(mount(a) for a in row.aliases),
+                   mount(row.repeat) if row.repeat else None, (mount(row.when[0]), row.when[1]) if row.when else None,
+                   f"{shared.prefix}.{row.origin}")
 
     def _check(self) -> None:
+        """No key, alias or Python keyword twice; choices have options; a field names a parameter."""
         seen: dict[str, str] = {}
         for row in self.rows:
             for spelling in (row.key, *row.aliases):
@@ -252,11 +259,12 @@ class Table:
                     if form in seen:
                         raise ValueError(f"parameter table: {form!r} of -{row.key} is also {seen[form]!r}")
                     seen[form] = f"-{row.key}"
+        keys = {row.key for row in self.rows}
+        for row in self.rows:
             p = row.param
             if p.kind is Kind.CHOICE and not p.choices:
                 raise ValueError(f"parameter table: -{row.key} is a choice without choices")
-            if p.kind is Kind.FIELD and (p.of is None or row.key.rsplit(".", 1)[0] + "." + p.of not in seen
-                                         and p.of not in seen):
+            if p.kind is Kind.FIELD and (p.of is None or row.sibling(p.of) not in keys):
                 raise ValueError(f"parameter table: -{row.key} is a field of {p.of!r}, which is not a parameter")
 
     def find(self, key: str, keyword: bool = False) -> tuple[Row, int, bool] | None:
@@ -292,11 +300,6 @@ def read_count(name: str, env: Mapping[str, str] | None = None) -> int:
     if not value.isdigit() or int(value) < 1:
         raise ParameterError(f'{name}="{value}" is not a positive integer; unset it or give e.g. 2')
     return int(value)
-
-
-def sources_from_env(env: Mapping[str, str] | None = None) -> int:
-    """``OTB_TF_NSOURCES`` as an int (1 when unset); a non-integer is a clear error."""
-    return read_count("OTB_TF_NSOURCES", env)
 
 
 class Values(Mapping[str, Any]):
@@ -496,15 +499,18 @@ def _default(param: Param) -> Any:
 
 
 def _parse(app: App, given: Sequence[tuple[str, Any, bool]], env: Mapping[str, str] | None,
-           convert: Callable[[str, Param, Any], Any], require_outputs: bool = True) -> Values:
+           convert: Callable[[str, Param, Any], Any], require_outputs: bool | None = True) -> Values:
     """The common half of :func:`parse_cli` and :func:`parse_python`: resolve, convert, count, check, complete.
 
-    ``given`` holds (spelling, raw value, whether the spelling is a Python keyword).
+    ``given`` holds (spelling, raw value, whether the spelling is a Python keyword). ``require_outputs`` None:
+    mandatory outputs are required once any output is given.
     """
     table = app.table
     resolved: dict[str, tuple[Row, Any, str]] = {}
     numbers: dict[str, int] = {}
     for spelling, raw, keyword in given:
+        if keyword and spelling.endswith("_") and iskeyword(spelling[:-1]):
+            spelling = spelling[:-1]  # in_= for -in, as PEP 8 spells a keyword used as a name
         found = table.find(spelling, keyword)
         shown = f"{spelling}=" if keyword else f"-{spelling}"
         if found is None:
@@ -521,6 +527,8 @@ def _parse(app: App, given: Sequence[tuple[str, Any, bool]], env: Mapping[str, s
         if row.repeat:
             numbers[row.repeat] = max(numbers.get(row.repeat, 0), n)
     counts = table.counts(numbers, os.environ if env is None else env)
+    if require_outputs is None:
+        require_outputs = any(row.param.kind.is_output for row, _, _ in resolved.values())
     values: dict[str, Any] = {}
     for key, (row, value, _) in resolved.items():
         values[key] = None if value is None else _check(key, row.param, value)
@@ -575,12 +583,12 @@ def parse_python(app: App, options: Mapping[str, Any] | None = None, env: Mappin
                  **kwargs: Any) -> Values:
     """Python keywords (``source1_il=[...]``) and/or an OTB-key dict -> the :class:`Values` :func:`parse_cli` gives.
 
-    Outputs are not mandatory here (:func:`run_python` returns the lazy result when none is given); a value of
-    None means "not given".
+    Outputs are mandatory only once one is given (:func:`run_python` returns the lazy result when none is given);
+    a value of None means "not given".
     """
     given = [(key, value, False) for key, value in (options or {}).items() if value is not None]
     given += [(keyword, value, True) for keyword, value in kwargs.items() if value is not None]
-    return _parse(app, given, env, _from_python, require_outputs=False)
+    return _parse(app, given, env, _from_python, require_outputs=None)
 
 
 def format_help(app: App) -> str:
