@@ -150,3 +150,33 @@ def test_python_entry_without_out_returns_the_lazy_result(slow, tmp_path):
     np.testing.assert_array_equal(lazy.read(), np.full((1, 64, 64), 2, np.float32))
     written = eot.TensorflowModelServe({"source1.il": image, "model.dir": model}, out=out / "o.tif")
     assert isinstance(written, eot.ServedRaster) and os.listdir(out) == ["o.tif"]
+
+
+def test_apps_from_the_entry_point_group_are_listed_and_run(tmp_path, monkeypatch, capsys):
+    (tmp_path / "plug_app.py").write_text(textwrap.dedent("""
+        from eotensor.apps.params import App, Kind, Param
+
+        def build(values):
+            return values["word"] * 2
+
+        def write(result, values, progress):
+            open(values["out"], "w").write(result)
+
+        APP = App("Echo", "Write a word twice.", (Param("word", Kind.STRING, "A word.", mandatory=True),
+                                                  Param("out", Kind.OUTPUT_FILE, "Text file.", mandatory=True)),
+                  build, write)
+    """))
+    dist = tmp_path / "plug_app-0.1.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: plug-app\nVersion: 0.1\n")
+    (dist / "entry_points.txt").write_text("[eotensor.apps]\nEcho = plug_app:APP\nBroken = plug_app:NOPE\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert main([]) == 0
+    listing = capsys.readouterr().out
+    assert "Echo                     Write a word twice." in listing and "Broken" in listing
+    assert "TensorflowModelServe" in listing
+    assert "Broken                   (application Broken (plug_app:NOPE) cannot be loaded: AttributeError" in listing
+    assert main(["Broken", "-help"]) == 1
+    assert capsys.readouterr().err.startswith("eotensor: error: application Broken (plug_app:NOPE) cannot be loaded")
+    assert main(["Echo", "-word", "ab", "-out", str(tmp_path / "o.txt")]) == 0
+    assert (tmp_path / "o.txt").read_text() == "abab"

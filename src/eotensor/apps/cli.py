@@ -67,8 +67,8 @@ def usage() -> str:
     for name in registry.names():
         try:
             description = registry.get(name).description
-        except Exception as error:  # noqa: BLE001 - a broken plug-in must not hide the others
-            description = f"(cannot load: {type(error).__name__}: {error})"
+        except EotensorError as error:  # a broken plug-in must not hide the others
+            description = f"({error})"
         lines.append(f"  {name:<24} {description}")
     lines += ["", "eotensor APP -help lists an application's parameters."]
     return "\n".join(lines)
@@ -104,7 +104,11 @@ def _main(args: list[str], name: str) -> int:
 
         print(f"eotensor {__version__}")
         return 0
-    app = registry.get(name)
+    try:
+        app = registry.get(name)
+    except EotensorError as error:
+        print(f"eotensor: error: {error}", file=sys.stderr)
+        return 1
     if app is None:
         print(f"eotensor: unknown application {args[0]!r}; available: {', '.join(registry.names())}", file=sys.stderr)
         return 2

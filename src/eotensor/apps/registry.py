@@ -10,6 +10,7 @@ import importlib
 from importlib.metadata import entry_points
 
 from eotensor.apps.params import App
+from eotensor.errors import EotensorError
 
 BUILTIN: dict[str, str] = {
     "TensorflowModelServe": "eotensor.apps.model_serve:APP",
@@ -29,9 +30,17 @@ def names() -> list[str]:
 
 
 def get(name: str) -> App | None:
-    """The app called ``name`` (imported now), or None if there is none."""
+    """The app called ``name`` (imported now), or None if there is none; a plug-in that fails to load is an
+    :class:`~eotensor.errors.EotensorError` naming it."""
     target = targets().get(name)
     if target is None:
         return None
     module, _, attribute = target.partition(":")
-    return getattr(importlib.import_module(module), attribute or "APP")
+    try:
+        app = getattr(importlib.import_module(module), attribute or "APP")
+    except (ImportError, AttributeError) as error:
+        raise EotensorError(f"application {name} ({target}) cannot be loaded: {type(error).__name__}: {error}") \
+            from None
+    if not isinstance(app, App):
+        raise EotensorError(f"application {name} ({target}) is a {type(app).__name__}, not an eotensor App")
+    return app
