@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import signal
 import sys
+import threading
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -42,7 +43,7 @@ _TERMINATING = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGHUP") if 
 @contextmanager
 def _signals_as_interrupts() -> Iterator[None]:
     """SIGTERM/SIGHUP raise :class:`Interrupted` while the block runs (main thread only); handlers restored after."""
-    if not _is_main_thread():
+    if threading.current_thread() is not threading.main_thread():
         yield
         return
     previous = {signum: signal.signal(signum, _raise_interrupted) for signum in _TERMINATING}
@@ -51,12 +52,6 @@ def _signals_as_interrupts() -> Iterator[None]:
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
-
-
-def _is_main_thread() -> bool:
-    import threading
-
-    return threading.current_thread() is threading.main_thread()
 
 
 def usage() -> str:
@@ -77,7 +72,7 @@ def usage() -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``eotensor`` console script; returns the exit status."""
     args = list(sys.argv[1:] if argv is None else argv)
-    name = args[0].removeprefix("otbcli_") if args else "eotensor"
+    name = args[0].removeprefix("otbcli_") if args and not args[0].startswith("-") else "eotensor"
     try:
         with _signals_as_interrupts():
             status = _main(args, name)
