@@ -150,6 +150,7 @@ def test_help_shows_groups_choices_and_sub_parameters():
     text = format_help(SELECTION)
     assert "grid: The sampling grid." in text and "  -grid.step" in text
     assert "(one of: chessboard, split, all, balanced)" in text
+    assert "-strategy.balanced.nclasses <int> (mandatory with -strategy balanced)" in text
     split = text.index("split: proportions")
     assert split < text.index("-strategy.split.trainprop") < text.index("balanced: class-balanced")
 

@@ -111,7 +111,8 @@ class ServeConfig:
     """TensorflowModelServe's parameters as typed fields, read once from the parsed values."""
 
     sources: tuple[SourceConfig, ...]
-    model: str
+    model: Any
+    """A SavedModel directory or .py file, or (from Python) a loaded Model."""
     user_placeholders: list[str]
     fullyconv: bool
     jit: bool

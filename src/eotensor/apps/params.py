@@ -601,38 +601,40 @@ def format_help(app: App) -> str:
 
 
 def _help_items(items: Sequence[Item], prefix: str, indent: str, lines: list[str],
-                renames: Sequence[tuple[str, str]] = ()) -> None:
-    """Append the help lines of ``items`` (keys under ``prefix``; ``renames`` from a :func:`share`)."""
+                renames: Sequence[tuple[str, str]] = (), when: str = "") -> None:
+    """Append the help lines of ``items`` (keys under ``prefix``; ``renames`` from a :func:`share`; ``when``: the
+    choice that makes them apply)."""
     def show(key: str) -> str:
         return (prefix + _rename(key, renames)).replace("{n}", "N")
 
     for item in items:
         if isinstance(item, Param):
-            lines.append(f"{indent}-{show(item.key):<26} <{item.kind.value}>{_flags(item, show)}")
+            lines.append(f"{indent}-{show(item.key):<26} <{item.kind.value}>{_flags(item, show, when)}")
             lines.append(f"{indent}    {item.help}")
             if item.aliases:
                 lines.append(f"{indent}    Also read: {', '.join('-' + show(a) for a in item.aliases)}")
             for choice in item.choices:
                 lines.append(f"{indent}    {choice.name}: {choice.help}")
                 _help_items(choice.params, f"{prefix}{_rename(item.key, renames)}.{choice.name}.", indent + "      ",
-                            lines)
+                            lines, when=f" with -{show(item.key)} {choice.name}")
         elif isinstance(item, Group):
             lines += ["", f"{indent}{show(item.key)}: {item.help}"]
-            _help_items(item.params, f"{prefix}{_rename(item.key, renames)}.", indent + "  ", lines)
+            _help_items(item.params, f"{prefix}{_rename(item.key, renames)}.", indent + "  ", lines, when=when)
         elif isinstance(item, Repeat):
             count = f"{item.env}{f' + {item.extra}' if item.extra else ''}" if item.env else f"{1 + item.extra}"
             lines += ["", f"{indent}{show(item.prefix)}N: {item.help}",
                       f"{indent}  (N = 1, 2, ... up to the highest N given, or {count} if larger)"]
-            _help_items(item.params, f"{prefix}{_rename(item.prefix, renames)}{{n}}.", indent + "  ", lines)
+            _help_items(item.params, f"{prefix}{_rename(item.prefix, renames)}{{n}}.", indent + "  ", lines,
+                        when=when)
         else:
             _help_items(item.items, prefix, indent, lines, (*item.renames, *renames))
 
 
-def _flags(p: Param, show: Callable[[str], str]) -> str:
+def _flags(p: Param, show: Callable[[str], str], when: str = "") -> str:
     """" (mandatory)", " (default: ...)" and the like, for one help line."""
     default = _default(p)
     if p.mandatory:
-        flags = " (mandatory)"
+        flags = f" (mandatory{when})"
     elif isinstance(default, bool):
         flags = f" (default: {'on' if default else 'off'})"
     else:
