@@ -394,11 +394,11 @@ def test_patch_based_grid_trimming_at_small_scales_is_exact(image):
 
 
 @pytest.mark.parametrize("kwargs, message", [
-    ({"ram_mb": -5}, "optim.ram"), ({"tile_size": 0}, "tile_size: must be >= 1"),
-    ({"batch_size": 0}, "batch_size: must be >= 1"), ({"fullyconv": "maybe"}, "model.fullyconv: expected on/off"),
+    ({"ram_mb": -5}, "optim.ram"), ({"tile_size": 0}, "tile_size must be >= 1"),
+    ({"batch_size": 0}, "batch_size must be >= 1"), ({"fullyconv": "maybe"}, "model.fullyconv expects on/off"),
     ({"scheduler": "gpu"}, 'unknown scheduler "gpu"; expected one of sync, threads'),
-    ({"workers": -1}, "workers: must be >= 0"), ({"efield": (1, 2, 3)}, "output.efield"),
-    ({"spcscale": float("nan")}, "output.spcscale: expected a finite number"),
+    ({"workers": -1}, "workers must be >= 0"), ({"efield": (1, 2, 3)}, "output.efield"),
+    ({"spcscale": float("nan")}, "output.spcscale expects a finite number"),
 ])
 def test_python_arguments_are_checked_like_the_command_line(image, kwargs, message):
     path, _ = image

@@ -10,7 +10,7 @@ from eotensor.errors import ParameterError
 def test_cli_types_defaults_and_source_count():
     p = parse_cli(APP, ["-source1.il", "a.tif", "b.tif", "-source2.il", "c.tif", "-source2.nodata", "-10000",
                         "-model.dir", "m", "-model.fullyconv", "true", "-out", "o.tif", "uint8"], env={})
-    assert p["_n_sources"] == 2
+    assert p.count("source") == 2 and p.counts == {"source": 2}
     assert p["source1.il"] == ["a.tif", "b.tif"] and p["source2.nodata"] == -10000.0
     q = parse_cli(APP, ["-source1.il", "a.tif", "-source1.nodata", "-inf", "-model.dir", "m", "-out", "o"], env={})
     assert q["source1.nodata"] == float("-inf")
@@ -55,8 +55,8 @@ def test_python_keywords_and_otb_dict_agree():
 
 def test_help_lists_every_parameter():
     text = format_help(APP)
-    for p in APP.params:
-        assert "-" + p.key.replace("{n}", "N") in text
+    for row in APP.table.rows:
+        assert "-" + row.key.replace("{n}", "N") in text
 
 
 def test_the_talks_live_demo_command_line_parses():
@@ -68,7 +68,7 @@ def test_the_talks_live_demo_command_line_parses():
             "-output.names tower_0/s2_estim_pad64").split()
     argv += ["-out", "S2A_RESTORED.tif?&box=6500:7300:1024:1024", "int16"]
     p = parse_cli(APP, argv, env={"OTB_TF_NSOURCES": "3"})
-    assert p["_n_sources"] == 3
+    assert p.count("source") == 3
     assert p["source2.rfieldy"] == 256 and p["source3.rfieldy"] == 128 and p["output.efieldy"] == 128
     assert p["source1.placeholder"] == "tower_0/s1_t_cloud" and p["output.names"] == ["tower_0/s2_estim_pad64"]
     assert p["out"] == ("S2A_RESTORED.tif?&box=6500:7300:1024:1024", "int16")
@@ -91,3 +91,76 @@ def test_numbers_are_checked_against_their_minimum_and_type():
         parse_python(APP, source1_il="a", model_dir="m", out="o", source1_rfieldx=3.5)
     with pytest.raises(ParameterError, match=r"-optim.ram must be >= 1"):
         parse_cli(APP, base + ["-optim.ram", "-3"], env={})
+
+
+BASE = ["-source1.il", "a", "-model.dir", "m", "-out", "o"]
+
+
+def test_a_key_given_twice_is_refused():
+    with pytest.raises(ParameterError, match=r"^-source1.rfieldx is given twice; give it once$"):
+        parse_cli(APP, BASE + ["-source1.rfieldx", "3", "-source1.rfieldx", "4"], env={})
+    with pytest.raises(ParameterError, match=r"^-source1.rfieldy is given twice \(first as -source1.rfielddy\)"):
+        parse_cli(APP, BASE + ["-source1.rfielddy", "3", "-source1.rfieldy", "4"], env={})
+    with pytest.raises(ParameterError, match=r"^-source1.il is given twice \(first as -source1.il\)"):
+        parse_python(APP, {"source1.il": "a"}, source1_il="b", model_dir="m")
+    # a list takes several values after one key: one occurrence
+    assert parse_cli(APP, ["-source1.il", "a", "b", "-model.dir", "m", "-out", "o"], env={})["source1.il"] == ["a", "b"]
+
+
+def test_parser_errors_do_not_name_the_app():  # the CLI adds "TensorflowModelServe: error: "
+    for argv in (["stray"], BASE + ["-model.fullconv", "on"], ["-source1.il", "a", "-model.dir", "m"]):
+        with pytest.raises(ParameterError) as caught:
+            parse_cli(APP, argv, env={})
+        assert "TensorflowModelServe:" not in str(caught.value)
+
+
+@pytest.mark.parametrize("key", ["optim.ram", "output.spcscale"])
+@pytest.mark.parametrize("value", ["inf", "nan", "-inf"])
+def test_numbers_must_be_finite(key, value):
+    with pytest.raises(ParameterError, match=rf"^-{key} expects a finite number, got"):
+        parse_cli(APP, BASE + [f"-{key}", value], env={})
+
+
+def test_nodata_and_background_may_be_nan_or_inf():
+    p = parse_cli(APP, BASE + ["-source1.nodata", "nan", "-output.bv", "-inf"], env={})
+    assert p["source1.nodata"] != p["source1.nodata"] and p["output.bv"] == float("-inf")
+
+
+def test_python_keywords_parse_like_the_cli():
+    import pathlib
+
+    p = parse_python(APP, source1_il=pathlib.Path("a.tif"), model_dir=pathlib.Path("m"), output_names="probs",
+                     model_userplaceholders="a=1", model_fullyconv="off", out=pathlib.Path("o.tif"))
+    assert p["source1.il"] == ["a.tif"] and p["model.dir"] == "m" and p["output.names"] == ["probs"]
+    assert p["model.userplaceholders"] == ["a=1"] and p["model.fullyconv"] is False
+    assert p["out"] == ("o.tif", None)
+    assert parse_python(APP, source1_il="a", model_dir="m", out=("o.tif", "uint8"))["out"] == ("o.tif", "uint8")
+    with pytest.raises(ParameterError, match=r"-source1.rfieldx must be >= 1, got 0"):
+        parse_python(APP, source1_il="a", model_dir="m", source1_rfieldx=0)
+    with pytest.raises(ParameterError, match=r"-optim.ram expects a finite number"):
+        parse_python(APP, source1_il="a", model_dir="m", optim_ram=float("inf"))
+    with pytest.raises(ParameterError, match=r"-optim.threads expects an integer, got True"):
+        parse_python(APP, source1_il="a", model_dir="m", optim_threads=True)
+
+
+def test_out_is_mandatory_on_the_command_line_only():
+    with pytest.raises(ParameterError, match=r"^missing mandatory parameter -out"):
+        parse_cli(APP, ["-source1.il", "a", "-model.dir", "m"], env={})
+    assert parse_python(APP, source1_il="a", model_dir="m")["out"] is None
+
+
+def test_scheduler_is_a_choice():
+    assert parse_cli(APP, BASE, env={})["optim.scheduler"] == "threads"
+    assert parse_cli(APP, BASE + ["-optim.scheduler", "sync"], env={})["optim.scheduler"] == "sync"
+    with pytest.raises(ParameterError, match=r'-optim.scheduler expects one of sync, threads, got "dask"'):
+        parse_cli(APP, BASE + ["-optim.scheduler", "dask"], env={})
+
+
+def test_help_corrections():
+    text = format_help(APP)
+    assert "model(**inputs)" not in text and "model(x1, x2, ...)" in text
+    assert "RF + (EF-1)" not in text and "one EF block reads RF pixels of source N" in text
+    assert "(T - EF)*S*s1/sN + RF" in text
+    assert "bind source N to the N-th input not named elsewhere" in text and "alphabetical rule" in text
+    assert "N = 1, 2, ... one group per source" not in text
+    assert "optim: Tiling, threads and memory" in text

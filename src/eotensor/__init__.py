@@ -5,32 +5,65 @@ The Python successor of OTBTF. Two entry points share one engine:
 * ``eotensor TensorflowModelServe -source1.il a.tif ... -out o.tif`` (the CLI, OTB's keys), and
 * :func:`serve` (this module), which returns a lazy :class:`ServedRaster` to ``read`` or ``write``.
 
-Importing eotensor imports neither TensorFlow nor PyTorch; runtimes load them when a model needs them.
+The library names below load on first use (PEP 562), so ``import eotensor`` is instant: the command line
+can handle Ctrl-C from its first moment, and neither TensorFlow nor PyTorch is imported until a model needs
+it. The OTB applications are reachable too, as ``eotensor.TensorflowModelServe(...)``, but they are not part
+of the library's namespace: ``eotensor.apps`` holds them.
 """
 
-from importlib import metadata as _metadata
+from __future__ import annotations
 
-from eotensor.api import ServedRaster, serve, source
-from eotensor.apps.model_serve import TensorflowModelServe
-from eotensor.errors import EotensorError
-from eotensor.geometry import Grid, Window
-from eotensor.runtimes import FunctionModel, Model, TensorSpec, load_model
+from importlib import import_module as _import_module
+from typing import TYPE_CHECKING, Any
 
-try:
-    __version__ = _metadata.version("eotensor")  # one source of truth: pyproject.toml
-except _metadata.PackageNotFoundError:  # running from a source tree that was never installed
-    __version__ = "0+unknown"
+_LIBRARY = {
+    "ServedRaster": "eotensor.api", "serve": "eotensor.api", "source": "eotensor.api",
+    "Grid": "eotensor.geometry", "Window": "eotensor.geometry",
+    "FunctionModel": "eotensor.runtimes", "Model": "eotensor.runtimes", "TensorSpec": "eotensor.runtimes",
+    "load_model": "eotensor.runtimes",
+    "errors": "eotensor.errors", "EotensorError": "eotensor.errors",
+}
 
 __all__ = [
-    "EotensorError",
-    "FunctionModel",
-    "Grid",
-    "Model",
-    "ServedRaster",
-    "TensorSpec",
-    "TensorflowModelServe",
-    "Window",
-    "load_model",
-    "serve",
-    "source",
+    "EotensorError", "FunctionModel", "Grid", "Model", "ServedRaster", "TensorSpec", "Window", "errors",
+    "load_model", "serve", "source",
 ]
+
+if TYPE_CHECKING:
+    from eotensor import errors
+    from eotensor.api import ServedRaster, serve, source
+    from eotensor.errors import EotensorError
+    from eotensor.geometry import Grid, Window
+    from eotensor.runtimes import FunctionModel, Model, TensorSpec, load_model
+
+
+def _version() -> str:
+    from importlib import metadata
+
+    try:
+        return metadata.version("eotensor")  # one source of truth: pyproject.toml
+    except metadata.PackageNotFoundError:  # running from a source tree that was never installed
+        return "0+unknown"
+
+
+def __getattr__(name: str) -> Any:
+    """Load a library name, ``__version__``, or an OTB application's Python entry (``TensorflowModelServe``)."""
+    if name == "__version__":
+        value: Any = _version()
+    elif name in _LIBRARY:
+        module = _import_module(_LIBRARY[name])
+        value = module if name == "errors" else getattr(module, name)
+    else:
+        from eotensor.apps import registry
+
+        target = registry.targets().get(name)
+        if target is None:
+            raise AttributeError(f"module 'eotensor' has no attribute {name!r}")
+        module = _import_module(target.partition(":")[0])
+        value = getattr(module, name, None) or registry.get(name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *__all__])

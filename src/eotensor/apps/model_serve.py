@@ -1,15 +1,23 @@
-"""TensorflowModelServe: OTBTF's inference app, parameter for parameter."""
+"""TensorflowModelServe: OTBTF's inference app, parameter for parameter.
+
+The table below is the app; :class:`ServeConfig` reads the parsed values, :func:`build` binds the model lazily
+(:func:`eotensor.api.serve`) and :func:`write` streams the output. ``eotensor.api`` is imported on first use, so
+listing the apps or printing ``-help`` stays fast.
+"""
 
 from __future__ import annotations
 
 import sys
-from typing import Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
-from eotensor.api import ServedRaster, serve, source
-from eotensor.apps.params import App, Kind, Param, parse_bool, parse_python
-from eotensor.io.extended import parse_output
+from eotensor.apps import options
+from eotensor.apps.params import App, Choice, Group, Kind, OutputImage, Param, Values, run_python
 
-NOTES = """\
+if TYPE_CHECKING:
+    from eotensor.api import ServedRaster
+
+NOTES = f"""\
 Geometry, in one picture (one axis, source1 at S = 1):
 
    source pixels  . . . . [=========== RF ===========] . . . .
@@ -20,8 +28,9 @@ Geometry, in one picture (one axis, source1 at S = 1):
     in that source's own pixels. Each source has its own RF and its own resolution.
   * EF, the expression field (output.efieldx/y), is how many output pixels one block yields.
     Requests are enlarged to the EF grid (anchored at output pixel 0) and the surplus dropped, so
-    tiles never change a result. A fully-convolutional net reads RF + (EF-1)*S*s1/sN pixels of
-    source N per block; a patch-based net reads one RF-sized patch per output pixel (EF = 1).
+    tiles never change a result. In fully-convolutional mode one EF block reads RF pixels of source N
+    (as OTBTF); a tile of T output pixels reads (T - EF)*S*s1/sN + RF (s1, sN: the spacings of
+    source1 and source N). A patch-based net reads one RF-sized patch per output pixel (EF = 1).
   * S, the spacing scale (output.spcscale), sets the output spacing to |source1 spacing| x S:
     S = 2 for a net with total stride 2, S = 0.25 for 4x super-resolution.
   The output covers where every source's full RF fits, as in OTBTF: its first pixel centre sits on a
@@ -31,97 +40,153 @@ Tiling: without optim.tilesizex/y the tile size comes from a memory budget (OTB_
 default 256): full-width strips for pixel-wise models, squares otherwise; optim.disabletiling on
 always streams in strips. Output: GeoTIFF, pixel types uint8 int16 uint16 int32 uint32 float double
 (and numpy names); extended filename keys ?&box=x0:y0:w:h, &gdal:co:KEY=VALUE, &nodata=V.
-Environment: OTB_TF_NSOURCES (number of sources, when higher than the keys given)."""
+{options.NSOURCES_NOTE}"""
 
 PARAMS = (
-    Param("source{n}.il", Kind.FILE_LIST, "Input images of source N, stacked on bands (same size required).",
-          mandatory=True),
-    Param("source{n}.rfieldx", Kind.INT, "Receptive field (x) of source N, in its own pixels.", 1,
-          aliases=("source{n}.patchsize_x",), minimum=1),
-    Param("source{n}.rfieldy", Kind.INT, "Receptive field (y) of source N, in its own pixels.", 1,
-          aliases=("source{n}.rfielddy", "source{n}.patchsize_y"), minimum=1),
-    Param("source{n}.placeholder", Kind.STRING,
-          "Model input name for source N; empty: the N-th input in alphabetical order.", ""),
-    Param("source{n}.nodata", Kind.FLOAT,
-          "No-data value of source N: a block where it is all no-data is not computed (gets output.bv)."),
-    Param("model.dir", Kind.FILE,
-          "TensorFlow SavedModel directory, or a Python file defining model(**inputs) (file.py[::function]).",
-          mandatory=True),
-    Param("model.userplaceholders", Kind.STRING_LIST,
-          'Constant model inputs: name=value, e.g. "a=(1.0, 2.0, 2.0, 1.0)" "k=3" "training=false".'),
-    Param("model.fullyconv", Kind.BOOL, "Fully-convolutional mode (on) or patch-based mode (off).", False),
-    Param("model.jit", Kind.BOOL,
-          "Compile the TensorFlow graph with XLA (faster pixel-wise math; one compilation per tile shape).", False),
-    Param("model.tagsets", Kind.STRING_LIST, "SavedModel tag set (default: serve)."),
-    Param("output.names", Kind.STRING_LIST,
-          "Model outputs, stacked on bands in this order; default: the first output in alphabetical order."),
-    Param("output.efieldx", Kind.INT, "Expression field (x): output pixels per block.", 1, minimum=1),
-    Param("output.efieldy", Kind.INT, "Expression field (y): output pixels per block.", 1,
-          aliases=("output.efielddy",), minimum=1),
-    Param("output.spcscale", Kind.FLOAT, "Output spacing = |source1 spacing| x this scale.", 1.0),
-    Param("output.bv", Kind.FLOAT, "Background value written where a block was skipped as no-data.", 0.0),
-    Param("optim.disabletiling", Kind.BOOL, "Stream in full-width strips sized from the memory budget.", False),
-    Param("optim.tilesizex", Kind.INT, "Tile width in output pixels (rounded up to EF); default: from memory.",
-          aliases=("optim.tilesex",), minimum=1),
-    Param("optim.tilesizey", Kind.INT, "Tile height in output pixels (rounded up to EF); default: from memory.",
-          aliases=("optim.tilesey",), minimum=1),
-    Param("optim.threads", Kind.INT,
-          "Worker threads computing tiles while one writes (default: one per core, at most 4; 0: sequential).",
-          minimum=0),
-    Param("optim.modelthreads", Kind.INT,
-          "Threads of the model runtime's own pool (TensorFlow intra-op); default: the runtime's choice.",
-          minimum=1),
-    Param("optim.ram", Kind.FLOAT, "Memory budget in MB for tile buffers (default: OTB_MAX_RAM_HINT or 256).",
-          minimum=1),
+    options.sources(
+        Param("rfieldx", Kind.INT, "Receptive field (x) of source N, in its own pixels.", 1,
+              aliases=("patchsize_x",), minimum=1),
+        Param("rfieldy", Kind.INT, "Receptive field (y) of source N, in its own pixels.", 1,
+              aliases=("rfielddy", "patchsize_y"), minimum=1),
+        Param("placeholder", Kind.STRING,
+              "Model input fed by source N. When empty: runtimes whose inputs have a declared order (Python "
+              "functions, PyTorch, ONNX) bind source N to the N-th input not named elsewhere; unordered signatures "
+              "(TF SavedModels, Keras) keep OTBTF's alphabetical rule. sourceN.placeholder always wins.", ""),
+        options.nodata("No-data value of source N: a block where it is all no-data is not computed (gets output.bv)."),
+        help="Source N: an image list stacked on bands, and how much of it the model reads.",
+    ),
+    Group("model", "The model and how to call it.", (
+        Param("dir", Kind.FILE,
+              "TensorFlow SavedModel directory, or a Python file defining model(x1, x2, ...), one named parameter "
+              "per input (file.py[::function]).", mandatory=True),
+        Param("userplaceholders", Kind.STRING_LIST,
+              'Constant model inputs: name=value, e.g. "a=(1.0, 2.0, 2.0, 1.0)" "k=3" "training=false".'),
+        Param("fullyconv", Kind.BOOL, "Fully-convolutional mode (on) or patch-based mode (off).", False),
+        Param("jit", Kind.BOOL,
+              "Compile the TensorFlow graph with XLA (faster pixel-wise math; one compilation per tile shape).", False),
+        Param("tagsets", Kind.STRING_LIST, "SavedModel tag set (default: serve)."),
+    )),
+    Group("output", "What the model yields and where it lands.", (
+        Param("names", Kind.STRING_LIST,
+              "Model outputs, stacked on bands in this order; default: the first output in alphabetical order."),
+        Param("efieldx", Kind.INT, "Expression field (x): output pixels per block.", 1, minimum=1),
+        Param("efieldy", Kind.INT, "Expression field (y): output pixels per block.", 1, aliases=("efielddy",),
+              minimum=1),
+        Param("spcscale", Kind.FLOAT, "Output spacing = |source1 spacing| x this scale.", 1.0),
+        Param("bv", Kind.FLOAT, "Background value written where a block was skipped as no-data.", 0.0, finite=False),
+    )),
+    Group("optim", "Tiling, threads and memory: they change the speed, never the result.", (
+        Param("disabletiling", Kind.BOOL, "Stream in full-width strips sized from the memory budget.", False),
+        Param("tilesizex", Kind.INT, "Tile width in output pixels (rounded up to EF); default: from memory.",
+              aliases=("tilesex",), minimum=1),
+        Param("tilesizey", Kind.INT, "Tile height in output pixels (rounded up to EF); default: from memory.",
+              aliases=("tilesey",), minimum=1),
+        Param("scheduler", Kind.CHOICE, "How tiles are computed.", "threads", choices=(
+            Choice("sync", "one at a time in the calling thread (the reference)"),
+            Choice("threads", "a pool of optim.threads workers"),
+        )),
+        options.threads(),
+        Param("modelthreads", Kind.INT,
+              "Threads of the model runtime's own pool (TensorFlow intra-op); default: the runtime's choice.",
+              minimum=1),
+        options.ram(),
+    )),
     Param("out", Kind.OUTPUT_IMAGE, "Output GeoTIFF, optional extended filename, then an optional pixel type.",
           mandatory=True),
 )
 
 
-def run(params: dict[str, Any], progress: bool = False) -> ServedRaster:
-    """Serve the model as ``params`` say and write ``out``; return the lazy result."""
-    n_sources = params["_n_sources"]
-    sources = []
-    for n in range(1, n_sources + 1):
-        rf = (params[f"source{n}.rfieldx"], params[f"source{n}.rfieldy"])
-        sources.append(source(params[f"source{n}.il"], rf, params[f"source{n}.placeholder"] or "",
-                              params[f"source{n}.nodata"], index=n))
-    if params["optim.modelthreads"]:
-        from eotensor.runtimes.tensorflow import set_threads
+@dataclass(frozen=True)
+class SourceConfig:
+    """One ``sourceN`` group."""
 
-        set_threads(intra_op=params["optim.modelthreads"])
-    tiling_off = parse_bool(params["optim.disabletiling"], "optim.disabletiling")
-    tile_x, tile_y = params["optim.tilesizex"], params["optim.tilesizey"]
-    tile = None
-    if not tiling_off and (tile_x or tile_y):
-        tile = (tile_x or tile_y, tile_y or tile_x)
-    result = serve(
-        params["model.dir"], sources,
-        efield=(params["output.efieldx"], params["output.efieldy"]),
-        spcscale=params["output.spcscale"],
-        fullyconv=parse_bool(params["model.fullyconv"], "model.fullyconv"),
-        output_names=params["output.names"] or (),
-        user_placeholders=params["model.userplaceholders"] or [],
-        background=params["output.bv"],
-        tags=params["model.tagsets"] or (),
-        jit=parse_bool(params["model.jit"], "model.jit"),
-        tile_size=tile, ram_mb=params["optim.ram"], strips=tiling_off,
-        workers=params["optim.threads"],
+    images: list[str]
+    rfield: tuple[int, int]
+    placeholder: str
+    nodata: float | None
+
+
+@dataclass(frozen=True)
+class ServeConfig:
+    """TensorflowModelServe's parameters as typed fields, read once from the parsed values."""
+
+    sources: tuple[SourceConfig, ...]
+    model: Any
+    """A SavedModel directory or .py file, or (from Python) a loaded Model."""
+    user_placeholders: list[str]
+    fullyconv: bool
+    jit: bool
+    tags: list[str]
+    output_names: list[str]
+    efield: tuple[int, int]
+    spcscale: float
+    background: float
+    tile_size: tuple[int, int] | None
+    strips: bool
+    scheduler: str
+    workers: int | None
+    model_threads: int | None
+    ram_mb: float | None
+    out: OutputImage | None
+
+    @classmethod
+    def from_values(cls, v: Values) -> ServeConfig:
+        """Read ``v`` (from :func:`~eotensor.apps.params.parse_cli` or ``parse_python``)."""
+        sources = tuple(
+            SourceConfig(v[f"source{n}.il"], (v[f"source{n}.rfieldx"], v[f"source{n}.rfieldy"]),
+                         v[f"source{n}.placeholder"] or "", v[f"source{n}.nodata"])
+            for n in range(1, v.count("source") + 1)
+        )
+        strips = v["optim.disabletiling"]
+        tile_x, tile_y = v["optim.tilesizex"], v["optim.tilesizey"]
+        tile = (tile_x or tile_y, tile_y or tile_x) if not strips and (tile_x or tile_y) else None
+        return cls(
+            sources=sources, model=v["model.dir"], user_placeholders=v["model.userplaceholders"] or [],
+            fullyconv=v["model.fullyconv"], jit=v["model.jit"], tags=v["model.tagsets"] or [],
+            output_names=v["output.names"] or [], efield=(v["output.efieldx"], v["output.efieldy"]),
+            spcscale=v["output.spcscale"], background=v["output.bv"], tile_size=tile, strips=strips,
+            scheduler=v["optim.scheduler"], workers=v["optim.threads"], model_threads=v["optim.modelthreads"],
+            ram_mb=v["optim.ram"], out=v.get("out"),
+        )
+
+
+def build(values: Values) -> ServedRaster:
+    """Bind the model to its sources: the lazy result, nothing computed or written yet."""
+    from eotensor.api import serve, source
+    from eotensor.io.extended import parse_output
+
+    cfg = ServeConfig.from_values(values)
+    if cfg.out is not None:
+        parse_output(*cfg.out)  # a bad output name, format or pixel type fails before the model loads
+    sources = [source(s.images, s.rfield, s.placeholder, s.nodata, index=n)
+               for n, s in enumerate(cfg.sources, start=1)]
+    return serve(
+        cfg.model, sources, efield=cfg.efield, spcscale=cfg.spcscale, fullyconv=cfg.fullyconv,
+        output_names=cfg.output_names, user_placeholders=cfg.user_placeholders, background=cfg.background,
+        tags=cfg.tags, jit=cfg.jit, tile_size=cfg.tile_size, ram_mb=cfg.ram_mb, strips=cfg.strips,
+        workers=cfg.workers, model_threads=cfg.model_threads, scheduler=cfg.scheduler,
     )
-    filename, pixel_type = params["out"]
+
+
+def write(result: ServedRaster, values: Values, progress: bool = False) -> str:
+    """Stream ``result`` to ``out``; with ``progress``, a progress bar and a one-line summary on stderr."""
+    filename, pixel_type = values["out"]
     path = result.write(filename, pixel_type, progress=progress)
     if progress:
-        box = parse_output(filename).box
+        from eotensor.io.extended import parse_output
+
+        box = parse_output(filename, pixel_type).box
         width, height = (box[2], box[3]) if box else (result.grid.width, result.grid.height)
         print(f"TensorflowModelServe: wrote {path} ({result.count} band(s), {width}x{height} pixels)", file=sys.stderr)
-    return result
+    return path
 
 
 APP = App(
     name="TensorflowModelServe",
     description="Serve a model over one or many sources, streamed tile by tile (OTBTF's inference app).",
     params=PARAMS,
-    run=run,
+    build=build,
+    write=write,
     notes=NOTES,
 )
 
@@ -129,7 +194,10 @@ APP = App(
 def TensorflowModelServe(options: dict[str, Any] | None = None, **kwargs: Any) -> ServedRaster:  # noqa: N802
     """Run TensorflowModelServe from Python with OTB keys: ``source1_il=[...]``, ``model_dir=...``, ``out=...``.
 
-    ``options`` may hold the same parameters as an OTB-key dict (``{"source1.il": [...]}``); keywords
-    replace dots by underscores. Writes ``out`` and returns the lazy :class:`~eotensor.api.ServedRaster`.
+    Keywords are the OTB keys with every dot replaced by an underscore; ``options`` may hold the same
+    parameters as an OTB-key dict (``{"source1.il": [...]}``). Values parse as on the command line
+    (``model_fullyconv="off"``, ``source1_rfieldx="16"``), a single string or path stands for a one-item list,
+    and ``out`` takes a filename, a path or (filename, pixel type). With ``out``, the output is written;
+    without it, nothing is written. Either way the lazy :class:`~eotensor.api.ServedRaster` is returned.
     """
-    return run(parse_python(APP, options, **kwargs))
+    return run_python(APP, options, **kwargs)

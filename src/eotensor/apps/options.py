@@ -1,0 +1,36 @@
+"""Parameter rows that several apps share, as data (rasterio's ``rio/options.py``, as table items).
+
+Each function returns a fresh item, so an app can place it in its table under any group or repeat.
+"""
+
+from __future__ import annotations
+
+from eotensor.apps.params import Item, Kind, Param, Repeat
+
+NSOURCES_NOTE = "Environment: OTB_TF_NSOURCES (number of sources, when higher than the keys given)."
+
+
+def sources(*params: Item, help: str = "Source N: one input image list, stacked on bands.",  # noqa: A002
+            extra: int = 0) -> Repeat:
+    """The ``source{n}.*`` repeat: ``il`` (mandatory image list) followed by ``params``."""
+    il = Param("il", Kind.FILE_LIST, "Input images of source N, stacked on bands (same size required).",
+               mandatory=True)
+    return Repeat("source", help, (il, *params), extra=extra)
+
+
+def nodata(help: str) -> Param:  # noqa: A002
+    """A ``nodata`` value: any float, nan and inf included."""
+    return Param("nodata", Kind.FLOAT, help, finite=False)
+
+
+def ram(key: str = "ram", default: float | None = None) -> Param:
+    """A memory budget in MB (default: ``OTB_MAX_RAM_HINT``, else 256)."""
+    return Param(key, Kind.FLOAT, "Memory budget in MB for tile buffers (default: OTB_MAX_RAM_HINT or 256).",
+                 default, minimum=1)
+
+
+def threads(key: str = "threads") -> Param:
+    """Worker threads computing tiles."""
+    return Param(key, Kind.INT,
+                 "Worker threads computing tiles while one writes (default: one per core, at most 4; 0: sequential).",
+                 minimum=0)
