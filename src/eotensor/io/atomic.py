@@ -26,6 +26,7 @@ import stat
 import tempfile
 from collections.abc import Iterable, Sequence
 from types import TracebackType
+from typing import Self
 
 from eotensor.errors import OutputFileError
 
@@ -114,7 +115,33 @@ def _reserve(directory: str, suffix: str = "") -> str:
     raise FileExistsError(f"no free temporary name in {directory}")
 
 
-class AtomicOutput:
+class CommitOnSuccess:
+    """Context-manager protocol of every output: ``commit()`` when the block succeeds, ``abort()`` otherwise.
+
+    Any exception counts, ``KeyboardInterrupt`` and the CLI's signal exceptions included, so an
+    interrupted run leaves no temporary file.
+    """
+
+    def commit(self) -> str:
+        """Make the output final; return its path."""
+        raise NotImplementedError
+
+    def abort(self) -> None:
+        """Drop everything written so far."""
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        if exc_type is None:
+            self.commit()
+        else:
+            self.abort()
+
+
+class AtomicOutput(CommitOnSuccess):
     """A unique temporary file standing for the output ``path`` until :meth:`commit`.
 
     ``temp_path`` is the file to write (it exists, empty; a writer may recreate it). :meth:`scratch` hands
@@ -269,20 +296,6 @@ class AtomicOutput:
                 except OSError:
                     pass  # best effort: an error here must not hide the one being reported
         self._scratch = []
-
-    def __enter__(self) -> AtomicOutput:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        if exc_type is None:
-            self.commit()
-        else:
-            self.abort()
 
     def __del__(self) -> None:
         # Dropped without commit/abort (an error in a caller, interpreter shutdown): leave no temporary file.

@@ -24,7 +24,7 @@ from rasterio.io import MemoryFile
 from rasterio.windows import Window as RioWindow
 
 from eotensor.errors import OutputFileError
-from eotensor.io.atomic import AtomicOutput
+from eotensor.io.atomic import AtomicOutput, CommitOnSuccess
 from eotensor.io.extended import OutputTarget
 from eotensor.io.pixeltypes import to_pixel_type
 
@@ -170,7 +170,7 @@ def _probe_copy_options(target: OutputTarget, count: int) -> str | None:
     return collected.messages[0].rstrip(".") if collected.messages else None
 
 
-class GeoTiffWriter:
+class GeoTiffWriter(CommitOnSuccess):
     """Write one output raster window by window, under a temporary name until :meth:`commit`.
 
     ``width``, ``height`` and ``transform`` describe the **full** output grid. Without a box the file is
@@ -375,15 +375,6 @@ class GeoTiffWriter:
                 pass  # the file is deleted anyway
         if self._output is not None:
             self._output.abort()
-
-    def __enter__(self) -> GeoTiffWriter:
-        return self
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
-        if exc_type is None:
-            self.commit()
-        else:
-            self.abort()
 
     def __del__(self) -> None:
         # A writer dropped without commit/abort (e.g. the process is shutting down) leaves no temp file.
