@@ -36,10 +36,15 @@ Geometry, in one picture (one axis, source1 at S = 1):
   The output covers where every source's full RF fits, as in OTBTF: its first pixel centre sits on a
   source1 pixel centre, shifted by EF//2 output pixels.
 
+No-data: with sourceN.nodata, every EF block (patch-based: every output pixel) whose input from
+source N is entirely no-data gets output.bv; the decision is per block, so tiles never change it.
+
 Tiling: without optim.tilesizex/y the tile size comes from a memory budget (OTB_MAX_RAM_HINT MB,
-default 256): full-width strips for pixel-wise models, squares otherwise; optim.disabletiling on
-always streams in strips. Output: GeoTIFF, pixel types uint8 int16 uint16 int32 uint32 float double
-(and numpy names); extended filename keys ?&box=x0:y0:w:h, &gdal:co:KEY=VALUE, &nodata=V.
+default 256): full-width strips for pixel-wise models, squares otherwise, multiples of the output's
+blocks; optim.disabletiling on always streams in strips. Output format from the extension: .tif/.tiff
+(streamed GeoTIFF), .png, .jpg (copied from a GeoTIFF); pixel types uint8 int16 uint16 int32 uint32
+float double (and numpy names); extended filename keys ?&box=x0:y0:w:h, &gdal:co:KEY=VALUE, &nodata=V.
+Inputs accept ?&bands=1,3:4 (OTB's band selection).
 {options.NSOURCES_NOTE}"""
 
 PARAMS = (
@@ -52,7 +57,8 @@ PARAMS = (
               "Model input fed by source N. When empty: runtimes whose inputs have a declared order (Python "
               "functions, PyTorch, ONNX) bind source N to the N-th input not named elsewhere; unordered signatures "
               "(TF SavedModels, Keras) keep OTBTF's alphabetical rule. sourceN.placeholder always wins.", ""),
-        options.nodata("No-data value of source N: a block where it is all no-data is not computed (gets output.bv)."),
+        options.nodata("No-data value of source N: an EF block (patch-based: an output pixel) whose input from "
+                       "source N is all no-data is not computed and gets output.bv."),
         help="Source N: an image list stacked on bands, and how much of it the model reads.",
     ),
     Group("model", "The model and how to call it.", (
@@ -91,7 +97,8 @@ PARAMS = (
               minimum=1),
         options.ram(),
     )),
-    Param("out", Kind.OUTPUT_IMAGE, "Output GeoTIFF, optional extended filename, then an optional pixel type.",
+    Param("out", Kind.OUTPUT_IMAGE,
+          "Output raster (.tif, .png, .jpg), optional extended filename, then an optional pixel type.",
           mandatory=True),
 )
 
