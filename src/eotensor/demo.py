@@ -4,8 +4,8 @@ Generates (once) a 2048 x 2048 4-band int16 raster and a SavedModel under ``demo
 the same command line an OTBTF user would, with only the program name changed::
 
     eotensor TensorflowModelServe -source1.il s2.tif -source1.rfieldx 68 -source1.rfieldy 68 \\
-        -model.dir demo_savedmodel -model.fullyconv on -output.efieldx 64 -output.efieldy 64 \\
-        -output.names probs -out "probs.tif?&gdal:co:COMPRESS=DEFLATE" float
+        -source1.nodata -10000 -output.bv -1 -model.dir demo_savedmodel -model.fullyconv on \\
+        -output.efieldx 64 -output.efieldy 64 -output.names probs -out "probs.tif?&gdal:co:COMPRESS=DEFLATE" float
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ def main(directory: str = "demo-output", size: int = 2048) -> int:
     rf = ef + DEMO_NET_RF - 1
     argv = [
         "TensorflowModelServe", "-source1.il", image, "-source1.rfieldx", str(rf), "-source1.rfieldy", str(rf),
+        "-source1.nodata", "-10000", "-output.bv", "-1",
         "-model.dir", model, "-model.fullyconv", "on", "-output.efieldx", str(ef), "-output.efieldy", str(ef),
         "-output.names", "probs", "-out", f"{output}?&gdal:co:COMPRESS=DEFLATE", "float",
     ]
