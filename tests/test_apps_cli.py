@@ -9,10 +9,9 @@ import time
 
 import numpy as np
 import pytest
-import rasterio
-from affine import Affine
 
 from eotensor.apps.cli import main
+from eotensor.testing import write_raster
 
 COMMAND = [sys.executable, "-m", "eotensor"]
 
@@ -26,11 +25,7 @@ def slow(tmp_path):
     """A 64x64 image and a Python model that sleeps on every 8x8 tile: a run of several seconds."""
     inputs = tmp_path / "in"
     inputs.mkdir()
-    image = str(inputs / "a.tif")
-    profile = dict(driver="GTiff", width=64, height=64, count=1, dtype="float32", crs="EPSG:32631",
-                   transform=Affine(10, 0, 0, 0, -10, 0))
-    with rasterio.open(image, "w", **profile) as ds:
-        ds.write(np.ones((1, 64, 64), np.float32))
+    image = write_raster(inputs / "a.tif", np.ones((1, 64, 64), np.float32), origin=(0, 0))
     model = inputs / "slow.py"
     model.write_text(textwrap.dedent("""
         import sys

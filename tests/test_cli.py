@@ -13,19 +13,11 @@ from affine import Affine
 import eotensor.api
 import models
 from eotensor.apps.cli import main
+from eotensor.testing import write_raster
 
 pytestmark = pytest.mark.tf
 
 WIDTH, HEIGHT = 96, 80
-
-
-def write(path, data, dtype="float32", spacing=10.0):
-    bands, height, width = data.shape
-    profile = dict(driver="GTiff", width=width, height=height, count=bands, dtype=dtype, crs="EPSG:32631",
-                   transform=Affine(spacing, 0, 300000.0, 0, -spacing, 4900020.0))
-    with rasterio.open(path, "w", **profile) as ds:
-        ds.write(data.astype(dtype))
-    return str(path)
 
 
 def read(path):
@@ -41,9 +33,9 @@ def data(tmp_path_factory):
     x2 = rng.integers(0, 50, size=(4, HEIGHT, WIDTH)).astype(np.float32)
     return {
         "dir": d, "x1": x1, "x2": x2,
-        "a": write(d / "a.tif", x1), "b": write(d / "b.tif", x2),
-        "a3": write(d / "a3.tif", x1[:3]),
-        "small": write(d / "small.tif", x1[:, :40, :40]),
+        "a": write_raster(d / "a.tif", x1), "b": write_raster(d / "b.tif", x2),
+        "a3": write_raster(d / "a3.tif", x1[:3]),
+        "small": write_raster(d / "small.tif", x1[:, :40, :40]),
         "text": str(d / "notraster.tif"),
         "scalprod": models.build_scalar_product(d / "scalprod"),
         "ax": models.build_scalar_product_ax(d / "ax"),

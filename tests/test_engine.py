@@ -10,22 +10,14 @@ from affine import Affine
 import eotensor as eot
 from eotensor.errors import OutputFileError
 from eotensor.runtimes import FunctionModel, TensorSpec
-
-
-def write(path, data, spacing=10.0, x0=300000.0, y0=4900020.0):
-    bands, height, width = data.shape
-    profile = dict(driver="GTiff", width=width, height=height, count=bands, dtype="float32", crs="EPSG:32631",
-                   transform=Affine(spacing, 0, x0, 0, -spacing, y0))
-    with rasterio.open(path, "w", **profile) as ds:
-        ds.write(data.astype(np.float32))
-    return str(path)
+from eotensor.testing import write_raster
 
 
 @pytest.fixture
 def image(tmp_path):
     rng = np.random.default_rng(3)
     data = rng.integers(0, 20, size=(3, 70, 90)).astype(np.float32)
-    return write(tmp_path / "in.tif", data), data
+    return write_raster(tmp_path / "in.tif", data), data
 
 
 def max_pool_model(k):
@@ -107,7 +99,7 @@ def test_outputs_stack_on_bands_in_the_order_given(image):
 def test_nodata_blocks_are_skipped_and_get_the_background(tmp_path):
     data = np.ones((1, 16, 16), np.float32)
     data[:, 4:8, 8:12] = -1  # exactly one 4x4 block of no-data
-    path = write(tmp_path / "nd.tif", data)
+    path = write_raster(tmp_path / "nd.tif", data)
     calls = []
 
     def fn(x):  # OTBTF's nodata test: RF = EF = 4, 4x4 tiles; a block reads exactly its own 4x4 pixels
@@ -240,7 +232,7 @@ def test_box_and_window_do_not_change_the_nodata_skip(tmp_path):
     """The skip is decided per block: a box or a window gets exactly the same pixels as the full output."""
     data = np.ones((1, 16, 16), np.float32)
     data[:, :, :4] = -9999
-    path = write(tmp_path / "nd.tif", data)
+    path = write_raster(tmp_path / "nd.tif", data)
     model = FunctionModel(lambda x: {"y": x * 2}, ["x"], ["y"])
     result = eot.serve(model, [eot.source(path, nodata=-9999)], fullyconv=True, tile_size=8, background=-5)
     full = result.read()
@@ -257,7 +249,7 @@ def test_the_issue_corner_no_longer_depends_on_the_tiles(tmp_path):
     and computed values with 64x64 tiles. Every tiling, memory budget and executor now gives -5 there."""
     data = np.arange(64 * 64, dtype=np.float32).reshape(1, 64, 64)
     data[:, :8, :8] = 0
-    path = write(tmp_path / "corner.tif", data)
+    path = write_raster(tmp_path / "corner.tif", data)
     model = FunctionModel(lambda x: {"y": x + 1}, ["x"], ["y"])
     outputs = []
     for options in ({"tile_size": 4}, {"tile_size": 64}, {"tile_size": (13, 5), "scheduler": "sync"},
@@ -275,7 +267,7 @@ def test_a_block_is_skipped_only_when_its_whole_input_is_nodata(tmp_path):
     and a tile whose blocks are all no-data makes no model call."""
     data = np.full((1, 20, 20), -1, np.float32)
     data[0, 10, 10] = 7  # one valid pixel: the blocks whose 6x6 input holds it are computed
-    path = write(tmp_path / "sparse.tif", data)
+    path = write_raster(tmp_path / "sparse.tif", data)
     calls = []
 
     def fn(x):
@@ -302,7 +294,7 @@ def test_patch_based_skip_and_padding_never_show_made_up_values(tmp_path):
     real patch, so a model taking logs never sees zeros that are not in the data."""
     data = np.full((1, 12, 12), 3.0, np.float32)
     data[:, :6, :6] = -1
-    path = write(tmp_path / "pb.tif", data)
+    path = write_raster(tmp_path / "pb.tif", data)
     seen = []
 
     def fn(x):
@@ -324,7 +316,7 @@ def test_sources_feeding_the_same_input_and_unusual_grids_are_errors(image, tmp_
     with pytest.raises(eot.EotensorError, match='model input "x" is fed twice'):
         eot.serve(model, [eot.source(path, placeholder="x"), eot.source(path, placeholder="x", index=2)],
                   fullyconv=True)
-    south_up = write(tmp_path / "south.tif", np.ones((1, 8, 8)), spacing=10.0)
+    south_up = write_raster(tmp_path / "south.tif", np.ones((1, 8, 8), np.float32))
     with rasterio.open(south_up, "r+") as ds:
         ds.transform = Affine(10.0, 0, 0, 0, 10.0, 0)
     with pytest.raises(eot.EotensorError, match="source1.il: spacing .* is not north-up"):
@@ -364,8 +356,6 @@ def test_round4_style_per_pixel_outputs_keep_the_element_count_rule(image):
 
 
 def test_sources_in_different_crss_are_named_in_the_error(tmp_path):
-    from eotensor.testing import write_raster
-
     a = write_raster(tmp_path / "a.tif", np.ones((1, 8, 8), np.float32), crs="EPSG:32631")
     b = write_raster(tmp_path / "b.tif", np.ones((1, 8, 8), np.float32), crs="EPSG:32632")
     model = FunctionModel(lambda x1, x2: {"y": x1 + x2}, ["x1", "x2"], ["y"])
@@ -440,8 +430,6 @@ def test_two_writes_of_one_result_are_the_same(image, tmp_path):
 
 
 def test_a_file_nodata_value_unused_is_said(tmp_path):
-    from eotensor.testing import write_raster
-
     path = write_raster(tmp_path / "nd.tif", np.ones((1, 8, 8), np.float32), nodata=-10000)
     with pytest.warns(UserWarning, match=r"declares no-data -10000; .* unless source1.nodata is set"):
         eot.source(path)
@@ -457,8 +445,6 @@ def test_memory_hint_garbage_is_an_error(monkeypatch):
 
 
 def test_outputs_of_nodata_runs_are_tagged_with_the_background(tmp_path):
-    from eotensor.testing import write_raster
-
     data = np.ones((1, 8, 8), np.float32)
     data[:, :2] = -1
     path = write_raster(tmp_path / "in.tif", data)
@@ -479,7 +465,6 @@ def test_user_block_size_aligns_the_automatic_tiles(tmp_path):
     """Automatic tiles are multiples of the blocks the writer will use, the user's gdal:co:BLOCK*SIZE included."""
     from eotensor.io.extended import parse_output
     from eotensor.io.geotiff import block_shape
-    from eotensor.testing import write_raster
 
     path = write_raster(tmp_path / "big.tif", np.ones((1, 700, 700), np.float32))
     result = eot.serve(max_pool_model(3), eot.source(path, rfield=3), fullyconv=True, ram_mb=10)
@@ -490,3 +475,12 @@ def test_user_block_size_aligns_the_automatic_tiles(tmp_path):
     assert block == (32, 48)
     tile = result.tile_shape(block)
     assert tile.rows % 32 == 0 and tile.cols % 48 == 0 and tile.rows < result.grid.height
+
+
+def test_an_output_size_error_says_which_input_each_source_fed(image):
+    """A user placeholder naming the image's input moves the source to another input: the error says so."""
+    path, _ = image
+    model = FunctionModel(lambda x, a: {"y": np.asarray(x) * np.asarray(a).ravel()[:2]}, ["x", "a"], ["y"])
+    with pytest.raises(eot.EotensorError,
+                       match=r'has \d+ values .*\(inputs: source1 -> "a", model.userplaceholders -> "x"\)'):
+        eot.serve(model, eot.source(path), fullyconv=True, user_placeholders="x=(1.0, 2.0)").read()

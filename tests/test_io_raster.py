@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import threading
+from functools import partial
 
 import numpy as np
 import pytest
@@ -14,16 +15,10 @@ from eotensor.errors import GeometryError, InputFileError
 from eotensor.geometry import Window
 from eotensor.io.extended import parse_input, resolve_bands
 from eotensor.io.raster import RasterSource
+from eotensor.testing import write_raster
 
 TRANSFORM = Affine(10.0, 0.0, 300000.0, 0.0, -10.0, 5000000.0)
-
-
-def _raster(path, data, transform=TRANSFORM, nodata=None):
-    bands, height, width = data.shape
-    with rasterio.open(path, "w", driver="GTiff", width=width, height=height, count=bands, dtype=data.dtype.name,
-                       crs="EPSG:32631", transform=transform, nodata=nodata) as ds:
-        ds.write(data)
-    return str(path)
+_raster = partial(write_raster, origin=(TRANSFORM.c, TRANSFORM.f))
 
 
 def _bands(count, height=6, width=5):

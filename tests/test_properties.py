@@ -23,7 +23,7 @@ from eotensor.errors import GeometryError, ModelOutputError
 from eotensor.geometry.fields import Fields
 from eotensor.io.raster import RasterSource
 from eotensor.runtimes import FunctionModel
-from eotensor.testing import assert_tiled_equals_untiled
+from eotensor.testing import assert_tiled_equals_untiled, write_raster
 from eotensor.testing.strategies import configurations, rectangles
 
 PROPERTY_EXAMPLES = 200
@@ -141,8 +141,6 @@ def make_sources(config, data_strategy):
                 data[r:r + nr, c:c + nc, :] = nodata
             data[rng.integers(0, h), rng.integers(0, w), 0] = nodata  # one band only: still a valid pixel
         path = f"/vsimem/{uuid.uuid4().hex}.tif"
-        from eotensor.testing import write_raster
-
         write_raster(path, data.transpose(2, 0, 1), spacing=spacing,
                      origin=(600000.0 - shift * spacing, 5000000.0 + shift * spacing))
         raster = RasterSource([path], f"source{k + 1}.il")

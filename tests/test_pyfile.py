@@ -6,18 +6,10 @@ import warnings
 import numpy as np
 import pytest
 import rasterio
-from affine import Affine
 
 import eotensor as eot
 from eotensor.apps.cli import main
-
-
-def write(path, data):
-    profile = dict(driver="GTiff", width=data.shape[2], height=data.shape[1], count=data.shape[0],
-                   dtype="int16", crs="EPSG:32631", transform=Affine(10, 0, 0, 0, -10, 0))
-    with rasterio.open(path, "w", **profile) as ds:
-        ds.write(data)
-    return str(path)
+from eotensor.testing import write_raster
 
 
 @pytest.fixture
@@ -40,7 +32,9 @@ def inputs(tmp_path):
             red, nir = x[..., 0], x[..., 3]
             return ne.evaluate("(nir - red) / (nir + red)")
     '''))
-    return write(tmp_path / "a.tif", x1), write(tmp_path / "b.tif", x2), str(calc), x1, x2
+    a = write_raster(tmp_path / "a.tif", x1, origin=(0, 0))
+    b = write_raster(tmp_path / "b.tif", x2, origin=(0, 0))
+    return a, b, str(calc), x1, x2
 
 
 def test_numexpr_function_with_two_sources_and_two_outputs(inputs, tmp_path):
@@ -78,7 +72,8 @@ def bands(tmp_path):
     """A red and a near-infrared raster (one band each): NDVI = (nir - red) / (nir + red) = +2/3."""
     red = np.full((1, 12, 16), 100, np.int16)
     nir = np.full((1, 12, 16), 500, np.int16)
-    return write(tmp_path / "red.tif", red), write(tmp_path / "nir.tif", nir)
+    return (write_raster(tmp_path / "red.tif", red, origin=(0, 0)),
+            write_raster(tmp_path / "nir.tif", nir, origin=(0, 0)))
 
 
 NDVI = '''
@@ -145,7 +140,7 @@ def cli_error(tmp_path, capsys, text, *extra, sources=1):
     """Run the CLI on a .py model made of ``text``; return its one-line error (and check it is one line)."""
     path = tmp_path / "bad.py"
     path.write_text(textwrap.dedent(text))
-    image = write(tmp_path / "img.tif", np.ones((1, 8, 8), np.int16))
+    image = write_raster(tmp_path / "img.tif", np.ones((1, 8, 8), np.int16), origin=(0, 0))
     args = [arg for n in range(1, sources + 1) for arg in (f"-source{n}.il", image)]
     code = main(["TensorflowModelServe", *args, "-model.dir", str(path), "-model.fullyconv", "on", *extra,
                  "-out", str(tmp_path / "o.tif")])

@@ -12,14 +12,13 @@ import textwrap
 
 import numpy as np
 import pytest
-import rasterio
-from affine import Affine
 
 import eotensor as eot
 import models
 from eotensor.errors import ModelError, ParameterError
 from eotensor.runtimes.base import Model, TensorSpec
 from eotensor.runtimes.tensorflow import TensorflowModel, load_saved_model
+from eotensor.testing import write_raster
 
 pytestmark = pytest.mark.tf
 
@@ -355,11 +354,7 @@ def test_load_model_threads_size_the_intra_op_pool(paths):
 def test_saved_models_bind_sources_alphabetically(paths, tmp_path):
     """Decision 33: a SavedModel signature is unordered, so OTBTF's alphabetical rule holds (``a`` before ``b``)."""
     def write(name, value):
-        profile = dict(driver="GTiff", width=8, height=6, count=1, dtype="float32", crs="EPSG:32631",
-                       transform=Affine(10, 0, 0, 0, -10, 0))
-        with rasterio.open(tmp_path / name, "w", **profile) as ds:
-            ds.write(np.full((1, 6, 8), value, np.float32))
-        return str(tmp_path / name)
+        return write_raster(tmp_path / name, np.full((1, 6, 8), value, np.float32), origin=(0, 0))
 
     model = load_saved_model(paths["difference"])
     assert list(model.inputs) == ["a", "b"] and not model.ordered_inputs
