@@ -495,3 +495,29 @@ def test_output_distinct_from_inputs(tmp_path):
     source.write_bytes(b"")
     ensure_not_input(str(tmp_path / "out.tif"), [str(source), "/vsicurl/http://example.com/in.tif"])
     ensure_not_input(str(tmp_path / "out.tif"), [])
+
+
+@pytest.mark.parametrize("options", [{}, {"BIGTIFF": "YES"}, {"tiled": False}, {"interleave": "band"},
+                                     {"compress": "deflate"}])
+def test_block_check_reads_gdal_s_offsets_and_finds_a_truncated_file(tmp_path, options):
+    """The completeness check parses the TIFF directory itself (fast); it must agree with GDAL's own view."""
+    import os
+
+    from eotensor.io.geotiff import _block_extents, _unwritten_block
+    from eotensor.testing import write_raster
+
+    path = str(tmp_path / "blocks.tif")
+    settings = {"tiled": True, "blockxsize": 256, "blockysize": 256, **options}
+    if settings["tiled"] is False:
+        del settings["blockxsize"], settings["blockysize"]
+    write_raster(path, np.random.default_rng(0).random((3, 700, 500)).astype(np.float32), **settings)
+    offsets, _ = _block_extents(path)
+    with rasterio.open(path) as ds:
+        rows, cols = ds.block_shapes[0]
+        bands = range(1, 4) if ds.interleaving and ds.interleaving.value == "BAND" else (1,)
+        gdal = [int(ds.get_tag_item(f"BLOCK_OFFSET_{x}_{y}", "TIFF", bidx=b))
+                for b in bands for y in range(-(-700 // rows)) for x in range(-(-500 // cols))]
+    assert sorted(offsets.tolist()) == sorted(gdal)
+    assert _unwritten_block(path, sparse_ok=False) is None
+    os.truncate(path, os.path.getsize(path) - 100)
+    assert "is missing from the file" in _unwritten_block(path, sparse_ok=False)
