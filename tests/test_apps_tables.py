@@ -245,3 +245,19 @@ def test_build_alone_is_lazy_and_python_writes_only_with_outputs():
     with pytest.raises(ParameterError, match="missing mandatory parameter -outtrain"):  # once one output is given
         writer({**SELECTION_BASE_DICT, "outvalid": "v.gpkg"})
     assert written == ["lazy"]
+
+
+def test_tables_refuse_a_literal_key_inside_a_repeat_and_a_default_outside_the_choices():
+    with pytest.raises(ValueError, match="'source1.il' of -source1.il is also one of -source{n}.il's numbered keys"):
+        Table([Repeat("source", "Sources.", (Param("il", Kind.FILE_LIST, "Images."),)),
+               Param("source1.il", Kind.FILE_LIST, "Images again.")])
+    with pytest.raises(ValueError, match="defaults to 'maybe', which is not one of its choices"):
+        Table([Param("mode", Kind.CHOICE, "Mode.", "maybe", choices=(Choice("a", "A"), Choice("b", "B")))])
+
+
+def test_help_of_a_share_inside_a_share_shows_the_keys_the_parser_reads():
+    outer = app("Outer", share(CLASSIFIER.params, "deep", renames={"deepmodel": "xmodel"}))
+    text = format_help(outer)
+    assert "-xmodel.dir" in text and "-deepmodel.dir" not in text
+    values = parse_cli(outer, ["-source1.il", "a.tif", "-xmodel.dir", "m", "-model", "rf", "-out", "o.tif"], env={})
+    assert values["xmodel.dir"] == "m"

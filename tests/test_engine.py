@@ -1,6 +1,7 @@
 """Engine behaviour through the Python API, with NumPy models (no TensorFlow needed)."""
 
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -454,7 +455,9 @@ def test_outputs_of_nodata_runs_are_tagged_with_the_background(tmp_path):
         assert ds.nodata == -9 and (ds.read()[:, :2] == -9).all()
     with rasterio.open(result.write(f"{tmp_path / 'own.tif'}?&nodata=7")) as ds:
         assert ds.nodata == 7
-    with rasterio.open(result.write(tmp_path / "u8.tif", "uint8")) as ds:
+    with pytest.warns(UserWarning, match="output.bv -9 is not an integer of uint8"):
+        u8 = result.write(tmp_path / "u8.tif", "uint8")
+    with rasterio.open(u8) as ds:
         assert ds.nodata is None  # -9 does not fit uint8: no tag rather than a wrong one
     plain = eot.serve(model, eot.source(path), fullyconv=True)
     with rasterio.open(plain.write(tmp_path / "plain.tif")) as ds:
@@ -484,3 +487,68 @@ def test_an_output_size_error_says_which_input_each_source_fed(image):
     with pytest.raises(eot.EotensorError,
                        match=r'has \d+ values .*\(inputs: source1 -> "a", model.userplaceholders -> "x"\)'):
         eot.serve(model, eot.source(path), fullyconv=True, user_placeholders="x=(1.0, 2.0)").read()
+
+
+@pytest.mark.parametrize("returns, background, pixel_type", [
+    (lambda x: (x * 2 + 1).astype(np.float64), 0.1, "double"),
+    (lambda x: x > 40, -5, "float"),
+    (lambda x: (x > 40).astype(np.uint8), -5, "int16"),
+    (lambda x: (x > 40).astype(np.uint8), -5, "uint8"),
+])
+def test_skipped_pixels_are_the_same_in_every_tile_whatever_the_model_dtype(tmp_path, returns, background,
+                                                                            pixel_type):
+    data = np.arange(64 * 64, dtype=np.float32).reshape(1, 64, 64) % 97
+    data[:, :8, :8] = -9
+    path = write_raster(tmp_path / "in.tif", data)
+    model = FunctionModel(lambda x: {"y": returns(x)}, ["x"], ["y"])
+    written = []
+    for tile in (4, 64, (24, 8)):
+        result = eot.serve(model, eot.source(path, nodata=-9), fullyconv=True, background=background, tile_size=tile)
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", "output.bv -5 is not an integer of uint8")  # tested elsewhere
+            out = result.write(tmp_path / f"o{len(written)}.tif", pixel_type)
+        with rasterio.open(out) as ds:
+            written.append(ds.read())
+    for other in written[1:]:
+        np.testing.assert_array_equal(other, written[0])
+    expected = np.array(background).astype(written[0].dtype) if pixel_type != "uint8" else 0
+    assert (written[0][:, :8, :8] == expected).all()
+
+
+def test_plan_fingerprints_follow_what_determines_the_pixels(image, tmp_path):
+    """Equal set-ups give equal fingerprints across builds; an edited model file or another tile size changes it."""
+    import os
+    import time
+
+    path, _ = image
+    model_file = tmp_path / "calc.py"
+    model_file.write_text("def model(x):\n    return x + 1\n")
+    first = eot.serve(str(model_file), eot.source(path), fullyconv=True, tile_size=16).plan()
+    again = eot.serve(str(model_file), eot.source(path), fullyconv=True, tile_size=16).plan()
+    assert first.fingerprint == again.fingerprint
+    assert eot.serve(str(model_file), eot.source(path), fullyconv=True, tile_size=32).plan().fingerprint \
+        != first.fingerprint
+    model_file.write_text("def model(x):\n    return x + 2\n")
+    later = time.time() + 5
+    os.utime(model_file, (later, later))
+    edited = eot.serve(str(model_file), eot.source(path), fullyconv=True, tile_size=16).plan()
+    assert edited.fingerprint != first.fingerprint
+    assert len(first) == -(-first.grid.height // 16) * -(-first.grid.width // 16)
+
+
+def test_more_inputs_users_get_wrong_are_one_line_errors_or_warnings(image, tmp_path):
+    path, _ = image
+    with pytest.raises(eot.EotensorError, match=r"source1.nodata = 1e-50 is outside float32's range"):
+        eot.source(path, nodata=1e-50)
+    with pytest.raises(eot.EotensorError, match=r"source1.nodata = -1e\+39 is outside float32's range"):
+        eot.source(path, nodata=-1e39)
+    assert np.isnan(eot.source(path, nodata="nan").nodata) and eot.source(path, nodata=0.1).nodata == 0.1
+    model = FunctionModel(lambda x, a: {"y": x * a}, ["x", "a"], ["y"])
+    with pytest.raises(eot.EotensorError, match='model.userplaceholders: "a" is given twice'):
+        eot.serve(model, eot.source(path), user_placeholders=["a=1", "a=2"])
+    with pytest.raises(eot.EotensorError, match="model.dir: int 3 is not a model"):
+        eot.serve(3, eot.source(path))
+    plus = FunctionModel(lambda x: {"y": x + 1}, ["x"], ["y"])
+    result = eot.serve(plus, eot.source(path, nodata=0), fullyconv=True, background=-5)
+    with pytest.warns(UserWarning, match=r"output.bv -5 is not an integer of uint8 .* written as 0"):
+        result.write(tmp_path / "u8.tif", "uint8")

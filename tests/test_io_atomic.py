@@ -359,3 +359,17 @@ def test_bad_block_option_is_refused_when_parsed(tmp_path, option):
     with pytest.raises(OutputFileError) as info:
         parse_output(str(tmp_path / "o.tif") + f"?&gdal:co:{option}")
     assert option.split("=")[0] in str(info.value) and "multiple of 16" in str(info.value)
+
+
+def test_a_copied_format_leaves_room_for_its_georeferencing_side_car(tmp_path):
+    """A PNG keeps its georeferencing in name.png.aux.xml: a name too long for it is refused before any work,
+    and the previous output and its side-car stay."""
+    data = np.full((1, 4, 4), 7, np.uint8)
+    long = tmp_path / ("p" * 247 + ".png")
+    with pytest.raises(OutputFileError, match="too long for its side-car file"):
+        _write(long, data, "uint8")
+    assert _listing(tmp_path) == []
+    fine = tmp_path / ("p" * 240 + ".png")
+    _write(fine, data, "uint8")
+    assert os.path.isfile(str(fine) + ".aux.xml")
+    np.testing.assert_array_equal(_read(fine), data)

@@ -12,6 +12,7 @@ EF-aligned tiles, so a window read equals the same window of the written file.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import warnings
 from collections.abc import Mapping, Sequence
@@ -37,6 +38,7 @@ from eotensor.geometry.fields import Fields
 from eotensor.io.atomic import ensure_not_input
 from eotensor.io.extended import nodata_problem, parse_output
 from eotensor.io.geotiff import DEFAULT_BLOCK_SIZE, GeoTiffWriter, block_shape
+from eotensor.io.pixeltypes import to_pixel_type
 from eotensor.io.raster import RasterSource
 from eotensor.runtimes import Model, load_model
 from eotensor.runtimes.signature import parse_user_placeholder
@@ -61,6 +63,13 @@ def source(
     param = f"source{index}"
     raster = RasterSource(as_strings(images, f"{param}.il"), f"{param}.il")
     value = None if nodata is None else as_number(nodata, f"{param}.nodata", finite=False)
+    if value is not None and math.isfinite(value):
+        with np.errstate(over="ignore", under="ignore"):
+            as_read = float(np.float32(value))
+        if not math.isfinite(as_read) or (as_read == 0) != (value == 0):
+            raise ParameterError(
+                f"{param}.nodata = {value:g} is outside float32's range; pixels are compared as float32: give "
+                "a value float32 can hold (e.g. the file's own no-data value)")
     if value is None and raster.nodata_files():
         path, declared = raster.nodata_files()[0]
         warnings.warn(f'{param}.il: "{path}" declares no-data {declared:g}; eotensor (like OTBTF) ignores it '
@@ -177,9 +186,15 @@ class ServedRaster:
         os.environ.setdefault("GDAL_CACHEMAX", str(max(32, int(self.ram_mb / 4))))
         target = parse_output(out, pixel_type)
         background = self.engine.background
-        if (target.nodata is None and any(s.nodata is not None for s in self.engine.sources)
-                and nodata_problem(background, target.dtype) is None):
-            target = dataclasses.replace(target, nodata=background)
+        if target.nodata is None and any(s.nodata is not None for s in self.engine.sources):
+            problem = nodata_problem(background, target.dtype)
+            if problem is None:
+                target = dataclasses.replace(target, nodata=background)
+            else:
+                written = to_pixel_type(np.array([background]), target.dtype)[0]
+                warnings.warn(f"output.bv {background:g} {problem}: skipped blocks are written as {written} and "
+                              f'"{target.path}" gets no no-data tag; choose an output.bv the pixel type holds',
+                              stacklevel=2)
         ensure_not_input(target.path, [p for s in self.engine.sources for p in s.raster.paths])
         box = self.grid.full_window()
         if target.box is not None:
@@ -230,8 +245,11 @@ def serve(
     elif isinstance(user_placeholders, Mapping):
         placeholders = {k: np.atleast_1d(np.asarray(v)) for k, v in user_placeholders.items()}
     else:
-        items = as_strings(user_placeholders, "model.userplaceholders")
-        placeholders = dict(parse_user_placeholder(item) for item in items)
+        parsed = [parse_user_placeholder(item) for item in as_strings(user_placeholders, "model.userplaceholders")]
+        placeholders = dict(parsed)
+        if len(placeholders) < len(parsed):
+            twice = next(name for k, (name, _) in enumerate(parsed) if name in [n for n, _ in parsed[:k]])
+            raise ParameterError(f'model.userplaceholders: "{twice}" is given twice; give each placeholder once')
     fields = Fields(
         rfields=tuple(s.rfield for s in sources), efield=as_pair(efield, "output.efield"),
         scale=as_number(spcscale, "output.spcscale"), fully_conv=as_bool(fullyconv, "model.fullyconv"),

@@ -260,11 +260,19 @@ class Table:
                     if form in seen:
                         raise ValueError(f"parameter table: {form!r} of -{row.key} is also {seen[form]!r}")
                     seen[form] = f"-{row.key}"
+        numbered = [(_pattern(form), key) for form, key in seen.items() if "{n}" in form]
+        for form, key in seen.items():
+            clash = next((other for pattern, other in numbered if other != key and pattern.match(form)), None)
+            if clash:
+                raise ValueError(f"parameter table: {form!r} of {key} is also one of {clash}'s numbered keys")
         keys = {row.key for row in self.rows}
         for row in self.rows:
             p = row.param
             if p.kind is Kind.CHOICE and not p.choices:
                 raise ValueError(f"parameter table: -{row.key} is a choice without choices")
+            if p.kind is Kind.CHOICE and p.default is not None and p.default not in [c.name for c in p.choices]:
+                raise ValueError(f"parameter table: -{row.key} defaults to {p.default!r}, which is not one of its "
+                                 "choices")
             if p.kind is Kind.FIELD and (p.of is None or row.sibling(p.of) not in keys):
                 raise ValueError(f"parameter table: -{row.key} is a field of {p.of!r}, which is not a parameter")
 
@@ -576,11 +584,17 @@ def format_help(app: App) -> str:
 
 
 def _help_items(items: Sequence[Item], prefix: str, indent: str, lines: list[str],
-                renames: Sequence[tuple[str, str]] = (), when: str = "") -> None:
-    """Append the help lines of ``items`` (keys under ``prefix``; ``renames`` from a :func:`share`; ``when``: the
-    choice that makes them apply)."""
+                renames: tuple[Sequence[tuple[str, str]], ...] = (), when: str = "") -> None:
+    """Append the help lines of ``items`` (keys under ``prefix``; ``renames``: the renames of each enclosing
+    :func:`share`, innermost first, applied in turn as the table's rows are mounted; ``when``: the choice that
+    makes them apply)."""
+    def renamed(key: str) -> str:
+        for layer in renames:
+            key = _rename(key, layer)
+        return key
+
     def show(key: str) -> str:
-        return (prefix + _rename(key, renames)).replace("{n}", "N")
+        return (prefix + renamed(key)).replace("{n}", "N")
 
     for item in items:
         if isinstance(item, Param):
@@ -590,19 +604,19 @@ def _help_items(items: Sequence[Item], prefix: str, indent: str, lines: list[str
                 lines.append(f"{indent}    Also read: {', '.join('-' + show(a) for a in item.aliases)}")
             for choice in item.choices:
                 lines.append(f"{indent}    {choice.name}: {choice.help}")
-                _help_items(choice.params, f"{prefix}{_rename(item.key, renames)}.{choice.name}.", indent + "      ",
+                _help_items(choice.params, f"{prefix}{renamed(item.key)}.{choice.name}.", indent + "      ",
                             lines, when=f" with -{show(item.key)} {choice.name}")
         elif isinstance(item, Group):
             lines += ["", f"{indent}{show(item.key)}: {item.help}"]
-            _help_items(item.params, f"{prefix}{_rename(item.key, renames)}.", indent + "  ", lines, when=when)
+            _help_items(item.params, f"{prefix}{renamed(item.key)}.", indent + "  ", lines, when=when)
         elif isinstance(item, Repeat):
             count = f"{item.env}{f' + {item.extra}' if item.extra else ''}" if item.env else f"{1 + item.extra}"
             lines += ["", f"{indent}{show(item.prefix)}N: {item.help}",
                       f"{indent}  (N = 1, 2, ... up to the highest N given, or {count} if larger)"]
-            _help_items(item.params, f"{prefix}{_rename(item.prefix, renames)}{{n}}.", indent + "  ", lines,
+            _help_items(item.params, f"{prefix}{renamed(item.prefix)}{{n}}.", indent + "  ", lines,
                         when=when)
         else:
-            _help_items(item.items, prefix, indent, lines, (*item.renames, *renames))
+            _help_items(item.items, prefix, indent, lines, (item.renames, *renames))
 
 
 def _flags(p: Param, show: Callable[[str], str], when: str = "") -> str:

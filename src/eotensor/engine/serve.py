@@ -135,6 +135,10 @@ class ServeEngine:
         self._active_calls = 0
         self._busy_since = 0.0
         self._warned_cut = False
+        with np.errstate(over="ignore"):
+            exact = float(np.float32(self.background)) == self.background or np.isnan(self.background)
+        self._fill_dtype = np.dtype(np.float32 if exact else np.float64)
+        """The dtype of background-filled pixels: float32 when it holds ``output.bv`` exactly, else float64."""
         self.regions(Window(0, 0, fields.efield[1], fields.efield[0]))  # RF/EF/S consistency, before any work
 
     # ------------------------------------------------------------------ band count
@@ -161,7 +165,8 @@ class ServeEngine:
         """What determines this engine's pixels besides the output geometry, as text (for plan fingerprints).
 
         Sources (paths, file sizes and modification times, fields, bound inputs, no-data), the model (its
-        path when it has one), outputs, user placeholders, background and batch size.
+        ``token`` when it has one: path or code, and file stamps), outputs, user placeholders, background and
+        batch size.
         """
         def stat(path: str) -> tuple[int, int] | None:
             try:
@@ -172,7 +177,7 @@ class ServeEngine:
 
         sources = [(s.raster.paths, [stat(p) for p in s.raster.paths], s.rfield, spec.key, s.nodata)
                    for s, spec in zip(self.sources, self.input_specs)]
-        model = getattr(self.model, "path", None) or repr(self.model)
+        model = getattr(self.model, "token", None) or type(self.model).__qualname__
         constants = {k: np.asarray(v).tolist() for k, v in self.feeds_constant.items()}
         return repr((sources, self.fields, model, [s.key for s in self.output_specs], constants,
                      self.background, self.batch_size))
@@ -203,7 +208,7 @@ class ServeEngine:
         reads = [source.raster.read(region.window) for source, region in zip(self.sources, regions)]
         skipped = self._nodata_pixels(aligned, window, regions, reads) if skip_nodata else None
         if skipped is not None and skipped.all():
-            return np.full((self.count, window.height, window.width), self.background, dtype=np.float32)
+            return np.full((self.count, window.height, window.width), self.background, dtype=self._fill_dtype)
         if skipped is not None and not skipped.any():
             skipped = None
         if self.fields.fully_conv:
@@ -222,8 +227,10 @@ class ServeEngine:
         bands = [self._layout(out, k, aligned, window, regions) for k, out in enumerate(outputs)]
         result = bands[0] if len(bands) == 1 else np.concatenate(bands, axis=0)
         if skipped is not None:
-            if not (result.flags.owndata and result.flags.writeable):
-                result = result.copy()  # never write into an array the model still owns
+            # A dtype that holds the background exactly, as the all-no-data path uses: skipped pixels get the
+            # same value whatever the tile (a bool or uint8 model output cannot hold -5; float32 not 0.1).
+            # A new array: never write into one the model still owns.
+            result = result.astype(np.result_type(result.dtype, self._fill_dtype))
             result[:, skipped] = self.background
         return result
 
@@ -298,17 +305,6 @@ class ServeEngine:
         for piece, array in parts:
             out[(slice(None), *piece.slices(window))] = array
         return out
-
-    def _all_nodata(self, tensors: list[np.ndarray]) -> bool:
-        for source, tensor in zip(self.sources, tensors):
-            if source.nodata is None:
-                continue
-            if np.isnan(source.nodata):
-                if np.isnan(tensor).all():
-                    return True
-            elif (tensor == np.float32(source.nodata)).all():
-                return True
-        return False
 
     def _patches(
         self, pixels: np.ndarray, source: Source, read: Window, window: Window, kept: np.ndarray | None = None

@@ -3,8 +3,9 @@
 Picture one axis of a fully-convolutional model with receptive field RF = 8, expression field EF = 4,
 spacing scale S = 1::
 
-    input  pixels  |0 1 2 3 4 5 6 7 8 9 10|        a block reads RF + (EF - 1) = 11 input pixels ...
-    output pixels        |2 3 4 5|               ... and writes EF = 4 output pixels, centred on them.
+    input  pixels  |0 1 2 3 4 5 6 7|      one block reads RF = 8 input pixels (as OTBTF) ...
+    output pixels      |2 3 4 5|          ... and writes EF = 4 output pixels, centred on them;
+                                          a tile of T outputs reads (T - EF) x S x s1/sN + RF pixels.
 
 * **RF** (``sourceN.rfieldx/y``): input pixels the model sees around one output block, in that source's own pixels.
 * **EF** (``output.efieldx/y``): output pixels the model produces per block; every request is enlarged to the

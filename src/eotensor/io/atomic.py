@@ -115,6 +115,14 @@ def _reserve(directory: str, suffix: str = "") -> str:
     raise FileExistsError(f"no free temporary name in {directory}")
 
 
+def _name_max(directory: str) -> int:
+    """The longest file name ``directory``'s file system accepts (255 where it cannot tell)."""
+    try:
+        return os.pathconf(directory, "PC_NAME_MAX")
+    except (OSError, ValueError):
+        return 255
+
+
 class CommitOnSuccess:
     """Context-manager protocol of every output: ``commit()`` when the block succeeds, ``abort()`` otherwise.
 
@@ -147,16 +155,20 @@ class AtomicOutput(CommitOnSuccess):
     ``temp_path`` is the file to write (it exists, empty; a writer may recreate it). :meth:`scratch` hands
     out more temporary names (e.g. a GeoTIFF to copy into another format), deleted at commit and abort.
     ``sidecars`` are suffixes of GDAL side-car files (``.aux.xml``): the temporary file's are renamed with
-    it, and the final name's stale ones removed, so they cannot describe other pixels.
+    it, and the final name's stale ones removed, so they cannot describe other pixels; ``made`` are those
+    the writer will surely create (a PNG's georeferencing), checked to fit the file system's name length.
 
     All checks happen in the constructor, before any work: see the module docstring for what the final
     name may be. Errors name ``param`` and the output as the user spelled it, never the temporary name.
     """
 
-    def __init__(self, path: str | os.PathLike, param: str = "out", sidecars: Sequence[str] = ()) -> None:
+    def __init__(self, path: str | os.PathLike, param: str = "out", sidecars: Sequence[str] = (),
+                 made: Sequence[str] = ()) -> None:
         self.path = os.fspath(path)
         self.param = param
-        self.sidecars = tuple(sidecars)
+        self.sidecars = tuple(dict.fromkeys((*sidecars, *made)))
+        self.made = tuple(made)
+        """Side-car suffixes the writer will create: the final name must leave room for them."""
         self.final = os.path.realpath(self.path)
         """The file the rename replaces: ``path`` with symlinks resolved."""
         self.write_through = False
@@ -199,6 +211,13 @@ class AtomicOutput(CommitOnSuccess):
                 )
             self._mode = stat.S_IMODE(info.st_mode)
         directory = os.path.dirname(self.final)
+        longest = max((len(os.path.basename(self.final) + suffix) for suffix in self.made), default=0)
+        if longest > _name_max(directory):
+            raise OutputFileError(
+                f'{self.param}: output name "{os.path.basename(self.path)}" is too long for its side-car file '
+                f"({', '.join(self.made)}: the georeferencing this format cannot hold); use a name shorter by "
+                f"{longest - _name_max(directory)} characters"
+            )
         if not os.path.isdir(directory):
             if os.path.exists(directory):
                 why = f'"{directory}" is a file'
@@ -265,12 +284,12 @@ class AtomicOutput(CommitOnSuccess):
             else:
                 if self._mode is not None:
                     os.chmod(self.temp_path, self._mode)
+                os.replace(self.temp_path, self.final)  # first: a failure here leaves the old output whole
                 for suffix in self.sidecars:
-                    if os.path.isfile(self.final + suffix):
-                        os.remove(self.final + suffix)
                     if os.path.isfile(self.temp_path + suffix):
                         os.replace(self.temp_path + suffix, self.final + suffix)
-                os.replace(self.temp_path, self.final)
+                    elif os.path.isfile(self.final + suffix):
+                        os.remove(self.final + suffix)  # stale: it described the previous pixels
                 self.temp_path = ""  # renamed: nothing left to delete under that name
         except OSError as error:
             raise OutputFileError(

@@ -20,6 +20,7 @@ import numpy as np
 import rasterio
 import rasterio.shutil
 from affine import Affine
+from rasterio._err import CPLE_BaseError  # GDAL's errors: rasterio.shutil raises them as they are
 from rasterio.errors import NotGeoreferencedWarning, RasterioError
 from rasterio.io import MemoryFile
 from rasterio.windows import Window as RioWindow
@@ -39,7 +40,8 @@ MIN_BLOCK_SIZE = 16
 """GeoTIFF tiles are multiples of 16 pixels: the smallest block, and the step of small outputs' blocks."""
 
 _SIDECARS = (".aux.xml", ".ovr")
-_ERRORS = (RasterioError, OSError, ValueError, TypeError)
+_ERRORS = (RasterioError, CPLE_BaseError, OSError, ValueError, TypeError)
+"""What rasterio raises for a failed GDAL call: its own errors, and GDAL's (``CPLE_*``) from copies and deletes."""
 
 
 def _is_tiled(options: dict[str, str]) -> bool:
@@ -281,7 +283,8 @@ class GeoTiffWriter(CommitOnSuccess):
                 )
         row0, col0, rows, cols = self.region
         self.creation_options = options = _creation_options(target, self.count, int(width), int(height))
-        self._output = AtomicOutput(self.path, self.param, _SIDECARS)
+        made = () if target.format.streamed else (".aux.xml",)  # a copied format's georeferencing
+        self._output = AtomicOutput(self.path, self.param, _SIDECARS, made)
         self.temp_path = self._output.temp_path if fmt.streamed else self._output.scratch(".tif")
         try:
             with warnings.catch_warnings(), _CreationOptionWarnings() as collected:
@@ -385,7 +388,7 @@ class GeoTiffWriter(CommitOnSuccess):
             raise
 
     def _copy(self, output: AtomicOutput) -> None:
-        """Copy the complete GeoTIFF into the target's format (PNG, JPEG), then read the copy back whole."""
+        """Copy the complete GeoTIFF into the target's format (PNG, JPEG), then decode the copy once."""
         driver = self.target.format.driver
         try:
             with _CreationOptionWarnings():
@@ -393,7 +396,10 @@ class GeoTiffWriter(CommitOnSuccess):
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", NotGeoreferencedWarning)
                 with rasterio.open(output.temp_path, driver=driver) as ds:
-                    ds.read()  # a truncated PNG/JPEG fails to decode: the copy is checked before the rename
+                    # A truncated PNG/JPEG fails to decode: the copy is checked before the rename, in strips
+                    # so memory stays bounded.
+                    for row in range(0, ds.height, 256):
+                        ds.read(window=RioWindow(0, row, ds.width, min(256, ds.height - row)))
         except _ERRORS as error:
             raise OutputFileError(
                 f'{self.param} "{self.path}": writing the {driver} file failed ({output.explain(error)})'

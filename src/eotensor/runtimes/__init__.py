@@ -33,6 +33,11 @@ def load_model(
     if isinstance(model, Model):
         _warn_ignored(f"{param} is an already-loaded model", options)
         return model
+    if not isinstance(model, (str, os.PathLike)):
+        raise ModelError(
+            f"{param}: {type(model).__name__} {model!r:.60} is not a model; expected a SavedModel directory, a "
+            "file.py[::function] or an object with inputs, outputs and run(feeds, fetches)"
+        )
     path = os.fspath(model)
     if path.partition("::")[0].endswith(".py"):
         from eotensor.runtimes.pyfile import load_python_file

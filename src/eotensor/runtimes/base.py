@@ -8,6 +8,7 @@ implements this protocol.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
@@ -90,3 +91,23 @@ class StaticSignature:
     def outputs(self) -> Mapping[str, TensorSpec]:
         """Outputs by key (byte order)."""
         return self._outputs
+
+
+def file_stamps(path: str) -> str:
+    """Size and modification time of ``path``, or of every file under it: part of a model's ``token``.
+
+    A model's optional ``token`` attribute says what determines its results (plan fingerprints compare it);
+    files rewritten in place (a retrained SavedModel, an edited ``.py``) change it.
+    """
+    if os.path.isdir(path):
+        names = sorted(os.path.join(root, f) for root, _, files in os.walk(path) for f in files)
+    else:
+        names = [path]
+    stamps = []
+    for name in names:
+        try:
+            info = os.stat(name)
+        except OSError:
+            continue
+        stamps.append(f"{os.path.relpath(name, path) if name != path else ''}:{info.st_size}:{info.st_mtime_ns}")
+    return ";".join(stamps)

@@ -9,13 +9,15 @@ are declared in, so sources bind to them in that order (decision 33).
 
 from __future__ import annotations
 
+import hashlib
+import inspect
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
 from eotensor.errors import ModelError
-from eotensor.runtimes.base import StaticSignature, TensorSpec
+from eotensor.runtimes.base import StaticSignature, TensorSpec, file_stamps
 
 NUMERIC_KINDS = "biuf"
 """NumPy dtype kinds a model may take and return: bool, signed and unsigned integers, floats."""
@@ -49,6 +51,20 @@ class FunctionModel(StaticSignature):
         outputs = [spec(item) for item in outputs]
         self._first_output = outputs[0].key if outputs else ""
         super().__init__(map(spec, inputs), outputs, ordered=True)
+
+    @property
+    def token(self) -> str:
+        """What determines the results: the name, the function's code, and its source file's size and mtime.
+
+        Data the function captures (a closure's arrays) is not part of it.
+        """
+        code = getattr(self.fn, "__code__", None)
+        digest = hashlib.sha256(repr((code.co_code, code.co_consts)).encode()).hexdigest()[:16] if code else ""
+        try:
+            source = inspect.getsourcefile(self.fn) or ""
+        except TypeError:  # builtins, callable objects
+            source = ""
+        return f"function {self.name} {digest} {file_stamps(source) if source else ''}"
 
     def run(self, feeds: Mapping[str, np.ndarray], fetches: Sequence[str]) -> list[np.ndarray]:
         """Call the function with the feeds as keyword arguments and return the fetched outputs.

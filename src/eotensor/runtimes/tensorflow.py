@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from eotensor.errors import MissingDependencyError, ModelError
-from eotensor.runtimes.base import StaticSignature, TensorSpec
+from eotensor.runtimes.base import StaticSignature, TensorSpec, file_stamps
 
 __all__ = ["TensorflowModel", "import_tensorflow", "load_saved_model", "set_threads"]
 
@@ -191,7 +191,14 @@ class TensorflowModel(StaticSignature):
         outputs = self._fn.structured_outputs
         super().__init__((_spec(k, v) for k, v in inputs.items()), (_spec(k, v) for k, v in outputs.items()))
         signature = self._fn
+        self._jit = bool(jit)
         self._call = _tf.function(lambda **kw: signature(**kw), jit_compile=True) if jit else signature
+
+    @property
+    def token(self) -> str:
+        """What determines the results: the path, tag set, signature, XLA, and every file's size and mtime."""
+        return (f"tensorflow {self.path} tags={','.join(self.tags)} signature={self.signature_name} "
+                f"jit={self._jit} {file_stamps(self.path)}")
 
     def __repr__(self) -> str:
         """Path, signature and keys, for logs and error reports."""
