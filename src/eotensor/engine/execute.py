@@ -81,7 +81,7 @@ EXECUTORS: dict[str, Callable[..., None]] = {"sync": run_sync, "threads": run_th
 def get_executor(name: str, param: str = "optim.scheduler") -> Callable[..., None]:
     """The executor called ``name``, or a one-line :class:`ParameterError` listing the names."""
     try:
-        return EXECUTORS[str(name).strip().lower()]
+        return EXECUTORS[str(name).strip()]
     except KeyError:
         raise ParameterError(f'{param}: unknown scheduler "{name}"; expected one of {", ".join(EXECUTORS)}') from None
 
