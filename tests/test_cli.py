@@ -1,6 +1,5 @@
 """The CLI end to end: the talk's models and command lines, compared with NumPy, and every bad input."""
 
-import inspect
 import os
 import subprocess
 import sys
@@ -10,7 +9,6 @@ import pytest
 import rasterio
 from affine import Affine
 
-import eotensor.api
 import models
 from eotensor.apps.cli import main
 from eotensor.testing import write_raster
@@ -205,10 +203,6 @@ def test_xla_jit_gives_the_same_bytes(data, tmp_path):
     np.testing.assert_array_equal(outputs[0], outputs[1])
 
 
-SERVE_KEYWORDS = inspect.signature(eotensor.api.serve).parameters
-
-
-@pytest.mark.skipif("model_threads" not in SERVE_KEYWORDS, reason="needs api.serve(model_threads=...)")
 def test_threads_and_model_threads_do_not_change_results(data, tmp_path):
     outputs = []
     for threads in ("0", "3"):

@@ -89,7 +89,7 @@ def test_numbers_are_checked_against_their_minimum_and_type():
         parse_cli(APP, base + ["-optim.tilesizex", "-5"], env={})
     with pytest.raises(ParameterError, match=r"-source1.rfieldx expects an integer, got 3.5"):
         parse_python(APP, source1_il="a", model_dir="m", out="o", source1_rfieldx=3.5)
-    with pytest.raises(ParameterError, match=r"-optim.ram must be >= 1"):
+    with pytest.raises(ParameterError, match=r"-optim.ram must be >= 0"):
         parse_cli(APP, base + ["-optim.ram", "-3"], env={})
 
 

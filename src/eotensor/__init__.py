@@ -56,11 +56,11 @@ def __getattr__(name: str) -> Any:
     else:
         from eotensor.apps import registry
 
-        target = registry.targets().get(name)
-        if target is None:
+        app = registry.get(name)  # imports the app's module; a plug-in that fails to load is a one-line error
+        if app is None:
             raise AttributeError(f"module 'eotensor' has no attribute {name!r}")
-        module = _import_module(target.partition(":")[0])
-        value = getattr(module, name, None) or registry.get(name)
+        module = _import_module(registry.targets()[name].partition(":")[0])
+        value = getattr(module, name, None) or app  # the module's Python entry, e.g. TensorflowModelServe()
     globals()[name] = value
     return value
 

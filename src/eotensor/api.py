@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from eotensor.engine.execute import get_executor, run_tiles
+from eotensor.engine.execute import get_executor
 from eotensor.engine.progress import Progress
 from eotensor.engine.serve import DEFAULT_BATCH_SIZE, ServeEngine, Source
 from eotensor.engine.tiling import (
@@ -33,7 +33,7 @@ from eotensor.engine.tiling import (
     ram_budget_mb,
 )
 from eotensor.errors import ParameterError
-from eotensor.geometry import Grid, Window
+from eotensor.geometry import Grid, Window, as_window
 from eotensor.geometry.fields import Fields
 from eotensor.io.atomic import ensure_not_input
 from eotensor.io.extended import nodata_problem, parse_output
@@ -70,31 +70,21 @@ def source(
             raise ParameterError(
                 f"{param}.nodata = {value:g} is outside float32's range; pixels are compared as float32: give "
                 "a value float32 can hold (e.g. the file's own no-data value)")
-    if value is None and raster.nodata_files():
-        path, declared = raster.nodata_files()[0]
+    if value is None and (declaring := raster.nodata_files()):
+        path, declared = declaring[0]
         warnings.warn(f'{param}.il: "{path}" declares no-data {declared:g}; eotensor (like OTBTF) ignores it '
                       f"unless {param}.nodata is set", stacklevel=2)
     return Source(raster, as_pair(rfield, f"{param}.rfield"), placeholder or "", value)
 
 
 def _window(value: Any) -> Window:
-    """A :class:`Window` from a Window, a (row, col, height, width) tuple or a rasterio window."""
-    if isinstance(value, Window):
-        return value
+    """:func:`~eotensor.geometry.as_window`, with a one-line :class:`ParameterError` naming ``read``."""
     try:
-        if hasattr(value, "row_off"):  # rasterio.windows.Window
-            numbers = (value.row_off, value.col_off, value.height, value.width)
-        else:
-            numbers = tuple(value)
-            if len(numbers) != 4:
-                raise ValueError
-        row, col, height, width = (as_number(v, "read: window", integer=True) for v in numbers)
-        return Window(row, col, height, width)
+        return as_window(value)
     except (TypeError, ValueError) as error:
-        if isinstance(error, ParameterError):
-            raise
         raise ParameterError(
-            f"read: window {value!r} is not a Window, a (row, col, height, width) tuple or a rasterio window"
+            f"read: window {value!r} is not a Window, a (row, col, height, width) tuple or a rasterio window "
+            f"({error})"
         ) from None
 
 
@@ -108,8 +98,9 @@ class ServedRaster:
         self.workers = None if workers is None else as_number(workers, "workers", integer=True, minimum=0)
         self.ram_mb = ram_budget_mb(ram_mb)
         self.strips = strips
-        get_executor(scheduler, "scheduler")
         self.scheduler = scheduler
+        self.executor = get_executor(scheduler, "scheduler")
+        """The executor function ``scheduler`` names (see :mod:`eotensor.engine.execute`)."""
         self._tile_size = None if tile_size is None else as_pair(tile_size, "tile_size")
 
     @property
@@ -171,7 +162,7 @@ class ServedRaster:
             inside = tile.intersect(window)
             out[(slice(None), *inside.slices(window))] = array[(slice(None), *inside.slices(tile))]
 
-        run_tiles(self.engine.compute, self.plan(window), sink, self.scheduler, self.workers)
+        self.executor(self.engine.compute, self.plan(window), sink, workers=self.workers)
         return out
 
     def write(self, out: str | os.PathLike, pixel_type: str | None = None, progress: bool = False) -> str:
@@ -196,15 +187,12 @@ class ServedRaster:
                               f'"{target.path}" gets no no-data tag; choose an output.bv the pixel type holds',
                               stacklevel=2)
         ensure_not_input(target.path, [p for s in self.engine.sources for p in s.raster.paths])
-        box = self.grid.full_window()
-        if target.box is not None:
-            x0, y0, width, height = target.box
-            box = Window(y0, x0, height, width)
+        box = target.region(self.grid.width, self.grid.height)
         plan = self.plan(box, block_shape(target, self.grid.width, self.grid.height))
         bar = Progress(len(plan), os.path.basename(target.path)) if progress else None
         with GeoTiffWriter(target, width=self.grid.width, height=self.grid.height, count=self.count,
                            transform=self.grid.transform, crs=self.grid.crs) as writer:
-            run_tiles(self.engine.compute, plan, writer.write, self.scheduler, self.workers, bar)
+            self.executor(self.engine.compute, plan, writer.write, workers=self.workers, progress=bar)
         return target.path
 
 

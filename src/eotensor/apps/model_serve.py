@@ -182,9 +182,9 @@ def write(result: ServedRaster, values: Values, progress: bool = False) -> str:
     if progress:
         from eotensor.io.extended import parse_output
 
-        box = parse_output(filename, pixel_type).box
-        width, height = (box[2], box[3]) if box else (result.grid.width, result.grid.height)
-        print(f"TensorflowModelServe: wrote {path} ({result.count} band(s), {width}x{height} pixels)", file=sys.stderr)
+        region = parse_output(filename, pixel_type).region(result.grid.width, result.grid.height)
+        print(f"TensorflowModelServe: wrote {path} ({result.count} band(s), {region.width}x{region.height} pixels)",
+              file=sys.stderr)
     return path
 
 

@@ -25,8 +25,8 @@ def nodata(help: str) -> Param:  # noqa: A002
 
 def ram(key: str = "ram", default: float | None = None) -> Param:
     """A memory budget in MB (default: ``OTB_MAX_RAM_HINT``, else 256)."""
-    return Param(key, Kind.FLOAT, "Memory budget in MB for tile buffers (default: OTB_MAX_RAM_HINT or 256).",
-                 default, minimum=1)
+    return Param(key, Kind.FLOAT, "Memory budget in MB for tile buffers, > 0 (default: OTB_MAX_RAM_HINT or 256).",
+                 default, minimum=0)  # 0 itself is refused where the budget is read, as in the Python API
 
 
 def threads(key: str = "threads") -> Param:

@@ -459,7 +459,7 @@ def _from_python(key: str, param: Param, value: Any) -> Any:
     return value
 
 
-def _check(key: str, param: Param, value: Any) -> Any:
+def _validate_value(key: str, param: Param, value: Any) -> Any:
     """``value`` validated against ``param`` (type, range, choices, suffix); numbers made int or float."""
     kind = param.kind
     if kind in (Kind.INT, Kind.FLOAT):
@@ -514,7 +514,7 @@ def _parse(app: App, given: Sequence[tuple[str, Any, bool]], env: Mapping[str, s
         require_outputs = any(row.param.kind.is_output for row, _, _ in resolved.values())
     values: dict[str, Any] = {}
     for key, (row, value, _) in resolved.items():
-        values[key] = None if value is None else _check(key, row.param, value)
+        values[key] = None if value is None else _validate_value(key, row.param, value)
     origins: dict[str, str] = {}
     for key, row, n in table.concrete(counts):
         origins[key] = _concrete(row.origin, n)

@@ -40,7 +40,10 @@ def default_workers() -> int:
 
 def run_sync(compute: Compute, plan: TilePlan, sink: Sink, workers: int | None = None,
              progress: Progress | None = None) -> None:
-    """The reference executor: every tile computed then sunk in the calling thread, in plan order."""
+    """The reference executor: every tile computed then sunk in the calling thread, in plan order.
+
+    ``workers`` is accepted, and ignored, so that every executor has the same signature.
+    """
     for window in plan:
         sink(compute(window), window)
         if progress:

@@ -10,7 +10,6 @@ windows are asked for, which is why tiled output equals untiled output.
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 import warnings
@@ -164,19 +163,11 @@ class ServeEngine:
     def token(self) -> str:
         """What determines this engine's pixels besides the output geometry, as text (for plan fingerprints).
 
-        Sources (paths, file sizes and modification times, fields, bound inputs, no-data), the model (its
+        Sources (files, bands read and file stamps, fields, bound inputs, no-data), the model (its
         ``token`` when it has one: path or code, and file stamps), outputs, user placeholders, background and
         batch size.
         """
-        def stat(path: str) -> tuple[int, int] | None:
-            try:
-                info = os.stat(path.partition("?")[0])
-            except OSError:
-                return None
-            return info.st_size, info.st_mtime_ns
-
-        sources = [(s.raster.paths, [stat(p) for p in s.raster.paths], s.rfield, spec.key, s.nodata)
-                   for s, spec in zip(self.sources, self.input_specs)]
+        sources = [(s.raster.token, s.rfield, spec.key, s.nodata) for s, spec in zip(self.sources, self.input_specs)]
         model = getattr(self.model, "token", None) or type(self.model).__qualname__
         constants = {k: np.asarray(v).tolist() for k, v in self.feeds_constant.items()}
         return repr((sources, self.fields, model, [s.key for s in self.output_specs], constants,
@@ -258,8 +249,7 @@ class ServeEngine:
                 empty = np.repeat(np.repeat(blocks, ef_y, axis=0), ef_x, axis=1)[window.slices(aligned)]
             else:
                 rfx, rfy = source.rfield
-                rows = patch_starts(self.grid.y, np.arange(window.row, window.row_stop), grid.y, rfy) - read.row
-                cols = patch_starts(self.grid.x, np.arange(window.col, window.col_stop), grid.x, rfx) - read.col
+                rows, cols = self._patch_origins(source, read, window)
                 empty = _empty_boxes(valid, rows, rows + rfy, cols, cols + rfx)
             skipped = empty if skipped is None else skipped | empty
         return skipped
@@ -306,6 +296,13 @@ class ServeEngine:
             out[(slice(None), *piece.slices(window))] = array
         return out
 
+    def _patch_origins(self, source: Source, read: Window, window: Window) -> tuple[np.ndarray, np.ndarray]:
+        """First row and column, within ``read``, of the patch centred on each output row and column of ``window``."""
+        grid, (rfx, rfy) = source.raster.grid, source.rfield
+        rows = patch_starts(self.grid.y, np.arange(window.row, window.row_stop), grid.y, rfy) - read.row
+        cols = patch_starts(self.grid.x, np.arange(window.col, window.col_stop), grid.x, rfx) - read.col
+        return rows, cols
+
     def _patches(
         self, pixels: np.ndarray, source: Source, read: Window, window: Window, kept: np.ndarray | None = None
     ) -> np.ndarray:
@@ -314,9 +311,7 @@ class ServeEngine:
         ``kept`` lists the pixels (raster order within ``window``) to extract; None: all of them.
         """
         rfx, rfy = source.rfield
-        grid = source.raster.grid
-        cols = patch_starts(self.grid.x, np.arange(window.col, window.col_stop), grid.x, rfx) - read.col
-        rows = patch_starts(self.grid.y, np.arange(window.row, window.row_stop), grid.y, rfy) - read.row
+        rows, cols = self._patch_origins(source, read, window)
         if rows[0] < 0 or cols[0] < 0 or rows[-1] + rfy > read.height or cols[-1] + rfx > read.width:
             raise GeometryError(f"patch of an output pixel in {window} leaves {source.raster.param} {read}")
         views = sliding_window_view(pixels, (rfy, rfx), axis=(0, 1))  # (r, c, bands, rfy, rfx)
@@ -390,7 +385,7 @@ class ServeEngine:
         rows, cols = aligned.height, aligned.width
         if out.ndim < 3 or out.shape[0] == rows * cols or (out.shape[0] == 1 and out.shape[1:3] == (rows, cols)):
             return
-        hint = None  # the fields' hint, below
+        hint = None  # None: _explain's hint about the fields
         if out.shape[0] != 1:
             hint = "the output must be laid out NHWC (batch of 1, rows, cols, bands)"
         elif out.shape[1] * cols == out.shape[2] * rows and out.shape[1] % rows == 0 and out.shape[1] > rows:

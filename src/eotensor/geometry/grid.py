@@ -157,6 +157,26 @@ class Window:
         return RioWindow(self.col, self.row, self.width, self.height)
 
 
+def as_window(value: Any) -> Window:
+    """A :class:`Window` from a Window, a ``(row, col, height, width)`` sequence or a rasterio window
+    (anything with ``row_off``, ``col_off``, ``height`` and ``width``).
+
+    Raises ``ValueError`` or ``TypeError`` for anything else, or for sizes that are not whole numbers.
+    """
+    if isinstance(value, Window):
+        return value
+    if hasattr(value, "row_off"):
+        numbers = (value.row_off, value.col_off, value.height, value.width)
+    else:
+        numbers = tuple(value)
+        if len(numbers) != 4:
+            raise ValueError(f"expected (row, col, height, width), got {len(numbers)} numbers")
+    if any(float(n) != int(n) for n in numbers):
+        raise ValueError(f"window offsets and sizes must be whole numbers, got {numbers}")
+    row, col, height, width = (int(n) for n in numbers)
+    return Window(row, col, height, width)
+
+
 def align_span(start: int, stop: int, step: int) -> tuple[int, int]:
     """Enlarge ``[start, stop)`` so both ends fall on multiples of ``step`` (OTBTF's EF alignment)."""
     return start - start % step, stop + (-stop) % step

@@ -42,13 +42,16 @@ def is_virtual_path(path: str | os.PathLike) -> bool:
     return text.startswith("/vsi") or "://" in text
 
 
+def _is_device_or_fifo(mode: int) -> bool:
+    return stat.S_ISCHR(mode) or stat.S_ISFIFO(mode)
+
+
 def is_write_through(path: str | os.PathLike) -> bool:
     """Whether ``path`` (symlinks resolved) is an existing character device or FIFO, written through."""
     try:
-        mode = os.stat(path).st_mode
+        return _is_device_or_fifo(os.stat(path).st_mode)
     except (OSError, ValueError):
         return False
-    return stat.S_ISCHR(mode) or stat.S_ISFIFO(mode)
 
 
 def error_text(error: BaseException) -> str:
@@ -196,7 +199,7 @@ class AtomicOutput(CommitOnSuccess):
         if info is not None:
             if stat.S_ISDIR(info.st_mode):
                 raise OutputFileError(f'{self.param}: output "{self.path}" is a directory; expected a file name')
-            if stat.S_ISCHR(info.st_mode) or stat.S_ISFIFO(info.st_mode):
+            if _is_device_or_fifo(info.st_mode):
                 self.write_through = True
                 return tempfile.gettempdir()
             if not stat.S_ISREG(info.st_mode):

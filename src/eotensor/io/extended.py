@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from eotensor.errors import InputFileError, OutputFileError
+from eotensor.geometry import Window
 from eotensor.io.atomic import is_write_through
 from eotensor.io.pixeltypes import parse_pixel_type
 
@@ -86,6 +87,21 @@ class OutputTarget:
     format: OutputFormat = _GTIFF
     """The output format, from the extension."""
 
+    def region(self, width: int, height: int) -> Window:
+        """The window of a ``width`` x ``height`` output grid this file covers: the box, else all of it.
+
+        A box reaching outside the grid is an :class:`OutputFileError` (the grid is known only now).
+        """
+        if self.box is None:
+            return Window(0, 0, int(height), int(width))
+        x0, y0, w, h = self.box
+        if x0 + w > width or y0 + h > height:
+            raise OutputFileError(
+                f'{self.param} "{self.path}": box {x0}:{y0}:{w}:{h} reaches outside the output grid of '
+                f"{width}x{height} pixels; expected x0 + width <= {width} and y0 + height <= {height}"
+            )
+        return Window(y0, x0, h, w)
+
 
 def nodata_problem(value: float, dtype: np.dtype) -> str | None:
     """Why ``value`` cannot be a no-data value of ``dtype``, or None when it can."""
@@ -137,9 +153,16 @@ def _output_format(path: str, dtype: np.dtype, spec: str, param: str) -> OutputF
     return fmt
 
 
+def gdal_bool(options: dict[str, str], key: str, default: bool) -> bool:
+    """A yes/no GDAL option as GDAL reads it (``CPLTestBool``: NO, FALSE, OFF and 0 are false)."""
+    if key not in options:
+        return default
+    return options[key].strip().upper() not in ("NO", "FALSE", "OFF", "0")
+
+
 def _check_block_options(options: dict[str, str], spec: str, param: str) -> None:
     """GeoTIFF block sizes must be positive integers, multiples of 16 when tiled (checked before any work)."""
-    tiled = options.get("TILED", "YES").upper() not in ("NO", "FALSE", "OFF", "0")
+    tiled = gdal_bool(options, "TILED", True)
     for key in ("BLOCKXSIZE", "BLOCKYSIZE"):
         if key not in options:
             continue

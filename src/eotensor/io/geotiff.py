@@ -14,6 +14,7 @@ import os
 import secrets
 import struct
 import warnings
+from dataclasses import astuple
 from typing import Any
 
 import numpy as np
@@ -26,8 +27,9 @@ from rasterio.io import MemoryFile
 from rasterio.windows import Window as RioWindow
 
 from eotensor.errors import OutputFileError
+from eotensor.geometry import as_window
 from eotensor.io.atomic import AtomicOutput, CommitOnSuccess
-from eotensor.io.extended import OutputTarget
+from eotensor.io.extended import OutputTarget, gdal_bool
 from eotensor.io.pixeltypes import to_pixel_type
 
 __all__ = ["DEFAULT_BLOCK_SIZE", "MIN_BLOCK_SIZE", "GeoTiffWriter", "block_shape"]
@@ -44,10 +46,6 @@ _ERRORS = (RasterioError, CPLE_BaseError, OSError, ValueError, TypeError)
 """What rasterio raises for a failed GDAL call: its own errors, and GDAL's (``CPLE_*``) from copies and deletes."""
 
 
-def _is_tiled(options: dict[str, str]) -> bool:
-    return options.get("TILED", "YES").upper() not in ("NO", "FALSE", "OFF", "0")
-
-
 def block_shape(target: OutputTarget, width: int, height: int) -> tuple[int, int]:
     """The ``(rows, cols)`` block size the writer of ``target`` uses for a ``width`` x ``height`` output grid.
 
@@ -58,8 +56,8 @@ def block_shape(target: OutputTarget, width: int, height: int) -> tuple[int, int
     file's full width, the same rule giving their height. Formats that are copied (PNG, JPEG) go through a
     GeoTIFF with the default rule (their ``gdal:co`` options belong to the copy).
     """
-    if target.box is not None:
-        width, height = target.box[2], target.box[3]
+    region = target.region(width, height)
+    width, height = region.width, region.height
     options = target.creation_options if target.format.streamed else {}
 
     def size(key: str, extent: int) -> int:
@@ -68,7 +66,7 @@ def block_shape(target: OutputTarget, width: int, height: int) -> tuple[int, int
         return min(DEFAULT_BLOCK_SIZE, -(-max(1, int(extent)) // MIN_BLOCK_SIZE) * MIN_BLOCK_SIZE)
 
     rows = size("BLOCKYSIZE", height)
-    if not _is_tiled(options):
+    if not gdal_bool(options, "TILED", True):
         return min(rows, int(height)), int(width)
     return rows, size("BLOCKXSIZE", width)
 
@@ -95,16 +93,6 @@ class _CreationOptionWarnings(logging.Handler):
 
     def __exit__(self, *exc_info: object) -> None:
         logging.getLogger("rasterio._env").removeHandler(self)
-
-
-def _window_tuple(window: Any) -> tuple[int, int, int, int]:
-    """``(row, col, height, width)`` of a 4-tuple or of an object with row/col/height/width attributes."""
-    if hasattr(window, "row"):
-        return int(window.row), int(window.col), int(window.height), int(window.width)
-    if hasattr(window, "row_off"):  # rasterio.windows.Window
-        return int(window.row_off), int(window.col_off), int(window.height), int(window.width)
-    row, col, height, width = window
-    return int(row), int(col), int(height), int(width)
 
 
 def _shifted(transform: Affine, row: int, col: int) -> Affine:
@@ -180,7 +168,7 @@ def _creation_options(target: OutputTarget, count: int, width: int, height: int)
         options.update(target.creation_options)
     rows, cols = block_shape(target, width, height)
     options["BLOCKYSIZE"] = str(rows)
-    if _is_tiled(options):
+    if gdal_bool(options, "TILED", True):
         options["BLOCKXSIZE"] = str(cols)
     else:
         options.pop("BLOCKXSIZE", None)
@@ -258,30 +246,11 @@ class GeoTiffWriter(CommitOnSuccess):
                 f'{self.param} "{self.path}": cannot write {self.count} band(s) of {width}x{height} pixels; '
                 "expected at least one band and one pixel"
             )
-        if target.box is None:
-            self.region = (0, 0, int(height), int(width))
-        else:
-            x0, y0, w, h = target.box
-            if x0 + w > width or y0 + h > height:
-                raise OutputFileError(
-                    f'{self.param} "{self.path}": box {x0}:{y0}:{w}:{h} reaches outside the output grid of '
-                    f"{width}x{height} pixels; expected x0 + width <= {width} and y0 + height <= {height}"
-                )
-            self.region = (y0, x0, h, w)
+        self.region = target.region(int(width), int(height))
+        """The window of the full output grid that the file holds (the box, else everything)."""
         fmt = target.format
         if not fmt.streamed:
-            if fmt.band_counts is not None and self.count not in fmt.band_counts:
-                raise OutputFileError(
-                    f'{self.param} "{self.path}": {fmt.driver} cannot hold {self.count} band(s); expected '
-                    f"{' or '.join(map(str, fmt.band_counts))} (or write a .tif)"
-                )
-            problem = _probe_copy_options(target, self.count)
-            if problem:
-                raise OutputFileError(
-                    f'{self.param} "{self.path}": GDAL rejected the {fmt.driver} output ({problem}); '
-                    f"expected gdal:co:KEY=VALUE options of the GDAL {fmt.driver} driver"
-                )
-        row0, col0, rows, cols = self.region
+            self._check_copy_format()
         self.creation_options = options = _creation_options(target, self.count, int(width), int(height))
         made = () if target.format.streamed else (".aux.xml",)  # a copied format's georeferencing
         self._output = AtomicOutput(self.path, self.param, _SIDECARS, made)
@@ -293,12 +262,12 @@ class GeoTiffWriter(CommitOnSuccess):
                     self.temp_path,
                     "w",
                     driver="GTiff",
-                    width=cols,
-                    height=rows,
+                    width=self.region.width,
+                    height=self.region.height,
                     count=self.count,
                     dtype=target.dtype.name,
                     crs=crs,
-                    transform=_shifted(transform, row0, col0),
+                    transform=_shifted(transform, self.region.row, self.region.col),
                     nodata=target.nodata,
                     **options,
                 )
@@ -312,6 +281,21 @@ class GeoTiffWriter(CommitOnSuccess):
             raise OutputFileError(
                 f'{self.param} "{self.path}": GDAL rejected a creation option ({collected.messages[0].rstrip(".")}); '
                 "expected gdal:co:KEY=VALUE options of the GDAL GTiff driver"
+            )
+
+    def _check_copy_format(self) -> None:
+        """A copied format (PNG, JPEG) must hold the band count, and GDAL must accept its options: before any work."""
+        fmt = self.target.format
+        if fmt.band_counts is not None and self.count not in fmt.band_counts:
+            raise OutputFileError(
+                f'{self.param} "{self.path}": {fmt.driver} cannot hold {self.count} band(s); expected '
+                f"{' or '.join(map(str, fmt.band_counts))} (or write a .tif)"
+            )
+        problem = _probe_copy_options(self.target, self.count)
+        if problem:
+            raise OutputFileError(
+                f'{self.param} "{self.path}": GDAL rejected the {fmt.driver} output ({problem}); '
+                f"expected gdal:co:KEY=VALUE options of the GDAL {fmt.driver} driver"
             )
 
     @property
@@ -329,7 +313,7 @@ class GeoTiffWriter(CommitOnSuccess):
         """
         if self._dataset is None:
             raise OutputFileError(f'{self.param} "{self.path}": write after the file was committed or aborted')
-        row, col, height, width = _window_tuple(window)
+        row, col, height, width = astuple(as_window(window))
         array = np.asarray(array)
         if array.ndim == 2:
             array = array[np.newaxis]
@@ -338,9 +322,9 @@ class GeoTiffWriter(CommitOnSuccess):
                 f'{self.param} "{self.path}": array of shape {array.shape} for a {height}x{width} window; '
                 f"expected ({self.count}, {height}, {width})"
             )
-        row0, col0, rows, cols = self.region
-        r0, r1 = max(row, row0), min(row + height, row0 + rows)
-        c0, c1 = max(col, col0), min(col + width, col0 + cols)
+        row0, col0 = self.region.row, self.region.col
+        r0, r1 = max(row, row0), min(row + height, self.region.row_stop)
+        c0, c1 = max(col, col0), min(col + width, self.region.col_stop)
         if r0 >= r1 or c0 >= c1:
             return
         part = array[:, r0 - row : r1 - row, c0 - col : c1 - col]
@@ -373,7 +357,7 @@ class GeoTiffWriter(CommitOnSuccess):
                 raise OutputFileError(
                     f'{self.param} "{self.path}": writing the file failed ({output.explain(error)})'
                 ) from None
-            sparse_ok = self.creation_options.get("SPARSE_OK", "NO").upper() in ("YES", "TRUE", "ON", "1")
+            sparse_ok = gdal_bool(self.creation_options, "SPARSE_OK", False)
             problem = _unwritten_block(self.temp_path, sparse_ok)
             if problem:
                 raise OutputFileError(

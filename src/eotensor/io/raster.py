@@ -20,12 +20,8 @@ from rasterio.errors import RasterioError
 
 from eotensor.errors import GeometryError, InputFileError
 from eotensor.geometry import Grid, Window
-from eotensor.io.atomic import is_virtual_path
+from eotensor.io.atomic import error_text, is_virtual_path
 from eotensor.io.extended import parse_input, resolve_bands
-
-
-def _first_line(error: BaseException) -> str:
-    return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
 
 
 def open_raster(path: str | os.PathLike, param: str) -> Any:
@@ -36,7 +32,7 @@ def open_raster(path: str | os.PathLike, param: str) -> Any:
     try:
         return rasterio.open(path)
     except (RasterioError, OSError) as error:
-        raise InputFileError(f'{param}: cannot read "{path}" as a raster ({_first_line(error)})') from None
+        raise InputFileError(f'{param}: cannot read "{path}" as a raster ({error_text(error)})') from None
 
 
 def _stamp(path: str) -> tuple[int, int, int, int] | None:
@@ -124,6 +120,12 @@ class RasterSource:
         return [image.path for image in self.images]
 
     @property
+    def token(self) -> str:
+        """What determines this source's pixels, as text: each file, the bands read and its stamp when opened
+        (device, inode, size, modification time). Part of a tile plan's fingerprint."""
+        return repr([(image.path, image.indexes, image.stamp) for image in self.images])
+
+    @property
     def band_counts(self) -> list[int]:
         """Stacked bands per image (after band selection and complex splitting)."""
         return [image.count for image in self.images]
@@ -159,7 +161,7 @@ class RasterSource:
                 elif ds.count != count:
                     now = f"now {ds.count} band(s) instead of {count}"
         except (RasterioError, OSError) as error:
-            now = f"now unreadable ({_first_line(error)})"
+            now = f"now unreadable ({error_text(error)})"
         return InputFileError(
             f'{self.param}: "{image.path}" changed since it was opened: was {width}x{height}, {now}; '
             "rerun on the new file"
@@ -203,7 +205,7 @@ class RasterSource:
                     else:
                         ds.read(list(image.indexes), out=planes[band:band + n], window=rio_window)
                 except (RasterioError, OSError) as error:
-                    raise InputFileError(f'{self.param}: cannot read "{image.path}" ({_first_line(error)})') from None
+                    raise InputFileError(f'{self.param}: cannot read "{image.path}" ({error_text(error)})') from None
                 band += n
         return pixels
 
