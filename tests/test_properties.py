@@ -32,13 +32,17 @@ BACKGROUND = -1e6
 """output.bv in these tests: no box or patch sum of the test data can reach it."""
 
 
-def mosaic_span(out_axis, first, last, src_axis):
-    """[start, stop) of the source pixels under output pixels [first, last] (the Mosaic rule, per block)."""
-    p0, p1 = out_axis.point(first), out_axis.point(last)
-    border = 0.5 * (abs(src_axis.spacing) - abs(out_axis.spacing))
-    p0, p1 = (p0 + border, p1 - border) if p0 < p1 else (p0 - border, p1 + border)
-    a, b = src_axis.index(p0), src_axis.index(p1)
-    return min(a, b), max(a, b) + 1
+def footprint_span(out_axis, first, last, src_axis):
+    """[start, stop) of the source pixels whose centres lie in the footprint of output pixels [first, last],
+    worked out in source-index units: a centre on the far edge belongs to the block, one on the near edge to
+    the previous block (half-up rounding, as OTBTF's Mosaic rule works out for whole-pixel blocks)."""
+    half = 0.5 * out_axis.spacing
+    edges = [(out_axis.point(first) - half - src_axis.origin) / src_axis.spacing,
+             (out_axis.point(last) + half - src_axis.origin) / src_axis.spacing]
+    lo, hi = min(edges), max(edges)
+    candidates = np.arange(-64, src_axis.size + 64)
+    inside = candidates[(candidates > lo + 1e-6) & (candidates <= hi + 1e-6)]
+    return inside.min(), inside.max() + 1
 
 
 def block_all(ok, ef):
@@ -60,7 +64,7 @@ def fc_reference(grid, sources, arrays, config):
                                            (grid.x, src.raster.grid.x, config.efield[0], config.pads(k)[1])):
             f = config.step(k)
             n = np.arange(out_axis.size)
-            block = np.array([mosaic_span(out_axis, b * ef, b * ef + ef - 1, src_axis) for b in n // ef])
+            block = np.array([footprint_span(out_axis, b * ef, b * ef + ef - 1, src_axis) for b in n // ef])
             offset = (n % ef) * f if f >= 1 else (n % ef) // int(1 / f)
             starts.append((block[:, 0] - (pad - pad // 2) + np.asarray(offset, dtype=np.int64), pad + 1))
             spans.append((block[:, 0] - (pad - pad // 2), block[:, 1] + pad // 2))
@@ -73,21 +77,22 @@ def fc_reference(grid, sources, arrays, config):
         r0 = np.clip(r0, 0, sums.shape[0] - 1)
         c0 = np.clip(c0, 0, sums.shape[1] - 1)
         planes.append(sums[r0[:, None], c0[None, :]].transpose(2, 0, 1))
-        if src.nodata is not None:
+        if src.nodata is not None:  # every block reads a window of one size (before the border cuts it)
             (ys, ye), (xs, xe) = spans
-            skipped |= empty_windows(data, src.nodata, ys, ye, xs, xe)
+            assert len(set(ye - ys)) == 1 and len(set(xe - xs)) == 1
+            skipped |= all_nodata(data, src.nodata, ys, xs, (int(ye[0] - ys[0]), int(xe[0] - xs[0])))
     return np.concatenate(planes).astype(np.float32), valid, skipped
 
 
-def empty_windows(data, nodata, r0, r1, c0, c1):
-    """For each (row window, col window) pair: non-empty and every value of every band is no-data."""
+def all_nodata(data, nodata, row_starts, col_starts, size):
+    """For each (row start, col start) pair: whether the size = (rows, cols) window, cut by the image border,
+    holds only no-data (every band). Outside the image counts as no-data, so a cut window is judged on its
+    part inside the image; each window is looked at directly."""
     is_nodata = (np.isnan(data) if np.isnan(nodata) else data == nodata).all(axis=-1)
-    table = np.pad(is_nodata.cumsum(0).cumsum(1), ((1, 0), (1, 0)))
-    r0, r1, c0, c1 = (np.clip(v, 0, n) for v, n in ((r0, data.shape[0]), (r1, data.shape[0]),
-                                                    (c0, data.shape[1]), (c1, data.shape[1])))
-    area = (r1 - r0)[:, None] * (c1 - c0)[None, :]
-    count = table[r1][:, c1] - table[r0][:, c1] - table[r1][:, c0] + table[r0][:, c0]
-    return (area > 0) & (count == area)
+    margin = max(size)
+    padded = np.pad(is_nodata, margin, constant_values=True)
+    windows = sliding_window_view(padded, size).all(axis=(-2, -1))
+    return windows[(row_starts + margin)[:, None], (col_starts + margin)[None, :]]
 
 
 def box_model(params):
@@ -116,7 +121,7 @@ def pb_reference(grid, sources, arrays, weights):
         views = sliding_window_view(data, (rfy, rfx), axis=(0, 1))[rows[:, None], cols[None, :]]
         planes.append(np.einsum("rcbyx,yxb->rc", views, w)[np.newaxis])
         if src.nodata is not None:
-            skipped |= empty_windows(data, src.nodata, rows, rows + rfy, cols, cols + rfx)
+            skipped |= all_nodata(data, src.nodata, rows, cols, (rfy, rfx))
     return np.concatenate(planes).astype(np.float32), skipped
 
 
