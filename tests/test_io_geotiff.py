@@ -174,7 +174,7 @@ def test_temp_file_until_commit(tmp_path):
     assert os.path.exists(writer.temp_path)
     assert os.path.dirname(writer.temp_path) == str(tmp_path)
     assert os.path.basename(writer.temp_path).startswith(".eot-")
-    assert len(os.path.basename(writer.temp_path)) <= 17
+    assert len(os.path.basename(writer.temp_path)) <= 25
     assert writer.commit() == str(final)
     assert final.exists() and not os.path.exists(writer.temp_path)
     assert os.listdir(tmp_path) == ["o.tif"]

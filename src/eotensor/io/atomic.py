@@ -109,7 +109,7 @@ def _reserve(directory: str, suffix: str = "") -> str:
     gets the mode a plain create would (0666 less the umask).
     """
     for _ in range(100):
-        path = os.path.join(directory, f"{_TEMP_PREFIX}{secrets.token_hex(4)}{_TEMP_SUFFIX}{suffix}")
+        path = os.path.join(directory, f"{_TEMP_PREFIX}{secrets.token_hex(8)}{_TEMP_SUFFIX}{suffix}")
         try:
             os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
         except FileExistsError:

