@@ -33,13 +33,14 @@ CNN_WORK_FACTOR = 16
 (24-96 channels) at 1.8 GB (768² tiles); lower ``optim.ram`` or ``optim.threads`` for less."""
 
 
-def ram_budget_mb(ram_mb: float | None = None, env: dict[str, str] | None = None) -> float:
-    """The memory budget in MB: the argument, else ``OTB_MAX_RAM_HINT``, else :data:`DEFAULT_RAM_MB`.
+def ram_budget_mb(ram_mb: float | None = None, env: dict[str, str] | None = None, param: str = "optim.ram") -> float:
+    """The memory budget in MB: the argument (the parameter ``param``), else ``OTB_MAX_RAM_HINT``, else
+    :data:`DEFAULT_RAM_MB`.
 
     Anything but a finite number > 0 is a one-line :class:`ParameterError` naming where it came from.
     """
     if ram_mb is not None:
-        return _budget(ram_mb, "optim.ram")
+        return _budget(ram_mb, param)
     hint = (os.environ if env is None else env).get("OTB_MAX_RAM_HINT", "").strip()
     return _budget(hint, "OTB_MAX_RAM_HINT") if hint else float(DEFAULT_RAM_MB)
 
@@ -171,3 +172,16 @@ class TilePlan:
 def plan_tiles(out: Grid, tile: TileShape, region: Window | None = None, token: str = "") -> TilePlan:
     """The :class:`TilePlan` of ``tile``-sized tiles over ``region`` (default: the whole grid)."""
     return TilePlan(out, tile, (region or out.full_window()).intersect(out.full_window()), token)
+
+
+def strip_plan(grid: Grid, pixel_bytes: float, ram_mb: float | None = None, halo_rows: int = 0,
+               token: str = "", param: str = "ram") -> TilePlan:
+    """Full-width strips over ``grid`` for a pass over a whole image (masks, label images, rasterised vectors).
+
+    A strip holds as many rows as the memory budget (``ram_mb``, see :func:`ram_budget_mb`) allows at
+    ``pixel_bytes`` per pixel, counting ``halo_rows`` more rows that a pass reads beyond each strip (a patch's
+    height, an erosion's radius); at least one row.
+    """
+    budget = ram_budget_mb(ram_mb, param=param) * 2**20
+    rows = int(budget // max(1.0, pixel_bytes * max(1, grid.width))) - halo_rows
+    return plan_tiles(grid, TileShape(max(1, min(rows, grid.height)), max(1, grid.width)), token=token)
