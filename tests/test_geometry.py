@@ -1,7 +1,10 @@
 """OTBTF's serving geometry: every worked example of the behaviour reference §2.8, plus the edge cases."""
 
+import numpy as np
 import pytest
 from affine import Affine
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from eotensor.errors import GeometryError
 from eotensor.geometry import Grid, Window
@@ -149,3 +152,16 @@ def test_fc_grid_snaps_to_every_source():
     assert out.x.origin == 1.5 and out.width == 98
     patch = output_grid([a, b], Fields(rfields=((1, 1), (1, 1)), fully_conv=False))
     assert patch.x.origin == 1.0 and patch.width == 99
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.integers(1, 12), st.integers(1, 12), st.integers(0, 2**31 - 1))
+def test_box_counts_equal_the_brute_force_sum_over_any_boxes(rows, cols, seed):
+    from eotensor.geometry.boxes import BoxCounts
+
+    rng = np.random.default_rng(seed)
+    mask = rng.random((rows, cols)) < 0.4
+    r0, c0 = rng.integers(-3, rows + 3, 20), rng.integers(-3, cols + 3, 20)
+    r1, c1 = r0 + rng.integers(-2, 8, 20), c0 + rng.integers(-2, 8, 20)
+    expected = [mask[max(a, 0):max(b, 0), max(c, 0):max(d, 0)].sum() for a, b, c, d in zip(r0, r1, c0, c1)]
+    assert BoxCounts(mask).count(r0, r1, c0, c1).tolist() == expected

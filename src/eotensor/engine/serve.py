@@ -21,6 +21,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from eotensor.errors import GeometryError, ModelError, ModelOutputError, ParameterError
 from eotensor.geometry import Grid, Window
+from eotensor.geometry.boxes import BoxCounts
 from eotensor.geometry.fields import (
     Fields,
     InputRegion,
@@ -54,13 +55,10 @@ class Source:
 
 def _empty_boxes(valid: np.ndarray, r0: np.ndarray, r1: np.ndarray, c0: np.ndarray, c1: np.ndarray) -> np.ndarray:
     """For every box rows [r0, r1) x cols [c0, c1) of ``valid`` (all pairs): True where it is non-empty and
-    holds no valid pixel. Box sums come from one summed-area table, so the cost does not grow with the boxes."""
-    table = np.zeros((valid.shape[0] + 1, valid.shape[1] + 1), dtype=np.int64)
-    np.cumsum(np.cumsum(valid, axis=0), axis=1, out=table[1:, 1:])
+    holds no valid pixel."""
     r0, r1 = (np.clip(v, 0, valid.shape[0])[:, None] for v in (r0, r1))
     c0, c1 = (np.clip(v, 0, valid.shape[1])[None, :] for v in (c0, c1))
-    counts = table[r1, c1] - table[r0, c1] - table[r1, c0] + table[r0, c0]
-    return (counts == 0) & (r1 > r0) & (c1 > c0)
+    return (BoxCounts(valid).count(r0, r1, c0, c1) == 0) & (r1 > r0) & (c1 > c0)
 
 
 def _certain_bands(spec: TensorSpec) -> int | None:
