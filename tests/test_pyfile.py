@@ -208,7 +208,7 @@ def test_int_placeholder_beyond_int32_is_a_clear_error(tmp_path, capsys):
 
 def test_tensorflow_options_are_ignored_with_a_warning_for_python_files(bands, tmp_path):
     red, nir = bands
-    with pytest.warns(UserWarning, match=r'ndvi.py" is a Python function: jit, threads ignored'):
+    with pytest.warns(UserWarning, match=r'ndvi.py" is served by the python runtime: jit, threads ignored'):
         eot.load_model(ndvi_file(tmp_path), jit=True, threads=2)
     with pytest.warns(UserWarning, match="model.dir is an already-loaded model: tags ignored"):
         eot.load_model(eot.FunctionModel(lambda x: x, ["x"], ["y"]), tags=["serve"])

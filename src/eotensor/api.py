@@ -215,6 +215,9 @@ def serve(
     jit: bool | str = False,
     model_threads: int | None = None,
     scheduler: str = "threads",
+    runtime: str | None = None,
+    device: str = "cpu",
+    layout: str | None = None,
 ) -> ServedRaster:
     """Bind a model to its sources and outputs; return the lazy :class:`ServedRaster`.
 
@@ -222,7 +225,10 @@ def serve(
     :class:`~eotensor.runtimes.Model`. ``efield`` and ``tile_size`` take an int or (x, y).
     ``user_placeholders`` takes a dict of values or OTBTF's ``["name=value", ...]`` strings. ``jit``
     compiles a TensorFlow model with XLA; ``model_threads`` sizes the runtime's own thread pool.
-    ``scheduler`` names the executor (``threads`` or ``sync``, the sequential reference).
+    ``scheduler`` names the executor (``threads`` or ``sync``, the sequential reference). ``runtime`` forces a
+    runtime by name (default: the first whose ``can_open`` accepts the path), ``device`` places the model
+    (``cpu``, ``cuda``, ``cuda:N``, ``auto``) and ``layout`` says how it lays out tensors (``nhwc``, ``nchw``;
+    default: the runtime's, inferred from the declared channels for ONNX and PyTorch).
     Values are checked as the command line checks them (``fullyconv="off"`` is off).
     """
     sources = [sources] if isinstance(sources, Source) else list(sources)
@@ -248,8 +254,8 @@ def serve(
     background = as_number(background, "output.bv", finite=False)
     if model_threads is not None:
         model_threads = as_number(model_threads, "optim.modelthreads", integer=True, minimum=1)
-    loaded = load_model(model, tags=tags, jit=jit, threads=model_threads)
+    loaded = load_model(model, runtime=runtime, tags=tags, jit=jit, threads=model_threads, device=device)
     engine = ServeEngine(loaded, sources, fields, as_strings(output_names, "output.names"), placeholders,
-                         background, batch_size)
+                         background, batch_size, layout)
     return ServedRaster(engine, workers=workers, ram_mb=ram_mb, tile_size=tile_size,
                         strips=as_bool(strips, "optim.disabletiling"), scheduler=scheduler)

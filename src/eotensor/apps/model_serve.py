@@ -63,14 +63,24 @@ PARAMS = (
     ),
     Group("model", "The model and how to call it.", (
         Param("dir", Kind.FILE,
-              "TensorFlow SavedModel directory, or a Python file defining model(x1, x2, ...), one named parameter "
-              "per input (file.py[::function]).", mandatory=True),
+              "The model: a TensorFlow SavedModel directory, an ONNX graph (.onnx), or a Python file defining "
+              "model(x1, x2, ...), one named parameter per input (file.py[::function]).", mandatory=True),
         Param("userplaceholders", Kind.STRING_LIST,
               'Constant model inputs: name=value, e.g. "a=(1.0, 2.0, 2.0, 1.0)" "k=3" "training=false".'),
         Param("fullyconv", Kind.BOOL, "Fully-convolutional mode (on) or patch-based mode (off).", False),
         Param("jit", Kind.BOOL,
               "Compile the TensorFlow graph with XLA (faster pixel-wise math; one compilation per tile shape).", False),
         Param("tagsets", Kind.STRING_LIST, "SavedModel tag set (default: serve)."),
+        Param("runtime", Kind.STRING,
+              "Runtime to load the model with (python, tensorflow, onnx, or a plug-in's); default: the first that "
+              "opens model.dir."),
+        Param("device", Kind.STRING, "Where the model runs: cpu, cuda, cuda:N, or auto (a GPU when the runtime has "
+              "one, else the CPU).", "cpu"),
+        Param("layout", Kind.CHOICE, "How the model lays out its tensors.", "auto", choices=(
+            Choice("auto", "TensorFlow and Python: NHWC; ONNX: from the input's declared channels"),
+            Choice("nhwc", "batch, rows, columns, channels"),
+            Choice("nchw", "batch, channels, rows, columns (fed transposed, results transposed back)"),
+        )),
     )),
     Group("output", "What the model yields and where it lands.", (
         Param("names", Kind.STRING_LIST,
@@ -124,6 +134,9 @@ class ServeConfig:
     fullyconv: bool
     jit: bool
     tags: list[str]
+    runtime: str | None
+    device: str
+    layout: str
     output_names: list[str]
     efield: tuple[int, int]
     spcscale: float
@@ -150,6 +163,7 @@ class ServeConfig:
         return cls(
             sources=sources, model=v["model.dir"], user_placeholders=v["model.userplaceholders"] or [],
             fullyconv=v["model.fullyconv"], jit=v["model.jit"], tags=v["model.tagsets"] or [],
+            runtime=v["model.runtime"] or None, device=v["model.device"], layout=v["model.layout"],
             output_names=v["output.names"] or [], efield=(v["output.efieldx"], v["output.efieldy"]),
             spcscale=v["output.spcscale"], background=v["output.bv"], tile_size=tile, strips=strips,
             scheduler=v["optim.scheduler"], workers=v["optim.threads"], model_threads=v["optim.modelthreads"],
@@ -171,7 +185,8 @@ def build(values: Values) -> ServedRaster:
         cfg.model, sources, efield=cfg.efield, spcscale=cfg.spcscale, fullyconv=cfg.fullyconv,
         output_names=cfg.output_names, user_placeholders=cfg.user_placeholders, background=cfg.background,
         tags=cfg.tags, jit=cfg.jit, tile_size=cfg.tile_size, ram_mb=cfg.ram_mb, strips=cfg.strips,
-        workers=cfg.workers, model_threads=cfg.model_threads, scheduler=cfg.scheduler,
+        workers=cfg.workers, model_threads=cfg.model_threads, scheduler=cfg.scheduler, runtime=cfg.runtime,
+        device=cfg.device, layout=cfg.layout,
     )
 
 

@@ -33,6 +33,7 @@ from eotensor.geometry.fields import (
 )
 from eotensor.io.raster import RasterSource
 from eotensor.runtimes.base import Model, TensorSpec, ordered_inputs
+from eotensor.runtimes.layout import ChannelsFirst, as_layout, infer_layout
 from eotensor.runtimes.signature import placeholder_feed, resolve_names
 
 DEFAULT_BATCH_SIZE = 256
@@ -85,6 +86,7 @@ class ServeEngine:
         user_placeholders: Mapping[str, np.ndarray] | None = None,
         background: float = 0.0,
         batch_size: int = DEFAULT_BATCH_SIZE,
+        layout: str | None = None,
     ) -> None:
         if not sources:
             raise ParameterError("source1.il: at least one source is required")
@@ -107,6 +109,15 @@ class ServeEngine:
             [f"source{i + 1}.placeholder" for i in range(len(self.sources))], exclude=excluded,
             ordered=ordered_inputs(model),  # decision 33: declared order, else alphabetical
         )
+        layout = as_layout(model, layout)
+        if layout is None:
+            layout = infer_layout([(spec, source.raster.count, f"source{i + 1}.il")
+                                   for i, (spec, source) in enumerate(zip(self.input_specs, self.sources))])
+        if layout == "nchw":
+            self.model = model = ChannelsFirst(model)
+            self.input_specs = [model.inputs[spec.key] for spec in self.input_specs]
+        self.layout = layout
+        """``nhwc`` or ``nchw``: how the model lays out its tensors (NCHW models are fed through ChannelsFirst)."""
         keys = [spec.key for spec in self.input_specs] + excluded
         twice = sorted({k for k in keys if keys.count(k) > 1})
         if twice:

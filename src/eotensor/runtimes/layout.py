@@ -1,0 +1,101 @@
+"""Tensor layouts: the engine speaks NHWC (OTBTF's); :class:`ChannelsFirst` serves an NCHW model to it.
+
+TensorFlow, Keras and Python functions are NHWC. Most PyTorch and many ONNX models are NCHW: their
+``layout`` attribute is None, and :func:`infer_layout` decides from where the declared channel dimension
+matches the band count of the source bound to each input (``-model.layout`` overrides it).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+
+from eotensor.errors import ParameterError
+from eotensor.runtimes.base import Model, TensorSpec, ordered_inputs
+
+LAYOUTS = ("nhwc", "nchw")
+
+
+def model_layout(model: Model) -> str | None:
+    """The layout a model declares (``layout`` attribute): ``nhwc`` when it has none, None when it must be
+    inferred (ONNX, PyTorch)."""
+    return getattr(model, "layout", "nhwc")
+
+
+def infer_layout(bound: Sequence[tuple[TensorSpec, int, str]]) -> str:
+    """NHWC or NCHW from ``bound`` (input spec, bands of its source, the source's parameter), or a one-line error.
+
+    A rank-4 input whose declared channel dimension equals the band count at position 3 only says NHWC, at
+    position 1 only NCHW; inputs that say nothing (unknown dims, or both match) are skipped, and two inputs
+    that disagree, or none that tells, are an error asking for ``-model.layout``.
+    """
+    votes = set()
+    for spec, bands, _ in bound:
+        if spec.shape is None or len(spec.shape) != 4:
+            continue
+        last, first = spec.shape[3] == bands, spec.shape[1] == bands
+        if last != first:
+            votes.add("nhwc" if last else "nchw")
+    if len(votes) == 1:
+        return next(iter(votes))
+    described = "; ".join(f'input "{s.key}" {_shape(s)} gets {b} band(s) from {p}' for s, b, p in bound)
+    why = "its inputs disagree" if votes else "no input's declared channels tell"
+    raise ParameterError(f"model.layout: cannot tell whether the model is NHWC or NCHW ({why}: {described}); "
+                         "give -model.layout nhwc or nchw")
+
+
+def _shape(spec: TensorSpec) -> str:
+    dims = "?" if spec.shape is None else ", ".join("?" if d is None else str(d) for d in spec.shape)
+    return f"[{dims}]"
+
+
+def _nhwc(spec: TensorSpec) -> TensorSpec:
+    if spec.shape is None or len(spec.shape) != 4:
+        return spec
+    n, c, h, w = spec.shape
+    return TensorSpec(spec.key, spec.dtype, (n, h, w, c))
+
+
+class ChannelsFirst:
+    """An NCHW model seen as NHWC: rank-4 feeds are transposed to NCHW, rank-4 results back to NHWC.
+
+    Signature shapes are permuted the same way, so the engine's channel checks and band counts hold.
+    """
+
+    layout = "nhwc"
+
+    def __init__(self, model: Model) -> None:
+        self.model = model
+        self._inputs = {key: _nhwc(spec) for key, spec in model.inputs.items()}
+        self._outputs = {key: _nhwc(spec) for key, spec in model.outputs.items()}
+        self.ordered_inputs = ordered_inputs(model)
+        token = getattr(model, "token", None)
+        self.token = None if token is None else f"{token}:nchw"
+
+    @property
+    def inputs(self) -> Mapping[str, TensorSpec]:
+        """The model's inputs, rank-4 shapes as NHWC."""
+        return self._inputs
+
+    @property
+    def outputs(self) -> Mapping[str, TensorSpec]:
+        """The model's outputs, rank-4 shapes as NHWC."""
+        return self._outputs
+
+    def run(self, feeds: Mapping[str, np.ndarray], fetches: Sequence[str]) -> list[np.ndarray]:
+        """Call the NCHW model on NHWC feeds; NHWC results."""
+        moved = {k: np.ascontiguousarray(v.transpose(0, 3, 1, 2)) if v.ndim == 4 else v for k, v in feeds.items()}
+        results = self.model.run(moved, fetches)
+        return [np.ascontiguousarray(np.asarray(r).transpose(0, 2, 3, 1)) if np.ndim(r) == 4 else r
+                for r in results]
+
+
+def as_layout(model: Model, layout: str | None, param: str = "model.layout") -> str | None:
+    """``layout`` checked (None, "" or ``auto``: the model's own, None when it must be inferred)."""
+    text = str(layout or "auto").strip().lower()
+    if text == "auto":
+        return model_layout(model)
+    if text not in LAYOUTS:
+        raise ParameterError(f'{param}: "{layout}" is not a layout; expected auto, nhwc or nchw')
+    return text
