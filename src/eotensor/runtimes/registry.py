@@ -87,6 +87,12 @@ def _load_onnx(path: str, options: LoadOptions, param: str) -> Model:
     return load_onnx(path, threads=options.threads, device=options.device, param=param)
 
 
+def _load_torch(path: str, options: LoadOptions, param: str) -> Model:
+    from eotensor.runtimes.torch import load_torch
+
+    return load_torch(path, threads=options.threads, device=options.device, param=param)
+
+
 BUILTIN: tuple[Runtime, ...] = (
     Runtime("python", "Python functions (file.py or file.py::function)",
             lambda path: path.partition("::")[0].endswith(".py"), _load_python),
@@ -94,6 +100,9 @@ BUILTIN: tuple[Runtime, ...] = (
             frozenset({"tags", "jit", "threads"}), "tensorflow", "tf"),
     Runtime("onnx", "ONNX graphs (.onnx)", lambda path: path.lower().endswith(".onnx"), _load_onnx,
             frozenset({"threads", "device"}), "onnxruntime", "onnx"),
+    Runtime("torch", "PyTorch programs (.pt2 from torch.export, .pt TorchScript)",
+            lambda path: path.lower().endswith((".pt2", ".pt")), _load_torch,
+            frozenset({"threads", "device"}), "torch", "torch"),
 )
 
 

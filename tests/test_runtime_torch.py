@@ -1,0 +1,95 @@
+"""The PyTorch runtime: real torch.export programs and TorchScript modules built by the tests."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import eotensor as eot
+from eotensor.apps.cli import main
+from eotensor.errors import ModelError, ParameterError
+from eotensor.testing import assert_tiled_equals_untiled, write_raster
+from models import conv_fcn_numpy
+
+torch = pytest.importorskip("torch")
+
+from torch_models import TupleNet, export_conv, script  # noqa: E402
+
+
+@pytest.fixture
+def image(tmp_path):
+    data = np.random.default_rng(5).integers(-40, 40, size=(4, 33, 41)).astype(np.int16)
+    return write_raster(tmp_path / "img.tif", data), data
+
+
+def _numpy_conv(data, rf):
+    return conv_fcn_numpy(data.transpose(1, 2, 0)[None], rf=rf)[0].transpose(2, 0, 1)
+
+
+def test_exported_program_is_nchw_inferred_tiled_equals_untiled_equals_numpy(image, tmp_path):
+    path, data = image
+    served = eot.serve(export_conv(tmp_path / "conv.pt2", rf=5), eot.source(path, 5), fullyconv=True,
+                       output_names="y")
+    assert served.engine.layout == "nchw" and served.count == 2
+    result = assert_tiled_equals_untiled(served.engine, [(8, 8), (6, 19), (64, 64)])
+    np.testing.assert_array_equal(result, _numpy_conv(data, 5))
+
+
+def test_torchscript_through_the_cli_with_an_explicit_layout(image, tmp_path):
+    import rasterio
+
+    path, data = image
+    model = script(tmp_path / "tuple.pt", TupleNet())
+    out = tmp_path / "out.tif"
+    assert main(["TensorflowModelServe", "-source1.il", path, "-model.dir", model, "-model.fullyconv", "on",
+                 "-model.layout", "nchw", "-output.names", "output_1", "output_0", "-out", str(out)]) == 0
+    with rasterio.open(out) as ds:
+        result = ds.read()
+    np.testing.assert_array_equal(result[0], data.sum(axis=0))
+    np.testing.assert_array_equal(result[1:], data + 1)
+
+
+def test_torchscript_without_layout_asks_for_it(image, tmp_path):
+    path, _ = image
+    with pytest.raises(ParameterError, match="give -model.layout nhwc or nchw"):
+        eot.serve(script(tmp_path / "t.pt", TupleNet()), eot.source(path), fullyconv=True)
+
+
+@pytest.mark.tf
+def test_tensorflow_onnx_and_pytorch_give_identical_bytes(image, tmp_path):
+    pytest.importorskip("onnxruntime")
+    from models import build_conv_fcn
+    from onnx_models import onnx_conv
+
+    path, _ = image
+    results = [eot.serve(model, eot.source(path, 3), fullyconv=True).read() for model in (
+        build_conv_fcn(tmp_path / "tf", rf=3), onnx_conv(tmp_path / "c.onnx", rf=3),
+        export_conv(tmp_path / "c.pt2", rf=3))]
+    np.testing.assert_array_equal(results[0], results[1])
+    np.testing.assert_array_equal(results[0], results[2])
+
+
+def test_range_constraints_are_read_and_never_violated(image, tmp_path):
+    path, data = image
+    model = export_conv(tmp_path / "min16.pt2", rf=3, min_size=16)
+    loaded = eot.load_model(model)
+    assert loaded.limits == {"x": {2: (16, 4096), 3: (16, 4096)}}
+    served = eot.serve(loaded, eot.source(path, 3), fullyconv=True, tile_size=64)
+    np.testing.assert_array_equal(served.read(), _numpy_conv(data, 3))
+    small = eot.serve(model, eot.source(path, 3), fullyconv=True, tile_size=4)
+    with pytest.raises(ModelError, match=r'input "x" accepts sizes 16..4096 in dimension 2 .* but a call would have '
+                                         r"6 .*choose -optim.tilesizex/y"):
+        small.read()
+
+
+def test_threads_device_and_bad_files(tmp_path):
+    model = export_conv(tmp_path / "c.pt2", rf=3)
+    eot.load_model(model, threads=1)
+    assert torch.get_num_threads() == 1
+    if not torch.cuda.is_available():
+        with pytest.raises(ModelError, match='model.device: "cuda" asked for, but PyTorch sees no CUDA device'):
+            eot.load_model(model, device="cuda")
+    bad = tmp_path / "bad.pt2"
+    bad.write_bytes(b"not a zip")
+    with pytest.raises(ModelError, match=r'model.dir: cannot load ".*bad.pt2" as a torch.export program'):
+        eot.load_model(str(bad))
