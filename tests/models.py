@@ -197,6 +197,12 @@ def build_conv_fcn(path, rf=5, channels=4, seed=0):
     bounded by about ``m * 9 * channels * 36 ** (n - 1) * 4`` (rf = 5, 4 channels: exact for m < 3000).
     :func:`conv_fcn_numpy` computes the same in NumPy.
     """
+    conv_fcn_keras(rf, channels, seed).export(os.fspath(path), verbose=False)
+    return os.fspath(path)
+
+
+def conv_fcn_keras(rf=5, channels=4, seed=0):
+    """The Keras 3 model of :func:`build_conv_fcn` (input ``x``, output dict key ``y``), not saved."""
     _tf()
     import keras
 
@@ -211,5 +217,4 @@ def build_conv_fcn(path, rf=5, channels=4, seed=0):
     model = keras.Model({"x": x}, {"y": h})
     for i, (kernel, bias) in enumerate(layers):
         model.get_layer(f"conv{i}").set_weights([kernel, bias])
-    model.export(os.fspath(path), verbose=False)
-    return os.fspath(path)
+    return model

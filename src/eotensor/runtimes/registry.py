@@ -87,6 +87,12 @@ def _load_onnx(path: str, options: LoadOptions, param: str) -> Model:
     return load_onnx(path, threads=options.threads, device=options.device, param=param)
 
 
+def _load_keras(path: str, options: LoadOptions, param: str) -> Model:
+    from eotensor.runtimes.keras import load_keras
+
+    return load_keras(path, jit=options.jit, threads=options.threads, param=param)
+
+
 def _load_torch(path: str, options: LoadOptions, param: str) -> Model:
     from eotensor.runtimes.torch import load_torch
 
@@ -98,6 +104,8 @@ BUILTIN: tuple[Runtime, ...] = (
             lambda path: path.partition("::")[0].endswith(".py"), _load_python),
     Runtime("tensorflow", "TensorFlow SavedModel directories", _is_saved_model, _load_saved_model,
             frozenset({"tags", "jit", "threads"}), "tensorflow", "tf"),
+    Runtime("keras", "Keras 3 models (.keras, TensorFlow backend)", lambda path: path.lower().endswith(".keras"),
+            _load_keras, frozenset({"jit", "threads"}), "tensorflow", "tf"),
     Runtime("onnx", "ONNX graphs (.onnx)", lambda path: path.lower().endswith(".onnx"), _load_onnx,
             frozenset({"threads", "device"}), "onnxruntime", "onnx"),
     Runtime("torch", "PyTorch programs (.pt2 from torch.export, .pt TorchScript)",
