@@ -9,8 +9,8 @@ from __future__ import annotations
 import itertools
 import math
 import os
-from fractions import Fraction
 import re
+from fractions import Fraction
 
 import numpy as np
 import pytest
