@@ -415,3 +415,32 @@ def test_balanced_selection_is_otbtf_loop(n, classes, sp, seed, chunk):
     px, py = np.arange(n) % width, np.arange(n) // width
     got = sel.balanced_selection(hists, px, py, sp, chunk=chunk).tolist()
     assert got == balanced_loop(hists, px.tolist(), py.tolist(), sp)
+
+
+def test_mask_without_nodata_keeps_value_one_and_points_on_the_grid_of_in(tmp_path):
+    image = image_file(tmp_path / "a.tif", 12, 12)
+    mask = np.ones((12, 12), np.uint8)
+    mask[:, :6] = 2  # valid for erosion (not 0) but not 1
+    mask_file = write_raster(tmp_path / "m.tif", mask, origin=(100.0, 50.0), spacing=1.0)  # elsewhere
+    result = PatchesSelection(in_=image, mask=mask_file, grid_step=3, grid_psize=1)
+    cols = [1, 4, 7, 10]
+    kept = [(r, c) for r in cols for c in cols if c >= 6]
+    assert list(zip(result.x.tolist(), result.y.tolist())) == [
+        (ORIGIN[0] + (c + 0.5) * SPACING, ORIGIN[1] - (r + 0.5) * SPACING) for r, c in kept]
+    with_nodata = PatchesSelection(in_=image, mask=mask_file, nodata=-5, grid_step=3, grid_psize=1)
+    assert len(with_nodata) == 16  # with nodata the mask only zeroes: 2 is valid
+
+
+def test_random_split_from_the_command_line_is_seeded(tmp_path, capsys):
+    image = image_file(tmp_path / "a.tif", 40, 40)
+    ids = []
+    for seed, name in ((1, "a"), (1, "b"), (2, "c")):
+        argv = ["-in", image, "-grid.step", 2, "-grid.psize", 1, "-strategy", "split", "-strategy.split.random", "on",
+                "-strategy.split.seed", seed, "-outtrain", tmp_path / f"{name}.gpkg",
+                "-outvalid", tmp_path / f"{name}v.gpkg"]
+        assert run(argv, capsys)[0] == 0
+        ids.append(read_points(tmp_path / f"{name}.gpkg")[2])
+    assert ids[0] == ids[1] != ids[2]
+    plain = PatchesSelection(in_=image, grid_step=2, grid_psize=1, strategy="split", outtrain=tmp_path / "p.gpkg",
+                             outvalid=tmp_path / "pv.gpkg")
+    assert ids[0] != read_points(tmp_path / "p.gpkg")[2] == np.flatnonzero(plain.group == 0).tolist()

@@ -7,6 +7,7 @@ point layer per group with the integer field ``id``.
 
 from __future__ import annotations
 
+import os
 import sys
 import warnings
 from dataclasses import dataclass
@@ -130,6 +131,7 @@ class SelectionConfig:
 
 def build(values: Values) -> Selection:
     """Check every input and output, then select the points (nothing written yet)."""
+    from eotensor.engine.tiling import ram_budget_mb
     from eotensor.io.atomic import ensure_not_input
     from eotensor.io.raster import RasterSource
     from eotensor.io.vector import output_driver
@@ -142,6 +144,10 @@ def build(values: Values) -> Selection:
                              f"{cfg.proportions[2]:g}); give at least one > 0")
     if cfg.strategy == "balanced" and cfg.sp == 0:
         raise ParameterError("strategy.balanced.sp: 0 leaves no spatial seed; expected a proportion in (0, 1]")
+    # GDAL sizes its block cache on first use (default: 5 % of RAM). A strip's blocks must all fit, for every
+    # strip in flight, or a multi-band read decodes each block once per band: 42 s instead of 6 s measured on
+    # a 6000² 4-band tile with a quarter of the budget, so the cache gets the whole budget.
+    os.environ.setdefault("GDAL_CACHEMAX", str(max(32, int(ram_budget_mb(cfg.ram_mb, param="ram")))))
     image = RasterSource(cfg.image, "in")
     inputs = list(image.paths)
     width, height = image.grid.width, image.grid.height

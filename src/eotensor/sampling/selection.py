@@ -179,8 +179,8 @@ def select_patches(image: RasterSource, psize: int, step: int, offset: tuple[int
     inside_c = (cols >= 0) & (cols < grid.width)  # padding: always invalid
     inside_r = (rows >= 0) & (rows < grid.height)
     cols, pos_x, rows, pos_y = cols[inside_c], pos_x[inside_c], rows[inside_r], pos_y[inside_r]
-    if erode:
-        pixel_bytes = 4.0 * image.count + 10 + (5 if mask is not None else 0)
+    if erode:  # float32 pixels, their comparison, the valid mask, the summed-area table and its cumsum
+        pixel_bytes = 5.0 * image.count + 17 + (6 if mask is not None else 0)
         halo = 2 * r
     else:
         pixel_bytes, halo = (5.0 if mask is not None else 1.0), 0
@@ -246,7 +246,7 @@ def label_histograms(labels: RasterSource, x: np.ndarray, y: np.ndarray, psize: 
     r0 = np.asarray(grid.y.index(y), dtype=np.int64).reshape(-1) - psize // 2
     inside = (c0 >= 0) & (r0 >= 0) & (c0 + psize <= grid.width) & (r0 + psize <= grid.height)
     histograms = np.zeros((len(x), nclasses), dtype=np.int64)
-    plan = strip_plan(grid, 4.0 + 9, ram_mb, halo_rows=psize - 1, token=labels.token, param="ram")
+    plan = strip_plan(grid, 4.0 + 2 + 16, ram_mb, halo_rows=psize - 1, token=labels.token, param="ram")
 
     def count(window: Window) -> tuple[np.ndarray, np.ndarray]:
         mine = np.flatnonzero(inside & (r0 >= window.row) & (r0 < window.row_stop))
