@@ -165,3 +165,24 @@ def test_box_counts_equal_the_brute_force_sum_over_any_boxes(rows, cols, seed):
     r1, c1 = r0 + rng.integers(-2, 8, 20), c0 + rng.integers(-2, 8, 20)
     expected = [mask[max(a, 0):max(b, 0), max(c, 0):max(d, 0)].sum() for a, b, c, d in zip(r0, r1, c0, c1)]
     assert BoxCounts(mask).count(r0, r1, c0, c1).tolist() == expected
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(1, 25), st.sampled_from(["1/4", "1/2", "1", "2", "4", "1/3", "3"]), st.integers(1, 3))
+def test_axis_fields_are_solved_back_from_the_sizes_they_give(rfield, scale, multiple):
+    from fractions import Fraction
+
+    from eotensor.geometry.fields import solve_axis_fields
+
+    scale = Fraction(scale)
+    efield = scale.denominator * multiple
+    sizes = [(n, efield * ((n - rfield) // (efield * scale) + 1)) for n in [*range(64, 80), 576]]
+    solved = solve_axis_fields(sizes)
+    assert (solved.rfield, solved.efield, solved.scale) == (rfield, efield, scale)
+
+
+def test_axis_fields_refuse_sizes_that_follow_no_rule():
+    from eotensor.geometry.fields import solve_axis_fields
+
+    assert solve_axis_fields([(n, n * n) for n in range(10, 20)]) is None
+    assert solve_axis_fields([(n, 7) for n in range(10, 20)]) is None

@@ -14,6 +14,7 @@ from eotensor.errors import EotensorError
 
 BUILTIN: dict[str, str] = {
     "TensorflowModelServe": "eotensor.apps.model_serve:APP",
+    "ModelInfo": "eotensor.apps.model_info:APP",
     "PatchesSelection": "eotensor.apps.patches_selection:APP",
 }
 ENTRY_POINT_GROUP = "eotensor.apps"

@@ -297,3 +297,36 @@ def block_spans(out: Grid, aligned: Window, src: Grid, source: int, fields: Fiel
 def aligned_window(window: Window, fields: Fields) -> Window:
     """``window`` enlarged to the expression-field grid anchored at output index 0."""
     return align_window(window, fields.efield[1], fields.efield[0])
+
+
+@dataclass(frozen=True, slots=True)
+class AxisFields:
+    """RF, EF and spacing scale of one axis of a fully-convolutional model, as solved from its sizes."""
+
+    rfield: int
+    efield: int
+    scale: Fraction
+
+
+def solve_axis_fields(sizes: Sequence[tuple[int, int]], max_term: int = 8) -> AxisFields | None:
+    """RF, EF and S of one axis from ``(input size, output size)`` pairs of a fully-convolutional model.
+
+    OTBTF's blocks say an input of ``n`` pixels gives ``T = EF * (floor((n - RF) / (EF * S)) + 1)`` outputs.
+    Candidate scales are the fractions ``p/q`` (``p, q <= max_term``) tried from the nearest to the slope
+    between the extreme pairs; for each, EF runs over the multiples of ``q`` and RF is the smallest
+    ``n - (T - EF) * S`` over the pairs (give consecutive sizes, so that one is block-aligned, and one far
+    away). The first (S, EF, RF) that predicts every pair is returned; None when none does.
+    """
+    pairs = sorted(set(sizes))
+    if len(pairs) < 2 or pairs[0][0] == pairs[-1][0] or pairs[-1][1] <= pairs[0][1]:
+        return None
+    slope = Fraction(pairs[-1][0] - pairs[0][0], pairs[-1][1] - pairs[0][1])
+    scales = sorted({Fraction(p, q) for p in range(1, max_term + 1) for q in range(1, max_term + 1)},
+                    key=lambda candidate: abs(candidate - slope))
+    for scale in scales:
+        for efield in range(scale.denominator, scale.denominator * max_term + 1, scale.denominator):
+            rfield = min(n - (t - efield) * scale for n, t in pairs)
+            if rfield.denominator == 1 and rfield >= 1 and all(
+                    n >= rfield and t == efield * (math.floor((n - rfield) / (efield * scale)) + 1) for n, t in pairs):
+                return AxisFields(int(rfield), efield, scale)
+    return None

@@ -99,3 +99,11 @@ def as_layout(model: Model, layout: str | None, param: str = "model.layout") -> 
     if text not in LAYOUTS:
         raise ParameterError(f'{param}: "{layout}" is not a layout; expected auto, nhwc or nchw')
     return text
+
+
+def layout_from_shape(spec: TensorSpec) -> str | None:
+    """NHWC or NCHW from one rank-4 input's declared shape alone (channels known at one position only), else
+    None: for reports made without any source (ModelInfo)."""
+    if spec.shape is None or len(spec.shape) != 4 or (spec.shape[1] is None) == (spec.shape[3] is None):
+        return None
+    return "nchw" if spec.shape[1] is not None else "nhwc"

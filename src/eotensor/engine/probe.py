@@ -1,0 +1,84 @@
+"""Probe a fully-convolutional model's receptive field, expression field and spacing scale from its sizes.
+
+A model with free spatial dimensions is called on blank inputs of growing sizes (rows and columns apart,
+so the two axes are told apart); :func:`~eotensor.geometry.fields.solve_axis_fields` finds the RF, EF and S
+that OTBTF's block arithmetic needs to predict every output size. Nothing like it exists in OTBTF: users
+had to work these numbers out from the architecture.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from fractions import Fraction
+
+import numpy as np
+
+from eotensor.errors import ModelError
+from eotensor.geometry.fields import solve_axis_fields
+from eotensor.runtimes.base import Model, TensorSpec
+
+PROBE_BASE = 32
+"""Smallest probe size (or the model's declared minimum when larger)."""
+PROBE_SPAN = 160
+"""How much larger the farthest probe is: far enough that rounding down cannot move the scale."""
+
+
+@dataclass(frozen=True)
+class FieldProbe:
+    """What a probe found: RF (x, y), EF (x, y) and the spacing scale."""
+
+    rfield: tuple[int, int]
+    efield: tuple[int, int]
+    scale: Fraction
+
+    def flags(self, source: int = 1) -> str:
+        """The TensorflowModelServe flags that say the same."""
+        scale = float(self.scale)
+        return (f"-source{source}.rfieldx {self.rfield[0]} -source{source}.rfieldy {self.rfield[1]} "
+                f"-output.efieldx {self.efield[0]} -output.efieldy {self.efield[1]} -output.spcscale {scale:g} "
+                "-model.fullyconv on")
+
+
+def _image_input(model: Model) -> tuple[TensorSpec | None, str]:
+    images = [s for s in model.inputs.values() if s.shape is None or len(s.shape) == 4]
+    if len(images) != 1:
+        return None, f"the probe needs exactly one image input (rank 4), the model has {len(images)}"
+    spec = images[0]
+    if spec.shape is not None and (spec.shape[1] is not None or spec.shape[2] is not None):
+        return None, (f'input "{spec.key}" has fixed rows x columns {spec.shape[1]} x {spec.shape[2]}: a '
+                      "patch-based model with that receptive field (-model.fullyconv off)")
+    return spec, ""
+
+
+def probe_fields(model: Model, channels: int | None = None,
+                 sizes: tuple[int, int] = (PROBE_BASE, PROBE_BASE)) -> tuple[FieldProbe | None, str]:
+    """(probe, why): the fields of an NHWC ``model`` (wrap NCHW ones in ``ChannelsFirst``), or None and why not.
+
+    ``channels`` feeds models that do not declare theirs; ``sizes`` are the smallest rows and columns to try
+    (a PyTorch program's range constraints). Other inputs (user placeholders) must not be required.
+    """
+    spec, why = _image_input(model)
+    if spec is None:
+        return None, why
+    declared = spec.shape[3] if spec.shape is not None else None
+    bands = declared or channels or 1
+    output = sorted(model.outputs)[0]
+    base_rows, base_cols = max(PROBE_BASE, sizes[0]), max(PROBE_BASE, sizes[1]) + 3
+    steps = [*range(16), PROBE_SPAN]
+    rows, cols = [], []
+    for k in steps:
+        shape = (1, base_rows + k, base_cols + k, bands)
+        try:
+            result = np.asarray(model.run({spec.key: np.zeros(shape, spec.dtype)}, [output])[0])
+        except ModelError as error:
+            return None, f"the model failed on a {shape[1]} x {shape[2]} input ({error})"
+        if result.ndim not in (3, 4) or result.shape[0] != 1:
+            return None, (f'output "{output}" has shape {result.shape} for a {shape[1]} x {shape[2]} input: not an '
+                          "image; a patch-based model (-model.fullyconv off)")
+        rows.append((shape[1], result.shape[1]))
+        cols.append((shape[2], result.shape[2]))
+    fx, fy = solve_axis_fields(cols), solve_axis_fields(rows)
+    if fx is None or fy is None or fx.scale != fy.scale:
+        return None, (f'output "{output}" sizes follow no receptive-field rule (rows {rows[0]}, {rows[-1]}; '
+                      f"columns {cols[0]}, {cols[-1]})")
+    return FieldProbe((fx.rfield, fy.rfield), (fx.efield, fy.efield), fx.scale), ""
