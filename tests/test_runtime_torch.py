@@ -71,15 +71,32 @@ def test_tensorflow_onnx_and_pytorch_give_identical_bytes(image, tmp_path):
 
 def test_range_constraints_are_read_and_never_violated(image, tmp_path):
     path, data = image
-    model = export_conv(tmp_path / "min16.pt2", rf=3, min_size=16)
+    expected = _numpy_conv(data, 3)
+    model = export_conv(tmp_path / "min16.pt2", rf=3, min_size=16, max_size=24)
     loaded = eot.load_model(model)
-    assert loaded.limits == {"x": {2: (16, 4096), 3: (16, 4096)}}
-    served = eot.serve(loaded, eot.source(path, 3), fullyconv=True, tile_size=64)
-    np.testing.assert_array_equal(served.read(), _numpy_conv(data, 3))
-    small = eot.serve(model, eot.source(path, 3), fullyconv=True, tile_size=4)
-    with pytest.raises(ModelError, match=r'input "x" accepts sizes 16..4096 in dimension 2 .* but a call would have '
-                                         r"6 .*choose -optim.tilesizex/y"):
-        small.read()
+    assert loaded.limits == {"x": {2: (16, 24), 3: (16, 24)}}
+    calls = []
+    run = loaded.run
+
+    def spy(feeds, fetches):
+        calls.append(feeds["x"].shape)
+        return run(feeds, fetches)
+
+    loaded.run = spy
+    served = eot.serve(loaded, eot.source(path, 3), fullyconv=True)
+    # Tiles of 4 are grown, tiles of 64 split, so that every call stays within 16..24 rows and columns.
+    result = assert_tiled_equals_untiled(served.engine, [(4, 4), (64, 64), (5, 17)])
+    np.testing.assert_array_equal(result, expected)
+    assert calls and all(16 <= h <= 24 and 16 <= w <= 24 for _, _, h, w in calls), set(calls)
+
+
+def test_range_constraints_that_no_tile_can_meet_are_one_line(tmp_path):
+    data = np.zeros((4, 12, 40), np.int16)
+    path = write_raster(tmp_path / "thin.tif", data)
+    served = eot.serve(export_conv(tmp_path / "min16.pt2", rf=3, min_size=16), eot.source(path, 3), fullyconv=True)
+    with pytest.raises(ModelError, match=r"size limits cannot be met: the whole image gives source1 feeds \"x\" 12 "
+                                         r"rows \(it accepts 16..4096\); change sourceN.rfieldy"):
+        served.read()
 
 
 def test_threads_device_and_bad_files(tmp_path):

@@ -62,6 +62,10 @@ def _empty_boxes(valid: np.ndarray, r0: np.ndarray, r1: np.ndarray, c0: np.ndarr
     return (BoxCounts(valid).count(r0, r1, c0, c1) == 0) & (r1 > r0) & (c1 > c0)
 
 
+def _range(low: int, high: int | None) -> str:
+    return f"{low}..{high}" if high is not None else f">= {low}"
+
+
 def _certain_bands(spec: TensorSpec) -> int | None:
     """Bands per pixel when the signature shape leaves no doubt (decision 4), else None."""
     shape = spec.shape
@@ -135,6 +139,7 @@ class ServeEngine:
                     f'input "{spec.key}" expects {channels} channels'
                 )
         self.grid: Grid = output_grid([s.raster.grid for s in self.sources], fields)
+        self._limits = self._size_limits()
         self._bands: list[int | None] = [_certain_bands(spec) for spec in self.output_specs]
         self._lock = threading.Lock()
         self.model_seconds = 0.0
@@ -148,6 +153,79 @@ class ServeEngine:
         self._fill_dtype = np.dtype(np.float32 if exact else np.float64)
         """The dtype of background-filled pixels: float32 when it holds ``output.bv`` exactly, else float64."""
         self.regions(Window(0, 0, fields.efield[1], fields.efield[0]))  # RF/EF/S consistency, before any work
+
+    def _size_limits(self) -> list[tuple[tuple[int, int | None], tuple[int, int | None]]] | None:
+        """Per source, the (min, max) rows and columns its model input accepts (NHWC dims 1, 2); None when the
+        model declares no limits. In patch-based mode the patch (RF) and the batch size are checked now."""
+        declared = getattr(self.model, "limits", None) or {}
+        if not declared:
+            return None
+        limits = []
+        for i, (source, spec) in enumerate(zip(self.sources, self.input_specs)):
+            dims = declared.get(spec.key, {})
+            rows, cols = dims.get(1, (0, None)), dims.get(2, (0, None))
+            if not self.fields.fully_conv:
+                batch = dims.get(0, (0, None))
+                for what, size, (low, high), fix in (
+                        ("rows", source.rfield[1], rows, f"source{i + 1}.rfieldy"),
+                        ("columns", source.rfield[0], cols, f"source{i + 1}.rfieldx"),
+                        ("batch", self.batch_size, batch, "the batch size")):
+                    if size < low or (high is not None and size > high):
+                        raise ParameterError(
+                            f'{fix}: model input "{spec.key}" accepts {_range(low, high)} {what} but gets {size}')
+            limits.append((rows, cols))
+        return limits
+
+    def _fit_limits(self, window: Window, aligned: Window, regions: list[InputRegion]) -> list[Window]:
+        """Windows to compute instead of ``window`` so that every model input stays within the model's limits:
+        [] when it already does; one larger window (grown by whole EF blocks, never into the first block
+        row/column, whose input the border may cut) when an input is too small; two halves when one is too
+        large. Every block's result is independent of the tile, so growing or splitting changes no pixel."""
+        ef_x, ef_y = self.fields.efield
+        for axis, ef in ((0, ef_y), (1, ef_x)):
+            sizes = [(r.window.height, r.window.width)[axis] for r in regions]
+            bounds = [lim[axis] for lim in self._limits]
+            if any(high is not None and size > high for size, (_, high) in zip(sizes, bounds)):
+                extent = (aligned.height, aligned.width)[axis]
+                if extent <= ef:
+                    raise self._limit_error(axis, sizes, bounds, "one expression-field block already")
+                cut = extent // ef // 2 * ef + (aligned.row, aligned.col)[axis]  # inside the window: >= 2 blocks
+                if axis == 0:
+                    return [Window(window.row, window.col, cut - window.row, window.width),
+                            Window(cut, window.col, window.row_stop - cut, window.width)]
+                return [Window(window.row, window.col, window.height, cut - window.col),
+                        Window(window.row, cut, window.height, window.col_stop - cut)]
+        grown = window
+        for _ in range(max(self.grid.height, self.grid.width) + 1):
+            regions = self.regions(aligned_window(grown, self.fields))
+            short = [axis for axis in (0, 1) if any(
+                (r.window.height, r.window.width)[axis] < lim[axis][0] for r, lim in zip(regions, self._limits))]
+            if not short:
+                return [] if grown == window else [grown]
+            r0, r1, c0, c1 = grown.row, grown.row_stop, grown.col, grown.col_stop
+            for axis in short:
+                sizes = [(r.window.height, r.window.width)[axis] for r in regions]
+                if any(r.crop[axis] for r in regions):  # the first block row/column, cut by the border: alone
+                    raise self._limit_error(axis, sizes, [lim[axis] for lim in self._limits],
+                                            "the first block, whose input the image border cuts,")
+                ef, size = (ef_y, self.grid.height) if axis == 0 else (ef_x, self.grid.width)
+                lo, hi = (r0, r1) if axis == 0 else (c0, c1)
+                if hi < size:
+                    hi = min(size, hi + ef)
+                elif lo > ef:
+                    lo = max(ef, lo - ef)
+                else:
+                    raise self._limit_error(axis, sizes, [lim[axis] for lim in self._limits], "the whole image")
+                r0, r1, c0, c1 = (lo, hi, c0, c1) if axis == 0 else (r0, r1, lo, hi)
+            grown = Window(r0, c0, r1 - r0, c1 - c0)
+        raise AssertionError("growing a window to the model's limits did not end")  # pragma: no cover
+
+    def _limit_error(self, axis: int, sizes: list[int], bounds: list[tuple[int, int | None]], what: str) -> ModelError:
+        name = ("rows", "columns")[axis]
+        parts = [f'source{i + 1} feeds "{spec.key}" {size} {name} (it accepts {_range(*bound)})'
+                 for i, (spec, size, bound) in enumerate(zip(self.input_specs, sizes, bounds))]
+        return ModelError(f"the model's size limits cannot be met: {what} gives {'; '.join(parts)}; change "
+                          f"sourceN.rfield{'yx'[axis]}, output.efield{'yx'[axis]} or the image extent")
 
     # ------------------------------------------------------------------ band count
     @property
@@ -205,6 +283,12 @@ class ServeEngine:
         if pieces:
             # Interior piece first: a band count learned from a cut block could be wrong.
             return self._stitch(window, [(piece, self.compute(piece, skip_nodata)) for piece in reversed(pieces)])
+        if self._limits is not None and self.fields.fully_conv:
+            fitted = self._fit_limits(window, aligned, regions)
+            if len(fitted) == 1:  # grown: compute the larger window, keep this one
+                return self.compute(fitted[0], skip_nodata)[(slice(None), *window.slices(fitted[0]))]
+            if fitted:
+                return self._stitch(window, [(piece, self.compute(piece, skip_nodata)) for piece in fitted])
         reads = [source.raster.read(region.window) for source, region in zip(self.sources, regions)]
         skipped = self._nodata_pixels(aligned, window, regions, reads) if skip_nodata else None
         if skipped is not None and skipped.all():

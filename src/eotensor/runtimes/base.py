@@ -44,6 +44,9 @@ class Model(Protocol):
     ``forward``); sources then bind to inputs in that order (decision 33). Without it the inputs are
     unordered (a TF SavedModel signature is a map) and sources bind alphabetically, as in OTBTF. It is
     not a protocol member, so objects that lack it still are models; read it with :func:`ordered_inputs`.
+
+    Optional attribute ``limits`` (``{input key: {dimension: (min, max or None)}}``): the sizes an input
+    accepts (a PyTorch program's range constraints); the engine never calls the model outside them.
     """
 
     @property

@@ -72,6 +72,10 @@ class ChannelsFirst:
         self.ordered_inputs = ordered_inputs(model)
         token = getattr(model, "token", None)
         self.token = None if token is None else f"{token}:nchw"
+        nhwc = {0: 0, 1: 3, 2: 1, 3: 2}  # NCHW dimension -> NHWC dimension
+        self.limits = {key: {nhwc.get(d, d): bounds for d, bounds in dims.items()}
+                       for key, dims in getattr(model, "limits", {}).items()}
+        """The model's size limits (PyTorch range constraints), dimensions renumbered as NHWC."""
 
     @property
     def inputs(self) -> Mapping[str, TensorSpec]:
