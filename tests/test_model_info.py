@@ -89,3 +89,25 @@ def test_probed_fields_serve_the_model_seamlessly(tmp_path):
                        fullyconv=True)
     # Small tiles are grown so that every model input stays within the program's range (>= 8 pixels).
     assert_tiled_equals_untiled(served.engine, [(8, 8), (12, 20)])
+
+
+def test_autofields_serve_like_the_probed_flags(tmp_path, capsys):
+    import rasterio
+
+    from eotensor.testing import write_raster
+
+    model = _export(SuperResolution(), tmp_path / "sr.pt2", 2)
+    data = np.random.default_rng(3).integers(0, 9, size=(2, 21, 19)).astype(np.uint8)
+    path = write_raster(tmp_path / "img.tif", data)
+    common = ["TensorflowModelServe", "-source1.il", path, "-model.dir", model, "-optim.tilesizex", "16",
+              "-optim.tilesizey", "16"]
+    assert main([*common, "-model.autofields", "on", "-out", str(tmp_path / "auto.tif")]) == 0
+    assert "model.autofields: source1 RF 3x3, EF 4x4, spacing scale 0.25" in capsys.readouterr().err
+    assert main([*common, "-source1.rfieldx", "3", "-source1.rfieldy", "3", "-output.efieldx", "4",
+                 "-output.efieldy", "4", "-output.spcscale", "0.25", "-model.fullyconv", "on",
+                 "-out", str(tmp_path / "flags.tif")]) == 0
+    with rasterio.open(tmp_path / "auto.tif") as a, rasterio.open(tmp_path / "flags.tif") as b:
+        assert a.shape == (76, 68) and a.transform == b.transform
+        np.testing.assert_array_equal(a.read(), b.read())
+    assert main([*common, "-model.autofields", "on", "-model.fullyconv", "off", "-out", str(tmp_path / "x.tif")]) == 1
+    assert "model.autofields: probes fully-convolutional models" in capsys.readouterr().err

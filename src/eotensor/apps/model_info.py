@@ -67,33 +67,15 @@ class ModelReport:
 
 def build(values: Values) -> ModelReport:
     """Load the model and describe it (probing its fields unless ``model.probe off``)."""
-    from eotensor.engine.probe import probe_fields
+    from eotensor.engine.probe import model_layout_for, probe_model
     from eotensor.runtimes.base import ordered_inputs
-    from eotensor.runtimes.layout import ChannelsFirst, as_layout, layout_from_shape
     from eotensor.runtimes.registry import find_runtime, load_model
 
     path = values["model.dir"]
     runtime = find_runtime(str(path), values["model.runtime"] or None)
     model = load_model(path, runtime=runtime.name, tags=values["model.tagsets"] or (), device=values["model.device"])
-    layout = as_layout(model, values["model.layout"])
-    if layout is None:
-        guesses = {layout_from_shape(s) for s in model.inputs.values()} - {None}
-        layout = guesses.pop() if len(guesses) == 1 else None
-    probe, why = None, ""
-    if values["model.probe"]:
-        fixed = [s for s in model.inputs.values() if s.shape is not None and len(s.shape) == 4
-                 and None not in s.shape[1:]]
-        if fixed:
-            why = (f'input "{fixed[0].key}" has a fixed shape {list(fixed[0].shape)[1:]}: a patch-based model whose '
-                   "patch is its receptive field (-model.fullyconv off)")
-        elif layout is None:
-            why = "the layout is unknown; give -model.layout"
-        else:
-            limits = getattr(model, "limits", {})  # a PyTorch program's range constraints: the smallest sizes
-            dims = (2, 3) if layout == "nchw" else (1, 2)
-            lowest = tuple(max((d[k][0] for d in limits.values() if k in d), default=0) for k in dims)
-            nhwc = ChannelsFirst(model) if layout == "nchw" else model
-            probe, why = probe_fields(nhwc, values["model.channels"], lowest)
+    layout = model_layout_for(model, values["model.layout"])
+    probe, why = probe_model(model, layout, values["model.channels"]) if values["model.probe"] else (None, "")
     return ModelReport(str(path), runtime.name, layout, list(model.inputs.values()), list(model.outputs.values()),
                        ordered_inputs(model), probe, why)
 

@@ -68,6 +68,9 @@ PARAMS = (
         Param("userplaceholders", Kind.STRING_LIST,
               'Constant model inputs: name=value, e.g. "a=(1.0, 2.0, 2.0, 1.0)" "k=3" "training=false".'),
         Param("fullyconv", Kind.BOOL, "Fully-convolutional mode (on) or patch-based mode (off).", False),
+        Param("autofields", Kind.BOOL,
+              "Probe the model (as ModelInfo does) for source1's receptive field, the expression field and the "
+              "spacing scale, where they are not given; fully-convolutional mode.", False),
         Param("jit", Kind.BOOL,
               "Compile the TensorFlow graph with XLA (faster pixel-wise math; one compilation per tile shape).", False),
         Param("tagsets", Kind.STRING_LIST, "SavedModel tag set (default: serve)."),
@@ -132,6 +135,9 @@ class ServeConfig:
     """A SavedModel directory or .py file, or (from Python) a loaded Model."""
     user_placeholders: list[str]
     fullyconv: bool
+    autofields: bool
+    given: frozenset[str]
+    """The keys given (not defaulted): autofields fills only the others."""
     jit: bool
     tags: list[str]
     runtime: str | None
@@ -162,7 +168,8 @@ class ServeConfig:
         tile = (tile_x or tile_y, tile_y or tile_x) if not strips and (tile_x or tile_y) else None
         return cls(
             sources=sources, model=v["model.dir"], user_placeholders=v["model.userplaceholders"] or [],
-            fullyconv=v["model.fullyconv"], jit=v["model.jit"], tags=v["model.tagsets"] or [],
+            fullyconv=v["model.fullyconv"], autofields=v["model.autofields"],
+            given=frozenset(key for key in v if v.is_set(key)), jit=v["model.jit"], tags=v["model.tagsets"] or [],
             runtime=v["model.runtime"] or None, device=v["model.device"], layout=v["model.layout"],
             output_names=v["output.names"] or [], efield=(v["output.efieldx"], v["output.efieldy"]),
             spcscale=v["output.spcscale"], background=v["output.bv"], tile_size=tile, strips=strips,
@@ -181,13 +188,45 @@ def build(values: Values) -> ServedRaster:
         parse_output(*cfg.out)  # a bad output name, format or pixel type fails before the model loads
     sources = [source(s.images, s.rfield, s.placeholder, s.nodata, index=n)
                for n, s in enumerate(cfg.sources, start=1)]
+    model: Any = cfg.model
+    load = dict(tags=cfg.tags, jit=cfg.jit, model_threads=cfg.model_threads, runtime=cfg.runtime, device=cfg.device)
+    if cfg.autofields:
+        model, cfg = _probe_fields(cfg, sources)
+        load = {}  # loaded above with these options
     return serve(
-        cfg.model, sources, efield=cfg.efield, spcscale=cfg.spcscale, fullyconv=cfg.fullyconv,
+        model, sources, efield=cfg.efield, spcscale=cfg.spcscale, fullyconv=cfg.fullyconv,
         output_names=cfg.output_names, user_placeholders=cfg.user_placeholders, background=cfg.background,
-        tags=cfg.tags, jit=cfg.jit, tile_size=cfg.tile_size, ram_mb=cfg.ram_mb, strips=cfg.strips,
-        workers=cfg.workers, model_threads=cfg.model_threads, scheduler=cfg.scheduler, runtime=cfg.runtime,
-        device=cfg.device, layout=cfg.layout,
+        tile_size=cfg.tile_size, ram_mb=cfg.ram_mb, strips=cfg.strips, workers=cfg.workers,
+        scheduler=cfg.scheduler, layout=cfg.layout, **load,
     )
+
+
+def _probe_fields(cfg: ServeConfig, sources: list[Any]) -> tuple[Any, ServeConfig]:
+    """``-model.autofields on``: load the model, probe it, and fill source1's RF, EF and S where not given."""
+    import dataclasses
+
+    from eotensor.engine.probe import probe_model
+    from eotensor.errors import ParameterError
+    from eotensor.runtimes import load_model
+
+    if "model.fullyconv" in cfg.given and not cfg.fullyconv:
+        raise ParameterError("model.autofields: probes fully-convolutional models; remove -model.fullyconv off")
+    model = load_model(cfg.model, runtime=cfg.runtime, tags=cfg.tags, jit=cfg.jit, threads=cfg.model_threads,
+                       device=cfg.device)
+    probe, why = probe_model(model, cfg.layout, sources[0].raster.count)
+    if probe is None:
+        raise ParameterError(f"model.autofields: cannot probe the model ({why}); give -source1.rfieldx/y, "
+                             "-output.efieldx/y and -output.spcscale")
+    given = cfg.given
+    rfield = tuple(probe.rfield[k] if f"source1.rfield{axis}" not in given else cfg.sources[0].rfield[k]
+                   for k, axis in enumerate("xy"))
+    efield = tuple(probe.efield[k] if f"output.efield{axis}" not in given else cfg.efield[k]
+                   for k, axis in enumerate("xy"))
+    scale = cfg.spcscale if "output.spcscale" in given else float(probe.scale)
+    sources[0] = dataclasses.replace(sources[0], rfield=rfield)
+    print(f"note: model.autofields: source1 RF {rfield[0]}x{rfield[1]}, EF {efield[0]}x{efield[1]}, spacing scale "
+          f"{scale:g} (probed: {probe.flags()})", file=sys.stderr)
+    return model, dataclasses.replace(cfg, efield=efield, spcscale=scale, fullyconv=True)
 
 
 def write(result: ServedRaster, values: Values, progress: bool = False) -> str:

@@ -13,9 +13,10 @@ from fractions import Fraction
 
 import numpy as np
 
-from eotensor.errors import ModelError
+from eotensor.errors import EotensorError, ModelError
 from eotensor.geometry.fields import solve_axis_fields
 from eotensor.runtimes.base import Model, TensorSpec
+from eotensor.runtimes.layout import ChannelsFirst, as_layout, infer_layout, layout_from_shape
 
 PROBE_BASE = 32
 """Smallest probe size (or the model's declared minimum when larger)."""
@@ -82,3 +83,34 @@ def probe_fields(model: Model, channels: int | None = None,
         return None, (f'output "{output}" sizes follow no receptive-field rule (rows {rows[0]}, {rows[-1]}; '
                       f"columns {cols[0]}, {cols[-1]})")
     return FieldProbe((fx.rfield, fy.rfield), (fx.efield, fy.efield), fx.scale), ""
+
+
+def model_layout_for(model: Model, layout: str | None, bands: int | None = None) -> str | None:
+    """The layout of ``model``: ``layout`` if given, the runtime's own, else inferred from the declared channels
+    (against ``bands`` when known, else from the shape alone); None when nothing tells."""
+    chosen = as_layout(model, layout)
+    if chosen is not None:
+        return chosen
+    if bands is not None:
+        try:
+            return infer_layout([(spec, bands, "source1.il") for spec in model.inputs.values()])
+        except EotensorError:
+            return None
+    guesses = {layout_from_shape(s) for s in model.inputs.values()} - {None}
+    return guesses.pop() if len(guesses) == 1 else None
+
+
+def probe_model(model: Model, layout: str | None = None, bands: int | None = None) -> tuple[FieldProbe | None, str]:
+    """(probe, why not) for a loaded model in any layout (see :func:`model_layout_for`); ``bands`` feeds a model
+    that does not declare its channels. A PyTorch program's range constraints set the smallest probe sizes."""
+    fixed = [s for s in model.inputs.values() if s.shape is not None and len(s.shape) == 4 and None not in s.shape[1:]]
+    if fixed:
+        return None, (f'input "{fixed[0].key}" has a fixed shape {list(fixed[0].shape)[1:]}: a patch-based model '
+                      "whose patch is its receptive field (-model.fullyconv off)")
+    layout = model_layout_for(model, layout, bands)
+    if layout is None:
+        return None, "the layout is unknown; give -model.layout"
+    limits = getattr(model, "limits", {})
+    dims = (2, 3) if layout == "nchw" else (1, 2)
+    lowest = tuple(max((d[k][0] for d in limits.values() if k in d), default=0) for k in dims)
+    return probe_fields(ChannelsFirst(model) if layout == "nchw" else model, bands, lowest)
