@@ -14,6 +14,7 @@ from eotensor.errors import EotensorError
 
 BUILTIN: dict[str, str] = {
     "TensorflowModelServe": "eotensor.apps.model_serve:APP",
+    "DensePolygonClassStatistics": "eotensor.apps.dense_polygon_class_statistics:APP",
 }
 ENTRY_POINT_GROUP = "eotensor.apps"
 
