@@ -22,7 +22,7 @@ from eotensor.apps.dense_polygon_class_statistics import DensePolygonClassStatis
 from eotensor.errors import InputFileError, OutputFileError, ParameterError
 from eotensor.geometry import Axis, Grid
 from eotensor.io.otbxml import read_maps
-from eotensor.sampling.polygons import class_counts, explode, feature_counts
+from eotensor.sampling.polygons import below, class_counts, explode, feature_counts
 from eotensor.testing import write_raster
 
 OTB = shutil.which("otbcli_PolygonClassStatistics")
@@ -97,18 +97,26 @@ def features(draw, grid):
     def xy():
         return coordinate(grid.x, x0), coordinate(grid.y, y0)
 
+    def rectangle():
+        (a, b), (c, d) = xy(), xy()
+        return box(min(a, c), min(b, d), max(a, c) + step, max(b, d) + step)
+
     def polygon():
-        shape = draw(st.sampled_from(["box", "triangle", "hull", "holed"]))
-        if shape in ("box", "holed"):
-            (a, b), (c, d) = xy(), xy()
-            outer = box(min(a, c), min(b, d), max(a, c) + step, max(b, d) + step)
-            if shape == "holed":
-                (e, f), (g, h) = xy(), xy()
-                inner = box(min(e, g), min(f, h), max(e, g) + step, max(f, h) + step)
-                if outer.contains(inner) and not inner.equals(outer):
-                    return Polygon(outer.exterior, [inner.exterior])
-            return outer
-        points = [xy() for _ in range(3 if shape == "triangle" else 6)]
+        shape = draw(st.sampled_from(["box", "triangle", "hull", "star", "holed", "holes anywhere"]))
+        if shape == "box":
+            return rectangle()
+        if shape == "holed":  # a valid polygon with a hole
+            outer, inner = rectangle(), rectangle()
+            return Polygon(outer.exterior, [inner.exterior]) if outer.contains(inner) and not inner.equals(outer) \
+                else outer
+        if shape == "holes anywhere":  # invalid: holes across the shell, outside it, overlapping each other
+            return Polygon(rectangle().exterior, [rectangle().exterior for _ in range(draw(st.integers(1, 3)))])
+        points = np.array([xy() for _ in range(3 if shape == "triangle" else 7)])
+        if shape == "star":  # concave: vertices in angle order around their mean
+            angles = np.arctan2(*(points - points.mean(axis=0)).T[::-1])
+            star = Polygon(points[np.argsort(angles, kind="stable")])
+            if star.is_valid and star.area > 0:
+                return star
         hull = shapely.convex_hull(MultiPoint(points))
         return hull if hull.geom_type == "Polygon" else box(*points[0], points[0][0] + step, points[0][1] + step)
 
@@ -142,6 +150,15 @@ def test_counts_equal_a_pixel_by_pixel_reference(layout, ram, scheduler):
         if n:
             want[name] = want.get(name, 0) + n
     assert class_counts(got, classes) == want
+
+
+@given(st.integers(1, 300), st.sampled_from([10.0, -10.0, 0.1, 1 / 3, 20.0]), st.floats(-1e6, 1e6),
+       st.lists(st.integers(-20, 320), max_size=30), st.lists(st.floats(-1e9, 1e9), max_size=10))
+def test_below_is_searchsorted(n, spacing, origin, on_centres, anywhere):
+    centres = np.sort(Axis(origin, spacing, n).point(np.arange(n, dtype=np.float64)))
+    values = np.r_[Axis(origin, spacing, n).point(np.array(on_centres, dtype=np.float64)), anywhere]
+    values = np.r_[values, np.nextafter(values, np.inf), np.nextafter(values, -np.inf)]
+    assert below(centres, values).tolist() == np.searchsorted(centres, values, "left").tolist()
 
 
 def test_overlaps_count_once_per_feature_and_part():
@@ -207,8 +224,10 @@ def random_layout(seed, width=40, height=30):
         x, y = rng.integers(-4, 4 * width + 4) * 2.5, rng.integers(-4, 4 * height + 4) * 2.5
         w, h = rng.integers(1, 40, size=2) * 2.5
         shape = k % 6
-        if shape == 0:
-            g = Polygon(box(x, y, x + w, y + h).exterior, [box(x + w / 4, y + h / 4, x + w / 2, y + h / 2).exterior])
+        if shape == 0:  # holed; every other one invalid, its hole across the shell
+            shift = w * (k % 4) / 2
+            g = Polygon(box(x, y, x + w, y + h).exterior,
+                        [box(x + w / 4 + shift, y + h / 4, x + w / 2 + shift, y + h / 2).exterior])
         elif shape == 1:
             g = MultiPolygon([box(x, y, x + w, y + h), box(x + w / 2, y, x + 1.5 * w, y + h / 2)])
         elif shape == 2:

@@ -27,7 +27,6 @@ import math
 import os
 from collections.abc import Mapping, Sequence
 from typing import Any
-from xml.sax.saxutils import quoteattr
 
 from eotensor.errors import InputFileError, OutputFileError
 from eotensor.io.atomic import AtomicOutput, error_text
@@ -38,9 +37,15 @@ _DECLARATION = '<?xml version="1.0" ?>\n'
 _INDENT = "    "
 
 
+_ESCAPES = {ord("&"): "&amp;", ord("<"): "&lt;", ord(">"): "&gt;", ord('"'): "&quot;", ord("'"): "&apos;",
+            **{code: f"&#x{code:02X};" for code in range(32)}}
+"""TinyXML's ``EncodeString``: the five entities, and control characters as hexadecimal references."""
+
+
 def _attribute(value: Any) -> str:
-    """An attribute value as TinyXML writes it (``& < > " '`` escaped)."""
-    return quoteattr(str(value), {'"': "&quot;", "'": "&apos;"})
+    """An attribute value as TinyXML writes it, quoted."""
+    return '"' + str(value).translate(_ESCAPES) + '"'
+
 
 
 def format_number(value: float) -> str:

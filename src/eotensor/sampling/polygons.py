@@ -14,9 +14,9 @@ OTB decides pixel by pixel (``PersistentSamplingFilterBase``) and eotensor repro
 * null and empty geometries count nothing; the image's no-data is ignored (OTB counts those pixels too).
 
 Polygons are not burnt into a raster: every image row is a scan line, the rings' crossings of each row's
-centre line are computed, sorted and swept, and the centres between two crossings are counted with a binary
-search over the column centres (the exact comparisons OTB makes, centre by centre, on the same float
-coordinates ``origin + spacing * index``). The work is proportional to the crossings, not to the pixels, and
+centre line are computed, each reduced to the number of column centres strictly left of it (:func:`below`:
+the exact comparisons OTB makes, centre by centre, on the same float coordinates ``origin + spacing * index``),
+sorted and swept. The work is proportional to the crossings, not to the pixels, and
 overlaps need nothing special. Rows are streamed in full-width strips (:func:`~eotensor.engine.tiling.strip_plan`,
 sized from the most crossings any row has) through :func:`~eotensor.engine.execute.run_tiles`; each strip only
 sees the edges that span its rows.
@@ -33,8 +33,8 @@ from eotensor.engine.execute import run_tiles
 from eotensor.engine.tiling import strip_plan
 from eotensor.geometry import Grid, Window
 
-BYTES_PER_CROSSING = 96
-"""Working memory per crossing of a row (coordinates, keys, two sort orders, states), for strip sizes."""
+BYTES_PER_CROSSING = 128
+"""Working memory per crossing of a row (edge, row, x, S, line, sort key, temporaries), for strip sizes."""
 
 _POINT, _LINE, _RING, _POLYGON = 0, 1, 2, 3
 _MULTI = (4, 5, 6, 7)  # MultiPoint, MultiLineString, MultiPolygon, GeometryCollection
@@ -63,6 +63,20 @@ def _centres(axis: Any) -> np.ndarray:
     return np.sort(axis.point(np.arange(axis.size, dtype=np.float64)))
 
 
+def below(centres: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """How many of ``centres`` (ascending, evenly spaced) are strictly below each value: NumPy's
+    ``searchsorted(centres, values, "left")``, by arithmetic, the estimate corrected against the centres
+    themselves so that every comparison is the exact one."""
+    n = len(centres)
+    step = (centres[-1] - centres[0]) / (n - 1) if n > 1 else 1.0
+    with np.errstate(invalid="ignore", over="ignore"):
+        k = np.clip(np.ceil((values - centres[0]) / step), 0, n).astype(np.int64)
+    for _ in range(2):
+        k -= (k > 0) & (centres[np.maximum(k - 1, 0)] >= values)
+        k += (k < n) & (centres[np.minimum(k, n - 1)] < values)
+    return k
+
+
 class _Edges:
     """The non-horizontal edges of every polygon's rings, with the image rows each one spans."""
 
@@ -72,22 +86,22 @@ class _Edges:
         rings, ring_polygon = shapely.get_rings(polygons, return_index=True)
         first = np.ones(len(rings), dtype=bool)
         first[1:] = ring_polygon[1:] != ring_polygon[:-1]
+        holed = np.zeros(len(polygons), dtype=bool)
+        holed[ring_polygon[~first]] = True
         xy, coord_ring = shapely.get_coordinates(rings, return_index=True)
-        same = coord_ring[1:] == coord_ring[:-1]
-        start = np.flatnonzero(same)
+        start = np.flatnonzero(coord_ring[1:] == coord_ring[:-1])
         x1, y1, x2, y2 = xy[start, 0], xy[start, 1], xy[start + 1, 0], xy[start + 1, 1]
         slanted = y1 != y2  # a horizontal edge never counts (nothing is strictly above one end and not the other)
         start, x1, y1, x2, y2 = start[slanted], x1[slanted], y1[slanted], x2[slanted], y2[slanted]
-        ring = coord_ring[start]
-        self.ring = ring
-        self.exterior = first[ring]
-        self.polygon = ring_polygon[ring]
+        self.ring = coord_ring[start]
+        self.exterior = first[self.ring]
+        self.polygon = ring_polygon[self.ring]
+        self.holed = holed[self.polygon]
         self.x1, self.y1 = x1, y1
         self.slope = (x2 - x1) / (y2 - y1)
         # rows whose centre y satisfies min(y1, y2) <= y < max(y1, y2)
         ys = _centres(grid.y)
-        lo = np.searchsorted(ys, np.minimum(y1, y2), "left")
-        hi = np.searchsorted(ys, np.maximum(y1, y2), "left")
+        lo, hi = below(ys, np.minimum(y1, y2)), below(ys, np.maximum(y1, y2))
         if grid.y.spacing < 0:  # row r has the (height - 1 - r)-th smallest centre
             lo, hi = grid.height - hi, grid.height - lo
         self.row_start, self.row_stop = lo, hi
@@ -104,45 +118,75 @@ class _Edges:
         return int(np.cumsum(active).max())
 
     def count(self, window: Window, n_polygons: int) -> np.ndarray:
-        """Pixels of rows ``window.row .. row_stop`` whose centre lies in each polygon (int64, one per polygon)."""
+        """Pixels of rows ``window.row .. row_stop`` whose centre lies in each polygon (int64, one per polygon).
+
+        Each crossing is reduced to S, the number of column centres strictly left of it: a centre is inside
+        when the crossings at or left of it leave it inside, so a line's inside centres are the S differences
+        between consecutive crossings where the state is "inside". Crossings with equal S enclose no centre,
+        so sorting by S (integers) instead of x changes nothing.
+        """
         r0, r1 = window.row, window.row_stop
         pick = np.flatnonzero((self.row_start < r1) & (self.row_stop > r0))
         first = np.maximum(self.row_start[pick], r0)
         rows = np.minimum(self.row_stop[pick], r1) - first
         pick, first, rows = pick[rows > 0], first[rows > 0], rows[rows > 0]
+        counts = np.zeros(n_polygons, dtype=np.int64)
         if not len(pick):
-            return np.zeros(n_polygons, dtype=np.int64)
+            return counts
         edge = np.repeat(pick, rows)
-        offsets = np.arange(len(edge)) - np.repeat(np.cumsum(rows) - rows, rows)
-        row = np.repeat(first, rows) + offsets
-        x = self.x1[edge] + (self.row_y[row] - self.y1[edge]) * self.slope[edge]
-        polygon = self.polygon[edge]
-        line = polygon * (r1 - r0) + (row - r0)  # one scan line of one polygon
-        ring = self.ring[edge]
-        # each ring's state flips at each of its crossings: +1 entering, -1 leaving, in x order
-        order = np.lexsort((x, ring, line))
-        run_start = np.ones(len(order), dtype=bool)
-        run_start[1:] = (line[order][1:] != line[order][:-1]) | (ring[order][1:] != ring[order][:-1])
-        run_index = np.cumsum(run_start) - 1
-        rank = np.arange(len(order)) - np.flatnonzero(run_start)[run_index]
-        flip = np.empty(len(order), dtype=np.int64)
-        flip[order] = np.where(rank % 2 == 0, 1, -1)
-        # sweep each scan line in x order: inside = in the exterior ring and in no hole
-        order = np.lexsort((x, line))
-        x, line, flip, exterior = x[order], line[order], flip[order], self.exterior[edge][order]
-        line_start = np.ones(len(order), dtype=bool)
-        line_start[1:] = line[1:] != line[:-1]
-        head = np.flatnonzero(line_start)[np.cumsum(line_start) - 1]
-        outer_flip, hole_flip = np.where(exterior, flip, 0), np.where(exterior, 0, flip)
-        outer, holes = np.cumsum(outer_flip), np.cumsum(hole_flip)
-        outer -= outer[head] - outer_flip[head]  # the state after each crossing, counted from its line's start
-        holes -= holes[head] - hole_flip[head]
-        below = np.searchsorted(self.xs, x, "left")  # centres strictly left of each crossing
-        span = np.zeros(len(x), dtype=np.int64)
-        span[:-1] = below[1:] - below[:-1]
-        span[:-1] *= line[1:] == line[:-1]
-        inside = (outer > 0) & (holes == 0)
-        return np.bincount(line[inside] // (r1 - r0), weights=span[inside], minlength=n_polygons).astype(np.int64)
+        row = np.repeat(first - np.cumsum(rows) + rows, rows) + np.arange(len(edge))
+        left = below(self.xs, self.x1[edge] + (self.row_y[row] - self.y1[edge]) * self.slope[edge])
+        line = self.polygon[edge] * (r1 - r0) + (row - r0)  # one scan line of one polygon
+        holed = self.holed[edge]
+        simple = ~holed
+        counts += _even_odd(line[simple], left[simple], len(self.xs) + 1, r1 - r0, n_polygons)
+        if holed.any():
+            counts += _outside_holes(line[holed], left[holed], self.ring[edge[holed]], self.exterior[edge[holed]],
+                                     r1 - r0, n_polygons)
+        return counts
+
+
+def _line_heads(line: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(start of each run of equal ``line`` values, index of its run's start for every element)."""
+    starts = np.flatnonzero(np.r_[True, line[1:] != line[:-1]])
+    return starts, np.repeat(starts, np.diff(np.r_[starts, len(line)]))
+
+
+def _even_odd(line: np.ndarray, left: np.ndarray, base: int, rows: int, n_polygons: int) -> np.ndarray:
+    """Inside centres of polygons with one ring: between the 1st and 2nd crossing, the 3rd and 4th, ..."""
+    if not len(line):
+        return np.zeros(n_polygons, dtype=np.int64)
+    key = np.sort(line * base + left)  # by line, then by S
+    line = key // base
+    left = key - line * base
+    _, head = _line_heads(line)
+    signed = np.where((np.arange(len(key)) - head) % 2 == 1, left, -left)
+    return np.bincount(line // rows, weights=signed, minlength=n_polygons).astype(np.int64)
+
+
+def _outside_holes(line: np.ndarray, left: np.ndarray, ring: np.ndarray, exterior: np.ndarray, rows: int,
+                   n_polygons: int) -> np.ndarray:
+    """Inside centres of polygons with holes, by OTB's rule: inside the exterior ring and in no hole (which
+    differs from even-odd when holes overlap or leave the shell)."""
+    order = np.lexsort((left, line))
+    line, left, ring, exterior = line[order], left[order], ring[order], exterior[order]
+    # each ring's state flips at each of its crossings: +1 entering, -1 leaving, in x order
+    by_ring = np.lexsort((ring, line))  # stable: x order kept within a ring
+    starts = np.flatnonzero(np.r_[True, (line[by_ring][1:] != line[by_ring][:-1])
+                                  | (ring[by_ring][1:] != ring[by_ring][:-1])])
+    rank = np.arange(len(by_ring)) - np.repeat(starts, np.diff(np.r_[starts, len(by_ring)]))
+    flip = np.empty(len(line), dtype=np.int64)
+    flip[by_ring] = np.where(rank % 2 == 0, 1, -1)
+    # the state after each crossing, counted from its line's start
+    _, head = _line_heads(line)
+    outer_flip, hole_flip = np.where(exterior, flip, 0), np.where(exterior, 0, flip)
+    outer, holes = np.cumsum(outer_flip), np.cumsum(hole_flip)
+    outer -= outer[head] - outer_flip[head]
+    holes -= holes[head] - hole_flip[head]
+    span = np.zeros(len(line), dtype=np.int64)
+    span[:-1] = (left[1:] - left[:-1]) * (line[1:] == line[:-1])
+    inside = (outer > 0) & (holes == 0)
+    return np.bincount(line[inside] // rows, weights=span[inside], minlength=n_polygons).astype(np.int64)
 
 
 def _point_counts(points: np.ndarray, grid: Grid) -> np.ndarray:
