@@ -360,6 +360,14 @@ def test_a_layer_without_crs_is_taken_in_the_images(tmp_path, image):
     assert result.per_class == {"4": 25}
 
 
+def test_the_field_is_found_by_any_case_or_by_otbtfs_key(tmp_path, image):
+    vec = write_layer(tmp_path / "v.gpkg", [box(0, 0, 50, 50)], ["forest"], field="Class_Name")
+    for spelling in ("Class_Name", "CLASS_NAME", "classname"):
+        assert DensePolygonClassStatistics(in_=image, vec=vec, field=spelling).per_class == {"forest": 25}
+    with pytest.raises(ParameterError, match='field: ".*" has no field "class"; its fields: Class_Name'):
+        DensePolygonClassStatistics(in_=image, vec=vec, field="class")
+
+
 def test_elevation_keys_are_accepted_with_a_warning(tmp_path, image, capsys):
     vec = write_layer(tmp_path / "v.gpkg", [box(0, 0, 50, 50)], [1])
     assert main(["DensePolygonClassStatistics", "-in", image, "-vec", vec, "-field", "class", "-out",

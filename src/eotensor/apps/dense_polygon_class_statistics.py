@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import sys
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
@@ -36,8 +37,8 @@ Counting streams over full-width strips of rows sized from -ram (default: OTB_MA
 PARAMS = (
     Param("in", Kind.INPUT_IMAGE, "Support image: its grid (origin, spacing, size) and CRS.", mandatory=True),
     Param("vec", Kind.INPUT_VECTOR, "Training polygons (any vector format GDAL reads; first layer).", mandatory=True),
-    Param("field", Kind.FIELD, "Class field of -vec, string or integer (case does not matter).", mandatory=True,
-          of="vec"),
+    Param("field", Kind.FIELD, "Class field of -vec, string or integer: its name in any case, or OTBTF's key "
+          "(its lower-cased letters and digits: classname for Class_Name).", mandatory=True, of="vec"),
     Param("out", Kind.OUTPUT_FILE, "Output statistics (OTB's XML: samplesPerClass, samplesPerVector).",
           mandatory=True, suffix=".xml"),
     Group("elev", "Elevation management (OTB's; reprojection here is 2-D, so these are not used).", (
@@ -72,6 +73,17 @@ class StatisticsConfig:
                                                     if v.is_set(k)))
 
 
+def field_name(field: str, names: Sequence[Any]) -> str:
+    """The field ``field`` stands for: itself, or (as OTBTF keys its field list) the field whose lower-cased
+    letters and digits spell it (``-field classname`` for ``Class_Name``). Case alone is left to
+    :func:`~eotensor.io.vector.read_vector`, which also reports a field that does not exist."""
+    names = [str(name) for name in names]
+    if any(name.lower() == field.lower() for name in names):
+        return field
+    keyed = [name for name in names if "".join(c for c in name.lower() if c.isalnum()) == field.lower()]
+    return keyed[0] if len(keyed) == 1 else field
+
+
 def class_names(values: np.ndarray, ogr_type: str) -> list[str]:
     """Each feature's class as OTB spells it (``GetFieldAsString``): integers in decimal, null as ""."""
     names = []
@@ -98,8 +110,8 @@ class PolygonStatistics:
         self.grid = source.grid
         if config.out is not None:
             ensure_not_input(config.out, [*source.paths, config.vector], "out")
-        layer = vector.read_vector(config.vector, "vec", config.field, "field")
         info = vector.vector_info(config.vector, "vec")
+        layer = vector.read_vector(config.vector, "vec", field_name(config.field, info["fields"]), "field")
         ogr_type = dict(zip([str(f) for f in info["fields"]], info["ogr_types"]))[layer.field]
         if ogr_type not in _FIELD_TYPES:
             raise _field_error(config, layer.field, ogr_type, info)
