@@ -353,6 +353,21 @@ def test_polygons_in_another_crs_are_reprojected(tmp_path, image):
     assert result.per_class == {"1": 2, "2": 1}
 
 
+@needs_otb
+def test_reprojected_counts_equal_otbs_which_renumbers_the_features(tmp_path, image):
+    from rasterio.warp import transform_geom
+
+    geometries, classes = random_layout(8)
+    geographic = [None if g is None else shapely.geometry.shape(transform_geom("EPSG:32631", "EPSG:4326", g))
+                  for g in geometries]
+    vec = write_layer(tmp_path / "ll.gpkg", geographic, classes, crs="EPSG:4326")
+    ours = DensePolygonClassStatistics(in_=image, vec=vec, field="class", out=tmp_path / "ours.xml")
+    theirs = read_maps(otb_statistics(image, vec, "class", tmp_path / "otb.xml"))
+    assert {k: str(v) for k, v in ours.per_class.items()} == theirs["samplesPerClass"]
+    # OTB reprojects into a memory layer whose FIDs count from 0; eotensor keeps the file's (decision 9a)
+    assert {str(fid - 1): str(n) for fid, n in ours.per_vector.items()} == theirs["samplesPerVector"]
+
+
 def test_a_layer_without_crs_is_taken_in_the_images(tmp_path, image):
     path = write_layer(tmp_path / "nocrs.gpkg", [box(0, 0, 50, 50)], [4], crs=None)
     with pytest.warns(UserWarning, match="has no CRS"):
