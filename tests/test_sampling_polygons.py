@@ -15,7 +15,16 @@ import pytest
 import shapely
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from shapely.geometry import GeometryCollection, LineString, MultiPoint, MultiPolygon, Point, Polygon, box
+from shapely.geometry import (
+    GeometryCollection,
+    LineString,
+    MultiLineString,
+    MultiPoint,
+    MultiPolygon,
+    Point,
+    Polygon,
+    box,
+)
 
 from eotensor.apps.cli import main
 from eotensor.apps.dense_polygon_class_statistics import DensePolygonClassStatistics
@@ -300,6 +309,19 @@ def test_features_at_the_image_edges_as_otb(tmp_path, image):
     DensePolygonClassStatistics(in_=image, vec=vec, field="class", out=tmp_path / "ours.xml")
     theirs = otb_statistics(image, vec, "class", tmp_path / "otb.xml")
     assert (tmp_path / "ours.xml").read_text() == open(theirs).read()
+
+
+def test_multilines_count_within_the_whole_features_region(tmp_path, image):
+    # on the border of two columns: alone, the line's region (half-up rounding) holds the right column only;
+    # with a part further left the feature's region holds both (OTB's considered region is the feature's)
+    border = LineString([(200, 205), (200, 295)])
+    features = [border, MultiLineString([border, LineString([(140, 150), (150, 150)])])]
+    vec = write_layer(tmp_path / "v.gpkg", features, [1, 2])
+    result = DensePolygonClassStatistics(in_=image, vec=vec, field="class", out=tmp_path / "ours.xml")
+    assert result.counts.tolist() == [10, 20 + 4]
+    if OTB:
+        theirs = otb_statistics(image, vec, "class", tmp_path / "otb.xml")
+        assert (tmp_path / "ours.xml").read_text() == open(theirs).read()
 
 
 @needs_otb

@@ -86,6 +86,8 @@ def field_name(field: str, names: Sequence[Any]) -> str:
 
 def class_names(values: np.ndarray, ogr_type: str) -> list[str]:
     """Each feature's class as OTB spells it (``GetFieldAsString``): integers in decimal, null as ""."""
+    if values.dtype.kind in "iu":  # an integer field without nulls, as pyogrio reads it
+        return values.astype(str).tolist()
     names = []
     for value in values.tolist():
         if value is None or (isinstance(value, float) and np.isnan(value)):
