@@ -139,7 +139,7 @@ class PolygonStatistics:
     @property
     def per_vector(self) -> dict[int, int]:
         """FID -> pixels, for the features that meet the image (OTB's ``samplesPerVector``)."""
-        return {int(fid): int(n) for fid, n, kept in zip(self.fids, self.counts, self.listed) if kept}
+        return {fid: n for fid, n, kept in zip(self.fids.tolist(), self.counts.tolist(), self.listed.tolist()) if kept}
 
     @property
     def per_class(self) -> dict[str, int]:
