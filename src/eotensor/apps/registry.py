@@ -16,6 +16,7 @@ BUILTIN: dict[str, str] = {
     "TensorflowModelServe": "eotensor.apps.model_serve:APP",
     "ModelInfo": "eotensor.apps.model_info:APP",
     "PatchesSelection": "eotensor.apps.patches_selection:APP",
+    "DensePolygonClassStatistics": "eotensor.apps.dense_polygon_class_statistics:APP",
 }
 ENTRY_POINT_GROUP = "eotensor.apps"
 
