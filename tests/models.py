@@ -151,11 +151,12 @@ def build_no_signature(path):
     return os.fspath(path)
 
 
-def conv_fcn_weights(rf=5, channels=4, seed=0):
+def conv_fcn_weights(rf=5, channels=4, seed=0, floats=False):
     """Kernels and biases of :func:`build_conv_fcn`: a list of ``(kernel HWIO, bias)`` integer float32 arrays.
 
     ``(rf - 1) / 2`` valid 3x3 convolutions (ReLU between them) then a 1x1 convolution to 2 bands; for
-    ``rf == 1`` only the 1x1 convolution. Weights are in {-1, 0, 1} and biases in [-2, 2].
+    ``rf == 1`` only the 1x1 convolution. Weights are in {-1, 0, 1} and biases in [-2, 2]; with ``floats``,
+    they are scaled by random float32 factors (a real float network: results exact to rounding only).
     """
     if rf < 1 or rf % 2 == 0:
         raise ValueError(f"rf = {rf}: expected an odd receptive field >= 1")
@@ -167,6 +168,8 @@ def conv_fcn_weights(rf=5, channels=4, seed=0):
         c_in = 4
     kernel = rng.integers(-1, 2, size=(1, 1, c_in, 2)).astype(np.float32)
     layers.append((kernel, rng.integers(-2, 3, size=2).astype(np.float32)))
+    if floats:
+        layers = [(k * rng.uniform(0.1, 1.0, k.shape).astype(np.float32), b * np.float32(0.37)) for k, b in layers]
     return layers
 
 
@@ -187,7 +190,7 @@ def conv_fcn_numpy(x, rf=5, channels=4, seed=0):
     return h.astype(np.float32)
 
 
-def build_conv_fcn(path, rf=5, channels=4, seed=0):
+def build_conv_fcn(path, rf=5, channels=4, seed=0, floats=False):
     """A small fully-convolutional Keras 3 net, exported with ``model.export``; its receptive field is ``rf``.
 
     Input ``x`` ``[?,?,?,channels]``, output key ``y`` ``[?,?,?,2]``: ``(rf - 1) / 2`` valid 3x3 convolutions
@@ -197,16 +200,16 @@ def build_conv_fcn(path, rf=5, channels=4, seed=0):
     bounded by about ``m * 9 * channels * 36 ** (n - 1) * 4`` (rf = 5, 4 channels: exact for m < 3000).
     :func:`conv_fcn_numpy` computes the same in NumPy.
     """
-    conv_fcn_keras(rf, channels, seed).export(os.fspath(path), verbose=False)
+    conv_fcn_keras(rf, channels, seed, floats).export(os.fspath(path), verbose=False)
     return os.fspath(path)
 
 
-def conv_fcn_keras(rf=5, channels=4, seed=0):
+def conv_fcn_keras(rf=5, channels=4, seed=0, floats=False):
     """The Keras 3 model of :func:`build_conv_fcn` (input ``x``, output dict key ``y``), not saved."""
     _tf()
     import keras
 
-    layers = conv_fcn_weights(rf, channels, seed)
+    layers = conv_fcn_weights(rf, channels, seed, floats)
     x = keras.Input(shape=(None, None, channels), name="x")
     h = x
     for i, (kernel, _bias) in enumerate(layers):

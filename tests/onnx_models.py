@@ -43,13 +43,13 @@ def onnx_add_one(path, channels=4):
     return _save(graph, path)
 
 
-def onnx_conv(path, rf=5, channels=4, seed=0, declared_channels=True):
+def onnx_conv(path, rf=5, channels=4, seed=0, declared_channels=True, floats=False):
     """NCHW fully-convolutional net with ``models.conv_fcn_weights``: input ``x`` ``[N, channels, H, W]``, output
     ``y`` ``[N, 2, H - rf + 1, W - rf + 1]``. ``declared_channels=False`` leaves the channel dimension symbolic."""
     from onnx import helper, numpy_helper
 
     nodes, initializers, h = [], [], "x"
-    layers = conv_fcn_weights(rf, channels, seed)
+    layers = conv_fcn_weights(rf, channels, seed, floats)
     for i, (kernel, bias) in enumerate(layers):
         initializers += [numpy_helper.from_array(np.ascontiguousarray(kernel.transpose(3, 2, 0, 1)), f"w{i}"),
                          numpy_helper.from_array(bias, f"b{i}")]

@@ -69,6 +69,22 @@ def test_tensorflow_onnx_and_pytorch_give_identical_bytes(image, tmp_path):
     np.testing.assert_array_equal(results[0], results[2])
 
 
+@pytest.mark.tf
+def test_a_float_cnn_agrees_across_runtimes_within_1e_5(image, tmp_path):
+    """Float weights: each runtime rounds in its own order; the results agree to float32 rounding."""
+    pytest.importorskip("onnxruntime")
+    from models import build_conv_fcn
+    from onnx_models import onnx_conv
+
+    path, _ = image
+    tf_out, onnx_out, torch_out = [eot.serve(model, eot.source(path, 5), fullyconv=True).read() for model in (
+        build_conv_fcn(tmp_path / "tf", rf=5, floats=True), onnx_conv(tmp_path / "c.onnx", rf=5, floats=True),
+        export_conv(tmp_path / "c.pt2", rf=5, floats=True))]
+    scale = np.abs(tf_out).max()
+    for other in (onnx_out, torch_out):
+        assert np.abs(other - tf_out).max() <= 1e-5 * scale
+
+
 def test_range_constraints_are_read_and_never_violated(image, tmp_path):
     path, data = image
     expected = _numpy_conv(data, 3)
