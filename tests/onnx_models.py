@@ -83,3 +83,24 @@ def onnx_difference(path):
                               [_tensor("b", ["N", "H", "W", 1]), _tensor("a", ["N", "H", "W", 1])],
                               [_tensor("y", ["N", "H", "W", 1])])
     return _save(graph, path)
+
+
+def onnx_add_bias(path, channels=3):
+    """NCHW ``y = x + b`` with a rank-4 user placeholder ``b`` ``[1, channels, 1, 1]`` (in the model's layout)."""
+    from onnx import helper
+
+    graph = helper.make_graph([helper.make_node("Add", ["x", "b"], ["y"])], "add_bias",
+                              [_tensor("x", ["N", channels, "H", "W"]), _tensor("b", [1, channels, 1, 1])],
+                              [_tensor("y", ["N", channels, "H", "W"])])
+    return _save(graph, path)
+
+
+def onnx_uint8_identity(path, batch="N", patch=None):
+    """NHWC uint8 input ``x`` ``[batch, patch or ?, patch or ?, 1]`` -> float ``y = x`` (a Cast)."""
+    from onnx import TensorProto, helper
+
+    side = patch or "H"
+    graph = helper.make_graph([helper.make_node("Cast", ["x"], ["y"], to=TensorProto.FLOAT)], "cast",
+                              [_tensor("x", [batch, side, patch or "W", 1], TensorProto.UINT8)],
+                              [_tensor("y", [batch, side, patch or "W", 1])])
+    return _save(graph, path)

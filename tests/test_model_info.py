@@ -111,3 +111,12 @@ def test_autofields_serve_like_the_probed_flags(tmp_path, capsys):
         np.testing.assert_array_equal(a.read(), b.read())
     assert main([*common, "-model.autofields", "on", "-model.fullyconv", "off", "-out", str(tmp_path / "x.tif")]) == 1
     assert "model.autofields: probes fully-convolutional models" in capsys.readouterr().err
+
+
+def test_padded_convolutions_are_not_given_fields(tmp_path):
+    dims = ({2: torch.export.Dim("rows", min=8, max=2048), 3: torch.export.Dim("cols", min=8, max=2048)},)
+    program = torch.export.export(torch.nn.Conv2d(3, 2, 5, padding=2).eval(), (torch.zeros(1, 3, 33, 35),),
+                                  dynamic_shapes=dims)
+    torch.export.save(program, tmp_path / "same.pt2")
+    report = ModelInfo(model_dir=str(tmp_path / "same.pt2"))
+    assert report.probe is None and "the model pads its borders" in report.why

@@ -55,3 +55,19 @@ def test_corrupt_keras_file_is_one_line(tmp_path):
     bad.write_bytes(b"not a zip")
     with pytest.raises(ModelError, match=r'model.dir: cannot load ".*bad.keras" as a Keras model'):
         eot.load_model(str(bad))
+
+
+@pytest.mark.parametrize("kind", ["single", "sequential"])
+def test_single_input_and_sequential_models_load(tmp_path, kind):
+    import keras
+
+    if kind == "single":
+        x = keras.Input((None, None, 3))
+        model = keras.Model(x, keras.layers.Conv2D(2, 1)(x))
+    else:
+        model = keras.Sequential([keras.Input((None, None, 3)), keras.layers.Conv2D(2, 1)])
+    model.save(tmp_path / "m.keras")
+    loaded = eot.load_model(str(tmp_path / "m.keras"))
+    assert list(loaded.outputs) == ["output_0"] and len(loaded.inputs) == 1
+    feeds = {key: np.ones((1, 4, 4, 3), np.float32) for key in loaded.inputs}
+    assert loaded.run(feeds, ["output_0"])[0].shape == (1, 4, 4, 2)

@@ -175,3 +175,66 @@ def test_a_runtime_whose_module_is_missing_names_the_extra(tmp_path, monkeypatch
     with pytest.raises(EotensorError, match=r"needs the fake runtime \(no_such_module_xyz\), which is not installed; "
                                             r"pip install 'eotensor\[fake\]'"):
         eot.load_model(str(tmp_path / "m.fake"))
+
+
+def test_rank4_user_placeholder_stays_in_the_models_layout(tmp_path):
+    from onnx_models import onnx_add_bias
+
+    data = np.arange(3 * 4 * 5, dtype=np.int16).reshape(3, 4, 5)
+    path = write_raster(tmp_path / "x.tif", data)
+    bias = np.array([10, 20, 30], np.float32).reshape(1, 3, 1, 1)
+    served = eot.serve(onnx_add_bias(tmp_path / "b.onnx"), eot.source(path), fullyconv=True,
+                       user_placeholders={"b": bias})
+    np.testing.assert_array_equal(served.read(), data + bias.reshape(3, 1, 1))
+
+
+def test_pixels_that_do_not_fit_the_input_type_are_an_error(tmp_path):
+    from onnx_models import onnx_uint8_identity
+
+    path = write_raster(tmp_path / "neg.tif", np.array([[[-3, 4], [5, 6]]], np.int16))
+    served = eot.serve(onnx_uint8_identity(tmp_path / "u8.onnx"), eot.source(path), fullyconv=True)
+    with pytest.raises(ModelError, match=r'source1.il: pixel values -3..6 do not fit model input "x" \(uint8: 0..255\)'):
+        served.read()
+
+
+def test_a_fixed_batch_of_one_is_fed_one_patch_at_a_time(tmp_path):
+    from onnx_models import onnx_uint8_identity
+
+    data = np.random.default_rng(0).integers(0, 200, size=(1, 9, 8)).astype(np.uint8)
+    path = write_raster(tmp_path / "p.tif", data)
+    served = eot.serve(onnx_uint8_identity(tmp_path / "one.onnx", batch=1, patch=1), eot.source(path), layout="nhwc")
+    assert served.engine.batch_size == 1
+    np.testing.assert_array_equal(served.read()[0], data[0])
+
+
+def test_onnx_failures_keep_the_telling_part(tmp_path):
+    data = np.zeros((3, 12, 12), np.uint8)
+    path = write_raster(tmp_path / "p.tif", data)
+    served = eot.serve(onnx_patch_sum(tmp_path / "p.onnx"), eot.source(path, 3))  # the model wants 5 x 5
+    with pytest.raises(ModelError, match="Got: 3 Expected: 5"):
+        served.read()
+
+
+def test_declared_channels_at_one_position_that_disagree(tmp_path):
+    path = write_raster(tmp_path / "three.tif", np.zeros((3, 10, 10), np.int16))
+    with pytest.raises(ParameterError, match=r'source1.il: 3 band\(s\), but model input "x" \[\?, 4, \?, \?\] declares '
+                                             r"4 channels \(NCHW\)"):
+        eot.serve(onnx_conv(tmp_path / "c.onnx", rf=3), eot.source(path, 3), fullyconv=True)
+
+
+def test_device_asked_of_a_runtime_without_devices_is_an_error(tmp_path):
+    model = tmp_path / "m.py"
+    model.write_text("def model(x):\n    return x\n")
+    with pytest.raises(ModelError, match='model.device: "cuda" asked for, but the python runtime does not place'):
+        eot.load_model(str(model), device="cuda")
+
+
+def test_a_plugin_runtime_that_fails_is_one_line(tmp_path, monkeypatch):
+    def broken(path, options, param):
+        raise RuntimeError("bad weights\nmore detail")
+
+    fake = registry.Runtime("broken", "broken models (.brk)", lambda p: p.endswith(".brk"), broken)
+    monkeypatch.setattr(registry, "BUILTIN", (*registry.BUILTIN, fake))
+    (tmp_path / "m.brk").write_text("")
+    with pytest.raises(ModelError, match=r'model.dir: the broken runtime failed on ".*m.brk" \(bad weights\)$'):
+        eot.load_model(str(tmp_path / "m.brk"))

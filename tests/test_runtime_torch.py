@@ -126,3 +126,16 @@ def test_threads_device_and_bad_files(tmp_path):
     bad.write_bytes(b"not a zip")
     with pytest.raises(ModelError, match=r'model.dir: cannot load ".*bad.pt2" as a torch.export program'):
         eot.load_model(str(bad))
+
+
+def test_nested_outputs_are_refused_at_load(tmp_path):
+    class Nested(torch.nn.Module):
+        def forward(self, x):
+            return x + 1, (x + 2, x + 3)
+
+    program = torch.export.export(Nested(), (torch.zeros(2, 3, 8, 8),))
+    torch.export.save(program, tmp_path / "n.pt2")
+    with pytest.raises(ModelError, match="returns nested outputs"):
+        eot.load_model(str(tmp_path / "n.pt2"))
+    with pytest.raises(ModelError, match=r"TorchScript module returning Tuple\[Tensor, Tuple\[Tensor, Tensor\]\]"):
+        eot.load_model(script(tmp_path / "n.pt", Nested()))

@@ -63,8 +63,9 @@ PARAMS = (
     ),
     Group("model", "The model and how to call it.", (
         Param("dir", Kind.FILE,
-              "The model: a TensorFlow SavedModel directory, an ONNX graph (.onnx), or a Python file defining "
-              "model(x1, x2, ...), one named parameter per input (file.py[::function]).", mandatory=True),
+              "The model: a TensorFlow SavedModel directory, a Keras 3 .keras file, an ONNX graph (.onnx), a PyTorch "
+              "program (.pt2 from torch.export, .pt TorchScript), or a Python file defining model(x1, x2, ...), one "
+              "named parameter per input (file.py[::function]).", mandatory=True),
         Param("userplaceholders", Kind.STRING_LIST,
               'Constant model inputs: name=value, e.g. "a=(1.0, 2.0, 2.0, 1.0)" "k=3" "training=false".'),
         Param("fullyconv", Kind.BOOL, "Fully-convolutional mode (on) or patch-based mode (off).", False),
@@ -75,12 +76,12 @@ PARAMS = (
               "Compile the TensorFlow graph with XLA (faster pixel-wise math; one compilation per tile shape).", False),
         Param("tagsets", Kind.STRING_LIST, "SavedModel tag set (default: serve)."),
         Param("runtime", Kind.STRING,
-              "Runtime to load the model with (python, tensorflow, onnx, or a plug-in's); default: the first that "
-              "opens model.dir."),
+              "Runtime to load the model with (python, tensorflow, keras, onnx, torch, or a plug-in's); default: the "
+              "first that opens model.dir."),
         Param("device", Kind.STRING, "Where the model runs: cpu, cuda, cuda:N, or auto (a GPU when the runtime has "
               "one, else the CPU).", "cpu"),
         Param("layout", Kind.CHOICE, "How the model lays out its tensors.", "auto", choices=(
-            Choice("auto", "TensorFlow and Python: NHWC; ONNX: from the input's declared channels"),
+            Choice("auto", "TensorFlow, Keras and Python: NHWC; ONNX and PyTorch: from the input's declared channels"),
             Choice("nhwc", "batch, rows, columns, channels"),
             Choice("nchw", "batch, channels, rows, columns (fed transposed, results transposed back)"),
         )),

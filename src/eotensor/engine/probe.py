@@ -82,7 +82,40 @@ def probe_fields(model: Model, channels: int | None = None,
     if fx is None or fy is None or fx.scale != fy.scale:
         return None, (f'output "{output}" sizes follow no receptive-field rule (rows {rows[0]}, {rows[-1]}; '
                       f"columns {cols[0]}, {cols[-1]})")
-    return FieldProbe((fx.rfield, fy.rfield), (fx.efield, fy.efield), fx.scale), ""
+    probe = FieldProbe((fx.rfield, fy.rfield), (fx.efield, fy.efield), fx.scale)
+    if not _shift_invariant(model, spec, output, probe, (base_rows, base_cols, bands)):
+        return None, (f'output "{output}" near an input\'s edges depends on where the input ends (the model pads '
+                      "its borders, e.g. 'same' convolutions), so no RF makes tiles seamless; serve it with an RF "
+                      "larger than EF whose margin it crops (a _cropN output), or pass the fields by hand")
+    return probe, ""
+
+
+def _shift_invariant(model: Model, spec: TensorSpec, output: str, probe: FieldProbe,
+                     shape: tuple[int, int, int]) -> bool:
+    """Whether the model's output for an input cut by one EF block (``EF x S`` input pixels) at the top-left
+    equals its output for the whole input from the second block on: what seamless tiles need. A padded
+    ("same") convolution fails it, whatever its sizes say."""
+    rng = np.random.default_rng(0)
+    rows, cols, bands = shape
+    if spec.dtype.kind in "iub":
+        pixels = rng.integers(0, 2 if spec.dtype.kind == "b" else 100, size=(1, rows, cols, bands))
+    else:
+        pixels = rng.normal(size=(1, rows, cols, bands))
+    pixels = pixels.astype(spec.dtype)
+    dy, dx = (int(probe.efield[k] * probe.scale) for k in (1, 0))
+    try:
+        whole = np.asarray(model.run({spec.key: pixels}, [output])[0], dtype=np.float64)
+        shifted = np.asarray(model.run({spec.key: np.ascontiguousarray(pixels[:, dy:, dx:])}, [output])[0],
+                             dtype=np.float64)
+    except ModelError:
+        return False
+    ey, ex = probe.efield[1], probe.efield[0]
+    h, w = shifted.shape[1], shifted.shape[2]
+    expected = whole[:, ey:ey + h, ex:ex + w]
+    if expected.shape[1:3] != (h, w):
+        return False
+    scale = max(1.0, float(np.abs(whole).max()))
+    return bool(np.allclose(shifted, expected, rtol=1e-4, atol=1e-4 * scale))
 
 
 def model_layout_for(model: Model, layout: str | None, bands: int | None = None) -> str | None:

@@ -62,6 +62,24 @@ def _empty_boxes(valid: np.ndarray, r0: np.ndarray, r1: np.ndarray, c0: np.ndarr
     return (BoxCounts(valid).count(r0, r1, c0, c1) == 0) & (r1 > r0) & (c1 > c0)
 
 
+def _check_cast(tensor: np.ndarray, spec: TensorSpec, param: str) -> None:
+    """Refuse pixels the model's input type cannot hold (an int16 -3 into uint8, 70000 into float16): casting
+    them is undefined in C and platform-dependent, so it is an error naming the source, never a silent wrap."""
+    kind = spec.dtype.kind
+    if not tensor.size or kind not in "iuf" or (kind == "f" and spec.dtype.itemsize >= 4):
+        return
+    low, high = (np.iinfo(spec.dtype).min, np.iinfo(spec.dtype).max) if kind in "iu" else \
+        (-np.finfo(spec.dtype).max, np.finfo(spec.dtype).max)
+    lowest, highest = np.nanmin(tensor) if kind == "f" else tensor.min(), np.nanmax(tensor) if kind == "f" \
+        else tensor.max()
+    if kind in "iu" and np.isnan(tensor).any():
+        raise ModelError(f'{param}: NaN pixels cannot feed model input "{spec.key}" ({spec.dtype.name}); set '
+                         "sourceN.nodata or use a float model input")
+    if lowest < low or highest > high:
+        raise ModelError(f'{param}: pixel values {lowest:g}..{highest:g} do not fit model input "{spec.key}" '
+                         f"({spec.dtype.name}: {low:g}..{high:g}); rescale the source or give the model a wider type")
+
+
 def _range(low: int, high: int | None) -> str:
     return f"{low}..{high}" if high is not None else f">= {low}"
 
@@ -118,7 +136,7 @@ class ServeEngine:
             layout = infer_layout([(spec, source.raster.count, f"source{i + 1}.il")
                                    for i, (spec, source) in enumerate(zip(self.input_specs, self.sources))])
         if layout == "nchw":
-            self.model = model = ChannelsFirst(model)
+            self.model = model = ChannelsFirst(model, [spec.key for spec in self.input_specs])
             self.input_specs = [model.inputs[spec.key] for spec in self.input_specs]
         self.layout = layout
         """``nhwc`` or ``nchw``: how the model lays out its tensors (NCHW models are fed through ChannelsFirst)."""
@@ -139,6 +157,8 @@ class ServeEngine:
                     f'input "{spec.key}" expects {channels} channels'
                 )
         self.grid: Grid = output_grid([s.raster.grid for s in self.sources], fields)
+        if not fields.fully_conv:
+            self.batch_size = self._model_batch_size(self.batch_size)
         self._limits = self._size_limits()
         self._bands: list[int | None] = [_certain_bands(spec) for spec in self.output_specs]
         self._lock = threading.Lock()
@@ -153,6 +173,22 @@ class ServeEngine:
         self._fill_dtype = np.dtype(np.float32 if exact else np.float64)
         """The dtype of background-filled pixels: float32 when it holds ``output.bv`` exactly, else float64."""
         self.regions(Window(0, 0, fields.efield[1], fields.efield[0]))  # RF/EF/S consistency, before any work
+
+    def _model_batch_size(self, wanted: int) -> int:
+        """The patch batch size: ``wanted``, unless the model fixes its batch dimension (a static size, or a
+        PyTorch range whose maximum is smaller): then the model's."""
+        limits = getattr(self.model, "limits", None) or {}
+        sizes = {spec.shape[0] for spec in self.input_specs if spec.shape and spec.shape[0] is not None}
+        if len(sizes) > 1:
+            raise ModelError(f"model inputs declare different batch sizes {sorted(sizes)}; cannot feed patches")
+        size = sizes.pop() if sizes else wanted
+        for spec in self.input_specs:
+            low, high = limits.get(spec.key, {}).get(0, (0, None))
+            if high is not None and size > high:
+                size = high
+            if size < low:
+                size = low
+        return size
 
     def _size_limits(self) -> list[tuple[tuple[int, int | None], tuple[int, int | None]]] | None:
         """Per source, the (min, max) rows and columns its model input accepts (NHWC dims 1, 2); None when the
@@ -416,7 +452,8 @@ class ServeEngine:
 
     def _run(self, tensors: list[np.ndarray]) -> list[np.ndarray]:
         feeds = dict(self.feeds_constant)
-        for spec, tensor in zip(self.input_specs, tensors):
+        for i, (spec, tensor) in enumerate(zip(self.input_specs, tensors)):
+            _check_cast(tensor, spec, f"source{i + 1}.il")
             feeds[spec.key] = tensor.astype(spec.dtype, copy=False)
         with self._lock:
             if not self._active_calls:

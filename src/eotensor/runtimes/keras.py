@@ -41,9 +41,14 @@ class KerasModel(StaticSignature):
         from eotensor.runtimes.tensorflow import import_tensorflow
 
         tf = import_tensorflow()
-        structure = getattr(model, "_inputs_struct", None) or model.inputs
+        structure = getattr(model, "_inputs_struct", None)  # a dict, list or single KerasTensor (never test its truth)
+        if structure is None:
+            structure = model.inputs
+        out_structure = getattr(model, "_outputs_struct", None)
+        if out_structure is None:
+            out_structure = model.outputs
         inputs = _named(structure, "{name}")
-        outputs = _named(model.output if not isinstance(model.output, list) else model.outputs, "output_{i}")
+        outputs = _named(out_structure, "output_{i}")
         super().__init__((_spec(k, t) for k, t in inputs), (_spec(k, t) for k, t in outputs))
         self._dict_inputs = isinstance(structure, Mapping)
         self._input_keys = [k for k, _ in inputs]
@@ -73,14 +78,14 @@ class KerasModel(StaticSignature):
 
 def load_keras(path: str, jit: bool = False, threads: int | None = None, param: str = "model.dir") -> KerasModel:
     """Load a ``.keras`` file with the TensorFlow backend (``threads``: TensorFlow's intra-op pool)."""
+    if not os.path.isfile(path):
+        raise ModelError(f'{param}: "{path}" does not exist or is not a file; expected a .keras file')
     os.environ.setdefault("KERAS_BACKEND", "tensorflow")
     from eotensor.runtimes.tensorflow import import_tensorflow, set_threads
 
     if threads:
         set_threads(threads)  # before TensorFlow runs anything: its pools are fixed then
     import_tensorflow()
-    if not os.path.isfile(path):
-        raise ModelError(f'{param}: "{path}" does not exist or is not a file; expected a .keras file')
     import keras
 
     if keras.backend.backend() != "tensorflow":
@@ -88,6 +93,6 @@ def load_keras(path: str, jit: bool = False, threads: int | None = None, param: 
                          f'"{keras.backend.backend()}"; unset it or set KERAS_BACKEND=tensorflow')
     try:
         model = keras.saving.load_model(path, compile=False)
-    except Exception as error:  # noqa: BLE001
+        return KerasModel(model, path, jit)
+    except Exception as error:  # noqa: BLE001 - a Sequential never built, an unusual structure, a corrupt file
         raise ModelError(f'{param}: cannot load "{path}" as a Keras model ({error_text(error)})') from None
-    return KerasModel(model, path, jit)

@@ -39,6 +39,13 @@ def infer_layout(bound: Sequence[tuple[TensorSpec, int, str]]) -> str:
             votes.add("nhwc" if last else "nchw")
     if len(votes) == 1:
         return next(iter(votes))
+    if not votes:
+        for spec, bands, param in bound:
+            if spec.shape is not None and len(spec.shape) == 4 and (spec.shape[1] is None) != (spec.shape[3] is None):
+                position, declared = (1, spec.shape[1]) if spec.shape[1] is not None else (3, spec.shape[3])
+                raise ParameterError(
+                    f'{param}: {bands} band(s), but model input "{spec.key}" {_shape(spec)} declares {declared} '
+                    f"channels ({'NCHW' if position == 1 else 'NHWC'}); give a source with {declared} bands")
     described = "; ".join(f'input "{s.key}" {_shape(s)} gets {b} band(s) from {p}' for s, b, p in bound)
     why = "its inputs disagree" if votes else "no input's declared channels tell"
     raise ParameterError(f"model.layout: cannot tell whether the model is NHWC or NCHW ({why}: {described}); "
@@ -58,16 +65,21 @@ def _nhwc(spec: TensorSpec) -> TensorSpec:
 
 
 class ChannelsFirst:
-    """An NCHW model seen as NHWC: rank-4 feeds are transposed to NCHW, rank-4 results back to NHWC.
+    """An NCHW model seen as NHWC: the image feeds (``keys``: the inputs sources feed; default all rank-4 ones)
+    are transposed to NCHW, rank-4 results back to NHWC. Other feeds (user placeholders) pass as given, in
+    the model's own layout.
 
     Signature shapes are permuted the same way, so the engine's channel checks and band counts hold.
     """
 
     layout = "nhwc"
 
-    def __init__(self, model: Model) -> None:
+    def __init__(self, model: Model, keys: Sequence[str] | None = None) -> None:
         self.model = model
-        self._inputs = {key: _nhwc(spec) for key, spec in model.inputs.items()}
+        self.keys = frozenset(keys if keys is not None else [k for k, s in model.inputs.items()
+                                                             if s.shape is None or len(s.shape) == 4])
+        """The inputs fed NHWC images, transposed to NCHW."""
+        self._inputs = {key: _nhwc(spec) if key in self.keys else spec for key, spec in model.inputs.items()}
         self._outputs = {key: _nhwc(spec) for key, spec in model.outputs.items()}
         self.ordered_inputs = ordered_inputs(model)
         token = getattr(model, "token", None)
@@ -89,7 +101,8 @@ class ChannelsFirst:
 
     def run(self, feeds: Mapping[str, np.ndarray], fetches: Sequence[str]) -> list[np.ndarray]:
         """Call the NCHW model on NHWC feeds; NHWC results."""
-        moved = {k: np.ascontiguousarray(v.transpose(0, 3, 1, 2)) if v.ndim == 4 else v for k, v in feeds.items()}
+        moved = {k: np.ascontiguousarray(v.transpose(0, 3, 1, 2)) if k in self.keys and v.ndim == 4 else v
+                 for k, v in feeds.items()}
         results = self.model.run(moved, fetches)
         return [np.ascontiguousarray(np.asarray(r).transpose(0, 2, 3, 1)) if np.ndim(r) == 4 else r
                 for r in results]

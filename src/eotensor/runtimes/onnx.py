@@ -75,7 +75,8 @@ class OnnxModel(StaticSignature):
         try:
             return self.session.run(list(fetches), dict(feeds))
         except Exception as error:  # noqa: BLE001 - ORT raises its own Fail/InvalidArgument/RuntimeException
-            raise ModelError(f'ONNX model "{self.path}" failed: {error_text(error)}') from None
+            # ONNX Runtime puts the telling part (index: 2 Got: 3 Expected: 5) on the lines after the first
+            raise ModelError(f'ONNX model "{self.path}" failed: {" ".join(str(error).split())}') from None
 
 
 def load_onnx(path: str, threads: int | None = None, device: str = "cpu", param: str = "model.dir") -> OnnxModel:

@@ -16,7 +16,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 
-from eotensor.errors import MissingDependencyError, ModelError
+from eotensor.errors import EotensorError, MissingDependencyError, ModelError
+from eotensor.io.atomic import error_text
 from eotensor.runtimes.base import Model
 
 ENTRY_POINT_GROUP = "eotensor.runtimes"
@@ -101,7 +102,7 @@ def _load_torch(path: str, options: LoadOptions, param: str) -> Model:
 
 BUILTIN: tuple[Runtime, ...] = (
     Runtime("python", "Python functions (file.py or file.py::function)",
-            lambda path: path.partition("::")[0].endswith(".py"), _load_python),
+            lambda path: path.partition("::")[0].lower().endswith(".py"), _load_python),
     Runtime("tensorflow", "TensorFlow SavedModel directories", _is_saved_model, _load_saved_model,
             frozenset({"tags", "jit", "threads"}), "tensorflow", "tf"),
     Runtime("keras", "Keras 3 models (.keras, TensorFlow backend)", lambda path: path.lower().endswith(".keras"),
@@ -147,7 +148,12 @@ def find_runtime(path: str, name: str | None = None, param: str = "model.dir",
             raise ModelError(f'{runtime_param}: unknown runtime "{name}"; installed: {_listing(available)}')
         return available[name]
     for runtime in available.values():
-        if runtime.can_open(path):
+        try:
+            claims = runtime.can_open(path)
+        except Exception as error:  # noqa: BLE001 - a plug-in's bug must not hide the others
+            warnings.warn(f"runtime {runtime.name}: can_open failed on \"{path}\" ({error_text(error)})", stacklevel=2)
+            continue
+        if claims:
             return runtime
     if not os.path.exists(path.partition("::")[0]):
         raise ModelError(f'{param}: "{path}" does not exist; expected a model: {_listing(available)}')
@@ -187,14 +193,22 @@ def load_model(
         extra = f"pip install 'eotensor[{chosen.extra}]'" if chosen.extra else f"pip install {chosen.requires}"
         raise MissingDependencyError(f'{param}: "{path}" needs the {chosen.name} runtime ({chosen.requires}), which '
                                      f"is not installed; {extra}")
-    ignored = [name for name in options.given() if name not in chosen.options]
+    if options.device not in ("cpu", "auto") and "device" not in chosen.options:
+        raise ModelError(f'model.device: "{options.device}" asked for, but the {chosen.name} runtime does not place '
+                         "models on devices; use -model.device cpu or auto")
+    ignored = [name for name in options.given() if name not in chosen.options and name != "device"]
     _warn_ignored(f'{param} "{path}" is served by the {chosen.name} runtime', ignored)
-    return chosen.load(path, options, param)
+    try:
+        return chosen.load(path, options, param)
+    except EotensorError:
+        raise
+    except Exception as error:  # noqa: BLE001 - a plug-in's failure is one line, never a traceback
+        raise ModelError(f'{param}: the {chosen.name} runtime failed on "{path}" ({error_text(error)})') from None
 
 
 def _check_device(device: str) -> None:
     base, _, index = device.partition(":")
-    if base not in DEVICES or (index and (base != "cuda" or not index.isdigit())):
+    if base not in DEVICES or (":" in device and (base != "cuda" or not index.isdigit())):
         raise ModelError(f'model.device: "{device}" is not a device; expected cpu, cuda, cuda:N or auto')
 
 

@@ -47,8 +47,13 @@ def _device(torch: Any, device: str) -> Any:
     return torch.device(f"cuda:{index or 0}")
 
 
-def _output_names(spec: Any, count: int) -> list[str]:
-    """Output keys from a program's output tree: a dict's keys, else ``output_<i>``."""
+def _output_names(spec: Any, count: int, param: str, path: str) -> list[str]:
+    """Output keys from a program's output tree: a flat dict's keys, else ``output_<i>`` for a tensor or a flat
+    tuple/list; nested outputs are refused (one line)."""
+    children = list(spec.children()) if spec is not None else []
+    if any(not child.is_leaf() for child in children):
+        raise ModelError(f'{param}: "{path}" returns nested outputs ({spec.type.__name__} of containers); return '
+                         "one tensor, a flat tuple or a flat dict of tensors")
     if spec is not None and spec.type is dict:
         return [str(key) for key in spec.context]
     return [f"output_{i}" for i in range(count)]
@@ -122,14 +127,13 @@ class TorchModel(StaticSignature):
             with torch.inference_mode():
                 args = [torch.from_numpy(np.ascontiguousarray(feeds[key])).to(self.device) for key in self.inputs]
                 result = self._call(*args)
+            if isinstance(result, Mapping):
+                named = {str(k): v for k, v in result.items()}
+            else:
+                named = dict(zip(self._output_order, result if isinstance(result, (tuple, list)) else [result]))
+            return [named[key].detach().cpu().numpy() for key in fetches]
         except Exception as error:  # noqa: BLE001 - PyTorch raises many kinds
             raise ModelError(f'PyTorch model "{self.path}" failed: {error_text(error)}') from None
-        if isinstance(result, Mapping):
-            named = {str(k): v for k, v in result.items()}
-        else:
-            values = list(result) if isinstance(result, (tuple, list)) else [result]
-            named = dict(zip(self._output_order, values))
-        return [named[key].detach().cpu().numpy() for key in fetches]
 
 
 def _load_exported(torch: Any, path: str, device: Any, param: str) -> TorchModel:
@@ -146,7 +150,7 @@ def _load_exported(torch: Any, path: str, device: Any, param: str) -> TorchModel
             limits[name] = bounds
     output_node = next(node for node in program.graph.nodes if node.op == "output")
     values = [arg.meta["val"] for arg in output_node.args[0]]
-    names = _output_names(program.call_spec.out_spec, len(values))
+    names = _output_names(program.call_spec.out_spec, len(values), param, path)
     outputs = [TensorSpec(key, np.dtype(str(v.dtype).removeprefix("torch.")), _dims(torch, v.shape, {})[0])
                for key, v in zip(names, values)]
     module = program.module().to(device)
@@ -157,10 +161,12 @@ def _load_scripted(torch: Any, path: str, device: Any, param: str) -> TorchModel
     module = torch.jit.load(path, map_location=device).eval()
     schema = module.forward.schema
     returns = str(schema.returns[0].type) if schema.returns else "Tensor"
-    if returns.startswith("Dict"):
-        raise ModelError(f'{param}: "{path}" is a TorchScript module returning a dict, whose keys it does not declare; '
-                         "return a tuple, or export it with torch.export (.pt2)")
-    count = returns.count("Tensor") if returns.startswith("Tuple") else 1
+    flat_tuple = returns.startswith("Tuple[") and returns[6:-1].replace(" ", "").split(",") == \
+        ["Tensor"] * returns.count("Tensor")
+    if returns != "Tensor" and not flat_tuple:
+        raise ModelError(f'{param}: "{path}" is a TorchScript module returning {returns}; serve modules returning a '
+                         "tensor or a flat tuple of tensors, or export it with torch.export (.pt2)")
+    count = returns.count("Tensor")
     names = [f"output_{i}" for i in range(count)]
     inputs = [TensorSpec(arg.name, np.dtype(np.float32), None) for arg in schema.arguments[1:]]
     outputs = [TensorSpec(name, np.dtype(np.float32), None) for name in names]
