@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import platform
@@ -11,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import rasterio
+import runtime_models
 
 from eotensor.samples import DEMO_NET_RF, build_demo_model, build_talk_model, make_sentinel2_like
 
@@ -51,6 +53,13 @@ def make_inputs(data: Path, size: int) -> dict[str, str]:
     if not mosaic.exists():
         write_mosaic_vrt(mosaic, paths["a"], 40000)
     paths["mosaic"] = str(mosaic)
+    for round_name in ROUNDS:  # the same rounds through ONNX Runtime and PyTorch, when installed
+        for kind, suffix, builder in (("onnx", "onnx", "build_onnx_round"), ("torch", "pt2", "build_torch_round")):
+            path = data / f"model_{round_name}.{suffix}"
+            if not path.exists() and importlib.util.find_spec("onnx" if kind == "onnx" else "torch"):
+                getattr(runtime_models, builder)(round_name, path)
+            if path.exists():
+                paths[f"{kind}_{round_name}"] = str(path)
     unet = data / "model_unet"
     if not unet.exists():
         build_unet(unet)
@@ -150,6 +159,11 @@ def run_round(name: str, paths: dict[str, str], args, repeat, out_dir: Path) -> 
     check_window(out, inputs, answer)
     rows.append(repeat(f"{name} eotensor TF SavedModel + XLA", [*tf_cmd, "-model.jit", "on"], args.runs, output=out))
     check_window(out, inputs, answer)
+    for kind, label in (("onnx", "ONNX Runtime"), ("torch", "PyTorch .pt2")):
+        if f"{kind}_{name}" in paths:
+            cmd = [*serve, "-model.dir", paths[f"{kind}_{name}"], "-out", out]
+            rows.append(repeat(f"{name} eotensor {label}", cmd, args.runs, output=out))
+            check_window(out, inputs, answer)
     functions = f"{HERE / 'functions.py'}::{name}"
     py_cmd = [*serve, "-model.dir", functions, "-out", out]
     rows.append(repeat(f"{name} eotensor Python/NumExpr", py_cmd, args.runs, output=out))
