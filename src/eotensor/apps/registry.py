@@ -14,6 +14,7 @@ from eotensor.errors import EotensorError
 
 BUILTIN: dict[str, str] = {
     "TensorflowModelServe": "eotensor.apps.model_serve:APP",
+    "PatchesExtraction": "eotensor.apps.patches_extraction:APP",
 }
 ENTRY_POINT_GROUP = "eotensor.apps"
 
