@@ -215,6 +215,20 @@ def test_patches_are_written_one_strip_per_patch_unless_gdal_co_says_otherwise(t
             assert ds.block == (6, 6)
 
 
+@pytest.mark.parametrize("pixel_type", ["uint8", "int16"])
+def test_patches_are_converted_with_otb_clamping(tmp_path, pixel_type):
+    image = np.array([[[-3.7, 300.5, 1.7], [np.nan, 40000.6, -2.7]]], np.float32)
+    source = write_raster(tmp_path / "a.tif", image)
+    vec = _points(tmp_path / "p.gpkg", *_xy([1], [1]), [0])  # psy 2: the patch starts one row above
+    PatchesExtraction(source1_il=source, source1_out=(str(tmp_path / "o.tif"), pixel_type), source1_patchsizex=3,
+                      source1_patchsizey=2, vec=vec, field="class")
+    info = np.iinfo(pixel_type)
+    expected = np.trunc(np.clip(np.nan_to_num(image, nan=0.0), info.min, info.max)).astype(pixel_type)
+    patches, ds = _read(tmp_path / "o.tif")
+    assert ds.dtypes[0] == pixel_type
+    np.testing.assert_array_equal(patches, expected)
+
+
 def test_points_in_another_crs_are_reprojected(tmp_path):
     from rasterio.warp import transform
 
@@ -265,6 +279,12 @@ def test_missing_field_is_skipped_and_other_geometries_rejected(tmp_path):
     assert counts.summary() == "2 accepted; 1 rejected (0 outside, 0 no-data, 1 not a point); 1 skipped (missing field)"
     assert _read(tmp_path / "l.tif")[0].ravel().tolist() == [1, 4]
     assert _read(tmp_path / "o.tif")[0].ravel().tolist() == [image[0, 5, 5], image[0, 9, 9]]
+
+
+def test_the_python_entry_is_reachable_from_the_package():
+    import eotensor
+
+    assert eotensor.PatchesExtraction is PatchesExtraction
 
 
 def test_python_without_outputs_writes_nothing(tmp_path):

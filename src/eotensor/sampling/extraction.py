@@ -293,10 +293,10 @@ def extract_patches(source: PatchSource, rows: np.ndarray, cols: np.ndarray, wri
     """Write the patch starting at ``(rows[k], cols[k])`` to rows ``[k * psy, (k + 1) * psy)`` of ``writer``.
 
     One strip pass in raster order: worker threads read each strip (with ``psy - 1`` more rows, only the
-    columns its points' patches cover; strips without points are not read), the calling thread cuts the
-    patches out in chunks, converts them to the output's pixel type, and writes each run of consecutive ranks
-    in one call. Memory: the strips in flight plus one chunk of patches, within the budget. ``progress``: a
-    label to show a progress bar with on stderr (long runs only).
+    columns its points' patches cover; strips without points are not read) and convert it to the output's
+    pixel type (once per pixel, not once per patch pixel); the calling thread copies the patches out in chunks
+    and writes each run of consecutive ranks in one call. Memory: the strips in flight plus one chunk of
+    patches, within the budget. ``progress``: a label to show a progress bar with on stderr (long runs only).
     """
     if not len(rows):
         return
@@ -304,13 +304,12 @@ def extract_patches(source: PatchSource, rows: np.ndarray, cols: np.ndarray, wri
     raster = source.raster
     bands = raster.count
     points = _Points(rows, cols, source.patch)
-    budget = _strip_budget(ram_mb, workers, param)
-    plan = strip_plan(raster.grid, 4 * bands, budget, halo_rows=psy - 1, param=param)
     target = getattr(writer, "target", None)
     dtype, nodata = (target.dtype, target.nodata) if target is not None else (np.dtype(np.float32), None)
-    # A chunk of patches (float32, then converted) takes at most an eighth of a strip's budget.
-    chunk = max(1, int(budget * 2**20 / 8 // (psx * psy * bands * (4 + 2 * dtype.itemsize))))
-    dy, dx = np.arange(psy)[:, None], np.arange(psx)[None, :]
+    budget = _strip_budget(ram_mb, workers, param)
+    plan = strip_plan(raster.grid, bands * (4 + dtype.itemsize), budget, halo_rows=psy - 1, param=param)
+    # A chunk of patches takes at most an eighth of a strip's budget.
+    chunk = max(1, int(budget * 2**20 / 8 // (psx * psy * bands * dtype.itemsize)))
     bar = Progress(len(plan), progress) if progress is not None else None
 
     def compute(strip: Window) -> tuple[np.ndarray, Window, np.ndarray] | None:
@@ -318,16 +317,16 @@ def extract_patches(source: PatchSource, rows: np.ndarray, cols: np.ndarray, wri
         if found is None:
             return None
         chosen, window = found
-        return np.sort(chosen), window, raster.read(window)
+        return np.sort(chosen), window, _band_first(raster.read(window), dtype, nodata)
 
     def sink(result: tuple[np.ndarray, Window, np.ndarray] | None, strip: Window) -> None:
         if result is not None:
             chosen, window, pixels = result
             for start in range(0, len(chosen), chunk):
                 ranks = chosen[start:start + chunk]
-                r = (rows[ranks] - window.row)[:, None, None] + dy
-                c = (cols[ranks] - window.col)[:, None, None] + dx
-                patches = to_pixel_type(pixels[r, c], dtype, nodata)  # (m, psy, psx, bands)
+                patches = np.empty((bands, len(ranks) * psy, psx), dtype)
+                for i, (r, c) in enumerate(zip(rows[ranks] - window.row, cols[ranks] - window.col)):
+                    patches[:, i * psy:(i + 1) * psy] = pixels[:, r:r + psy, c:c + psx]
                 _write_runs(writer, ranks, patches, psy, psx)
         if bar:
             bar.advance()
@@ -335,13 +334,25 @@ def extract_patches(source: PatchSource, rows: np.ndarray, cols: np.ndarray, wri
     run_tiles(compute, plan, sink, scheduler, workers)
 
 
+def _band_first(pixels: np.ndarray, dtype: np.dtype, nodata: float | None) -> np.ndarray:
+    """``pixels`` (rows, cols, bands) float32 as a C-contiguous (bands, rows, cols) array of the output type,
+    converted as :func:`~eotensor.io.pixeltypes.to_pixel_type` does. When every value is finite and within the
+    type's range (an int16 image written as int16) the clamp changes nothing and is skipped: a plain cast."""
+    planes = pixels.transpose(2, 0, 1)
+    if dtype.kind in "iu" and dtype.itemsize <= 4 and pixels.size:  # the bounds are exact in float64
+        info = np.iinfo(dtype)
+        low, high = pixels.min(), pixels.max()  # NaN-propagating: a NaN fails the test below
+        if info.min <= low and high <= info.max:
+            return np.ascontiguousarray(planes, dtype=dtype)
+    return np.ascontiguousarray(to_pixel_type(planes, dtype, nodata))
+
+
 def _write_runs(writer: PatchWriter, ranks: np.ndarray, patches: np.ndarray, psy: int, psx: int) -> None:
-    """Write ``patches[i]`` at rank ``ranks[i]`` (sorted), one call per run of consecutive ranks."""
+    """Write patch i (rows ``[i * psy, (i + 1) * psy)`` of ``patches``) at rank ``ranks[i]`` (sorted), one call
+    per run of consecutive ranks."""
     breaks = np.flatnonzero(np.diff(ranks) != 1) + 1
     for lo, hi in zip(np.r_[0, breaks], np.r_[breaks, len(ranks)]):
-        run = patches[lo:hi]
-        array = run.transpose(3, 0, 1, 2).reshape(run.shape[3], (hi - lo) * psy, psx)
-        writer.write(array, Window(int(ranks[lo]) * psy, 0, (hi - lo) * psy, psx))
+        writer.write(patches[:, lo * psy:hi * psy], Window(int(ranks[lo]) * psy, 0, (hi - lo) * psy, psx))
 
 
 def warn_file_nodata(source: PatchSource) -> None:
