@@ -1,12 +1,13 @@
 """PatchesExtraction benchmark: eotensor against a naive per-point window-read loop, wall time and peak RSS.
 
-    python bench/patches.py [--points 100000] [--size 10980] [--naive 5000] [--nodata]
+    python bench/patches.py [--points 100000] [--size 10980] [--naive 5000] [--runs 3] [--nodata]
 
 Data (generated once, cached under ``bench/data``, which git ignores): a Sentinel-2-like 4-band int16 tile of
 ``size``² pixels (the one bench/run.py uses), a uint8 label raster on the same grid, and ``points`` random points
 in random order (a GeoPackage, field ``class``), all far enough from the border for a 64x64 patch.
 
-Measured, each in its own subprocess under ``/usr/bin/time -v`` (wall time, peak RSS), sequentially:
+Measured, each in its own subprocess under ``/usr/bin/time -v`` (wall time, peak RSS), sequentially, ``runs``
+times (median wall time, highest RSS), after deleting the previous outputs and a ``sync``:
 
 * eotensor: ``PatchesExtraction`` of every point, 64x64 patches, source1 = the tile written as int16
   (``BIGTIFF=IF_SAFER``), source2 = the label raster written as uint8, plus ``outlabels``;
@@ -85,6 +86,23 @@ def measure(cmd: list[str], env: dict[str, str] | None = None) -> tuple[float, f
     return seconds, rss_kb / 1024, proc.stderr
 
 
+def median_of(runs: int, cmd: list[str], env: dict[str, str], outputs: list[str]) -> tuple[float, float, str]:
+    """The run of median wall time among ``runs`` runs of ``cmd`` (peak RSS: the highest). Before each run the
+    outputs of the previous one are deleted and dirty pages flushed (``sync``), so no run pays for another's
+    write-back."""
+    results = []
+    for _ in range(runs):
+        for path in outputs:
+            if os.path.exists(path):
+                os.remove(path)
+        os.sync()
+        results.append(measure(cmd, env))
+        print(f"  {os.path.basename(cmd[1]) if cmd[1] != '-m' else 'eotensor'}: {results[-1][0]:.1f} s, "
+              f"{results[-1][1]:.0f} MB", flush=True)
+    t, _, err = sorted(results)[len(results) // 2]
+    return t, max(r[1] for r in results), err
+
+
 def naive(tile: str, labels: str, vec: str, count: int, out: str) -> None:
     """The naive loop (run in a subprocess): one window read per point per source, then one write."""
     import pyogrio
@@ -138,6 +156,7 @@ def main() -> int:
     parser.add_argument("--naive", type=int, default=5000, help="points the naive loop runs on")
     parser.add_argument("--nodata", action="store_true", help="also reject patches with -10000 in source1")
     parser.add_argument("--ram", type=float, default=None)
+    parser.add_argument("--runs", type=int, default=3, help="runs of each measurement (the median is kept)")
     parser.add_argument("--naive-run", nargs=5, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.naive_run:
@@ -161,8 +180,7 @@ def main() -> int:
     if args.ram:
         cmd += ["-ram", str(args.ram)]
     env = {"PYTHONPATH": str(HERE.parent / "src")}
-    os.sync()
-    t, rss, err = measure(cmd, env)
+    t, rss, err = median_of(args.runs, cmd, env, [out1, out2, labels_out])
     summary = next((line for line in err.splitlines() if "accepted" in line), "")
     print(f"eotensor: {args.points} points in {t:.1f} s ({1e6 * t / args.points:.0f} us/point), "
           f"peak RSS {rss:.0f} MB; {summary}", flush=True)
@@ -170,9 +188,9 @@ def main() -> int:
     check(paths, out1, out2, labels_out, args.points)
     print(f"outputs checked against rasterio window reads ({time.perf_counter() - start:.1f} s)", flush=True)
     count = min(args.naive, args.points)
-    os.sync()
-    tn, rss_n, _ = measure([PY, __file__, "--naive-run", paths["tile"], paths["labels"], paths["vec"], str(count),
-                            str(work / "naive")], env)
+    naive_out = str(work / "naive")
+    tn, rss_n, _ = median_of(args.runs, [PY, __file__, "--naive-run", paths["tile"], paths["labels"], paths["vec"],
+                                         str(count), naive_out], env, [naive_out + "_a.tif", naive_out + "_b.tif"])
     per_point = tn / count
     print(f"naive: {count} points in {tn:.1f} s ({1e6 * per_point:.0f} us/point), peak RSS {rss_n:.0f} MB; "
           f"scaled to {args.points} points: {per_point * args.points:.1f} s", flush=True)

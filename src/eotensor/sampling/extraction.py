@@ -256,7 +256,7 @@ def select_samples(layer: VectorLayer, sources: Sequence[PatchSource], ram_mb: f
             xs, ys = reproject_xy(x[candidates], y[candidates], points_crs, grid.crs)
         except Exception as error:  # noqa: BLE001 - PROJ/GDAL errors of any kind
             raise InputFileError(
-                f'{layer.param}: cannot move the points of "{layer.path}" ({layer.crs.to_string()}) into the CRS '
+                f'{layer.param}: cannot move the points of "{layer.path}" ({points_crs.to_string()}) into the CRS '
                 f'of {source.name} "{source.raster.paths[0]}" ({error_text(error)}); expected points in a CRS '
                 "that covers the image"
             ) from None
@@ -325,7 +325,8 @@ def extract_patches(source: PatchSource, rows: np.ndarray, cols: np.ndarray, wri
             for start in range(0, len(chosen), chunk):
                 ranks = chosen[start:start + chunk]
                 patches = np.empty((bands, len(ranks) * psy, psx), dtype)
-                for i, (r, c) in enumerate(zip(rows[ranks] - window.row, cols[ranks] - window.col)):
+                starts = zip((rows[ranks] - window.row).tolist(), (cols[ranks] - window.col).tolist())
+                for i, (r, c) in enumerate(starts):
                     patches[:, i * psy:(i + 1) * psy] = pixels[:, r:r + psy, c:c + psx]
                 _write_runs(writer, ranks, patches, psy, psx)
         if bar:
@@ -351,7 +352,7 @@ def _write_runs(writer: PatchWriter, ranks: np.ndarray, patches: np.ndarray, psy
     """Write patch i (rows ``[i * psy, (i + 1) * psy)`` of ``patches``) at rank ``ranks[i]`` (sorted), one call
     per run of consecutive ranks."""
     breaks = np.flatnonzero(np.diff(ranks) != 1) + 1
-    for lo, hi in zip(np.r_[0, breaks], np.r_[breaks, len(ranks)]):
+    for lo, hi in zip(np.r_[0, breaks].tolist(), np.r_[breaks, len(ranks)].tolist()):
         writer.write(patches[:, lo * psy:hi * psy], Window(int(ranks[lo]) * psy, 0, (hi - lo) * psy, psx))
 
 
