@@ -36,6 +36,7 @@ from rasterio.windows import Window
 HERE = Path(__file__).resolve().parent
 DATA = HERE / "data"
 PATCH = 64
+"""Default patch size (both axes)."""
 PY = sys.executable
 
 
@@ -103,7 +104,7 @@ def median_of(runs: int, cmd: list[str], env: dict[str, str], outputs: list[str]
     return t, max(r[1] for r in results), err
 
 
-def naive(tile: str, labels: str, vec: str, count: int, out: str) -> None:
+def naive(tile: str, labels: str, vec: str, count: int, out: str, patch: int = PATCH) -> None:
     """The naive loop (run in a subprocess): one window read per point per source, then one write."""
     import pyogrio
 
@@ -113,20 +114,21 @@ def naive(tile: str, labels: str, vec: str, count: int, out: str) -> None:
     geoms = shapely.from_wkb(frame[2])
     xs, ys = shapely.get_x(geoms), shapely.get_y(geoms)
     with rasterio.open(tile) as a, rasterio.open(labels) as b:
-        patches_a = np.empty((a.count, count * PATCH, PATCH), np.int16)
-        patches_b = np.empty((1, count * PATCH, PATCH), np.uint8)
+        patches_a = np.empty((a.count, count * patch, patch), np.int16)
+        patches_b = np.empty((1, count * patch, patch), np.uint8)
         for k, (x, y) in enumerate(zip(xs, ys)):
             for ds, patches in ((a, patches_a), (b, patches_b)):
                 row, col = ds.index(x, y)
-                window = Window(col - PATCH // 2, row - PATCH // 2, PATCH, PATCH)
-                patches[:, k * PATCH:(k + 1) * PATCH] = ds.read(window=window)
+                window = Window(col - patch // 2, row - patch // 2, patch, patch)
+                patches[:, k * patch:(k + 1) * patch] = ds.read(window=window)
     for name, patches in (("a", patches_a), ("b", patches_b)):
-        with rasterio.open(f"{out}_{name}.tif", "w", driver="GTiff", width=PATCH, height=count * PATCH,
+        with rasterio.open(f"{out}_{name}.tif", "w", driver="GTiff", width=patch, height=count * patch,
                            count=patches.shape[0], dtype=patches.dtype) as ds:
             ds.write(patches)
 
 
-def check(paths: dict[str, str], out1: str, out2: str, labels_out: str, n: int, samples: int = 200) -> None:
+def check(paths: dict[str, str], out1: str, out2: str, labels_out: str, n: int, patch: int = PATCH,
+          samples: int = 200) -> None:
     """Compare the outputs with rasterio window reads of the sources on ``samples`` random points."""
     import pyogrio
     import shapely
@@ -137,15 +139,15 @@ def check(paths: dict[str, str], out1: str, out2: str, labels_out: str, n: int, 
     rng = np.random.default_rng(0)
     with rasterio.open(paths["tile"]) as a, rasterio.open(paths["labels"]) as b, rasterio.open(out1) as o1, \
             rasterio.open(out2) as o2, rasterio.open(labels_out) as lo:
-        assert (o1.height, o2.height, lo.height) == (n * PATCH, n * PATCH, n), "every point is accepted"
+        assert (o1.height, o2.height, lo.height) == (n * patch, n * patch, n), "every point is accepted"
         label_values = lo.read(1)[:, 0]
         assert np.array_equal(label_values, values.astype(np.uint8)), "labels"
         for k in rng.choice(n, min(samples, n), replace=False):
             x, y = geoms[k].x, geoms[k].y
             for src, out in ((a, o1), (b, o2)):
                 row, col = src.index(x, y)
-                expected = src.read(window=Window(col - PATCH // 2, row - PATCH // 2, PATCH, PATCH))
-                got = out.read(window=Window(0, int(k) * PATCH, PATCH, PATCH))
+                expected = src.read(window=Window(col - patch // 2, row - patch // 2, patch, patch))
+                got = out.read(window=Window(0, int(k) * patch, patch, patch))
                 assert np.array_equal(expected, got), f"patch {k} of {out.name}"
 
 
@@ -157,11 +159,13 @@ def main() -> int:
     parser.add_argument("--nodata", action="store_true", help="also reject patches with -10000 in source1")
     parser.add_argument("--ram", type=float, default=None)
     parser.add_argument("--runs", type=int, default=3, help="runs of each measurement (the median is kept)")
-    parser.add_argument("--naive-run", nargs=5, help=argparse.SUPPRESS)
+    parser.add_argument("--patch", type=int, default=PATCH, help="patch size, at most 64 (points keep 33 pixels "
+                        "from the border)")
+    parser.add_argument("--naive-run", nargs=6, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.naive_run:
-        tile, labels, vec, count, out = args.naive_run
-        naive(tile, labels, vec, int(count), out)
+        tile, labels, vec, count, out, patch = args.naive_run
+        naive(tile, labels, vec, int(count), out, int(patch))
         return 0
     paths = make_data(args.size, args.points)
     work = DATA / "patches_out"
@@ -171,9 +175,9 @@ def main() -> int:
     out1, out2, labels_out = str(work / "p1.tif"), str(work / "p2.tif"), str(work / "labels.tif")
     cmd = [PY, "-m", "eotensor", "PatchesExtraction",
            "-source1.il", paths["tile"], "-source1.out", out1 + "?&gdal:co:BIGTIFF=IF_SAFER", "int16",
-           "-source1.patchsizex", str(PATCH), "-source1.patchsizey", str(PATCH),
+           "-source1.patchsizex", str(args.patch), "-source1.patchsizey", str(args.patch),
            "-source2.il", paths["labels"], "-source2.out", out2, "uint8",
-           "-source2.patchsizex", str(PATCH), "-source2.patchsizey", str(PATCH),
+           "-source2.patchsizex", str(args.patch), "-source2.patchsizey", str(args.patch),
            "-vec", paths["vec"], "-field", "class", "-outlabels", labels_out]
     if args.nodata:
         cmd += ["-source1.nodata", "-10000"]
@@ -185,17 +189,19 @@ def main() -> int:
     print(f"eotensor: {args.points} points in {t:.1f} s ({1e6 * t / args.points:.0f} us/point), "
           f"peak RSS {rss:.0f} MB; {summary}", flush=True)
     start = time.perf_counter()
-    check(paths, out1, out2, labels_out, args.points)
+    check(paths, out1, out2, labels_out, args.points, args.patch)
     print(f"outputs checked against rasterio window reads ({time.perf_counter() - start:.1f} s)", flush=True)
     count = min(args.naive, args.points)
     naive_out = str(work / "naive")
     tn, rss_n, _ = median_of(args.runs, [PY, __file__, "--naive-run", paths["tile"], paths["labels"], paths["vec"],
-                                         str(count), naive_out], env, [naive_out + "_a.tif", naive_out + "_b.tif"])
+                                         str(count), naive_out, str(args.patch)], env,
+                             [naive_out + "_a.tif", naive_out + "_b.tif"])
     per_point = tn / count
     print(f"naive: {count} points in {tn:.1f} s ({1e6 * per_point:.0f} us/point), peak RSS {rss_n:.0f} MB; "
           f"scaled to {args.points} points: {per_point * args.points:.1f} s", flush=True)
     speedup = per_point * args.points / t
-    result = {"points": args.points, "size": args.size, "nodata": args.nodata, "wall_s": round(t, 2),
+    result = {"points": args.points, "size": args.size, "patch": args.patch, "nodata": args.nodata,
+              "wall_s": round(t, 2),
               "rss_mb": round(rss), "naive_points": count, "naive_wall_s": round(tn, 2),
               "naive_us_per_point": round(1e6 * per_point), "speedup_per_point": round(speedup, 1)}
     print(json.dumps(result))
