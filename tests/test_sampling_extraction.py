@@ -112,6 +112,25 @@ def test_every_patch_is_the_numpy_slice_of_the_source(case):
     assert counts.accepted == len(kept) and counts.accepted + counts.rejected == len(rows)
 
 
+@pytest.mark.parametrize("order", ["raster", "random"])
+def test_many_points_in_any_order_over_many_strips(tmp_path, order):
+    """Points in raster order are written run by run; in random order through the scratch file: same patches."""
+    rng = np.random.default_rng(3)
+    image = rng.integers(-500, 500, (2, 90, 70)).astype(np.int16)
+    source = write_raster(tmp_path / "a.tif", image)
+    rows, cols = rng.integers(3, 87, 300), rng.integers(3, 67, 300)
+    if order == "raster":
+        rows, cols = rows[np.lexsort((cols, rows))], cols[np.lexsort((cols, rows))]
+    vec = _points(tmp_path / "p.gpkg", *_xy(rows, cols), np.arange(300))
+    out = tmp_path / "out"
+    out.mkdir()
+    PatchesExtraction(source1_il=source, source1_out=(str(out / "o.tif"), "int16"), source1_patchsizex=7,
+                      source1_patchsizey=6, vec=vec, field="class", ram=0.02, threads=2)
+    patches, _ = _read(out / "o.tif")
+    np.testing.assert_array_equal(patches, _expected(image, [(r - 3, c - 3) for r, c in zip(rows, cols)], (7, 6)))
+    assert os.listdir(out) == ["o.tif"]  # the scratch file is gone
+
+
 def test_border_points_are_kept_exactly_while_the_patch_fits(tmp_path):
     image = np.arange(20 * 30, dtype=np.float32).reshape(1, 20, 30)
     source = write_raster(tmp_path / "a.tif", image)

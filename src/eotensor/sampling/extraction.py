@@ -20,6 +20,7 @@ writes, and memory stays bounded by the budget whatever the image size or the nu
 from __future__ import annotations
 
 import os
+import tempfile
 import warnings
 from collections.abc import Sequence
 from contextlib import ExitStack
@@ -294,9 +295,13 @@ def extract_patches(source: PatchSource, rows: np.ndarray, cols: np.ndarray, wri
 
     One strip pass in raster order: worker threads read each strip (with ``psy - 1`` more rows, only the
     columns its points' patches cover; strips without points are not read) and convert it to the output's
-    pixel type (once per pixel, not once per patch pixel); the calling thread copies the patches out in chunks
-    and writes each run of consecutive ranks in one call. Memory: the strips in flight plus one chunk of
-    patches, within the budget. ``progress``: a label to show a progress bar with on stderr (long runs only).
+    pixel type (once per pixel, not once per patch pixel); the calling thread copies the patches out in chunks.
+    Where the ranks found in one strip are mostly consecutive (points in raster order, or one strip), each run
+    of consecutive ranks is written in one call. Otherwise (points in random order: one GDAL call per patch
+    would cost ~0.1 ms each) the patches go first, in strip order, to an anonymous scratch file next to the
+    output (sequential writes), then are gathered in rank order, one ``preadv`` per patch, and written in
+    large consecutive windows. Memory: the strips in flight plus one chunk of patches, within the budget.
+    ``progress``: a label to show a progress bar with on stderr (long runs only).
     """
     if not len(rows):
         return
@@ -308,9 +313,13 @@ def extract_patches(source: PatchSource, rows: np.ndarray, cols: np.ndarray, wri
     dtype, nodata = (target.dtype, target.nodata) if target is not None else (np.dtype(np.float32), None)
     budget = _strip_budget(ram_mb, workers, param)
     plan = strip_plan(raster.grid, bands * (4 + dtype.itemsize), budget, halo_rows=psy - 1, param=param)
+    patch_bytes = psx * psy * bands * dtype.itemsize
     # A chunk of patches takes at most an eighth of a strip's budget.
-    chunk = max(1, int(budget * 2**20 / 8 // (psx * psy * bands * dtype.itemsize)))
-    bar = Progress(len(plan), progress) if progress is not None else None
+    chunk = max(1, int(budget * 2**20 / 8 // patch_bytes))
+    strip_of = rows // plan.tile.rows
+    runs = 1 + int(np.count_nonzero(np.diff(strip_of)))  # within a strip, sorted ranks are consecutive
+    scratch = _Scratch(writer, len(rows), patch_bytes) if runs > len(rows) // 4 else None
+    bar = Progress(len(plan) + (scratch is not None), progress) if progress is not None else None
 
     def compute(strip: Window) -> tuple[np.ndarray, Window, np.ndarray] | None:
         found = points.in_strip(strip)
@@ -324,15 +333,66 @@ def extract_patches(source: PatchSource, rows: np.ndarray, cols: np.ndarray, wri
             chosen, window, pixels = result
             for start in range(0, len(chosen), chunk):
                 ranks = chosen[start:start + chunk]
-                patches = np.empty((bands, len(ranks) * psy, psx), dtype)
+                patches = np.empty((len(ranks), bands, psy, psx), dtype)
                 starts = zip((rows[ranks] - window.row).tolist(), (cols[ranks] - window.col).tolist())
                 for i, (r, c) in enumerate(starts):
-                    patches[:, i * psy:(i + 1) * psy] = pixels[:, r:r + psy, c:c + psx]
-                _write_runs(writer, ranks, patches, psy, psx)
+                    patches[i] = pixels[:, r:r + psy, c:c + psx]
+                if scratch is not None:
+                    scratch.append(ranks, patches)
+                else:
+                    _write_runs(writer, ranks, patches)
         if bar:
             bar.advance()
 
-    run_tiles(compute, plan, sink, scheduler, workers)
+    try:
+        run_tiles(compute, plan, sink, scheduler, workers)
+        if scratch is not None:
+            scratch.copy_to(writer, chunk, (bands, psy, psx), dtype)
+            if bar:
+                bar.advance()
+    finally:
+        if scratch is not None:
+            scratch.close()
+
+
+class _Scratch:
+    """An anonymous file (deleted on close, or by the system if the process dies) holding patches in the order
+    they were cut, and where each rank's patch lies in it."""
+
+    def __init__(self, writer: PatchWriter, n: int, patch_bytes: int) -> None:
+        path = getattr(writer, "path", None)
+        try:  # next to the output (its file system has room for it), else in the system's temporary folder
+            self.file = tempfile.TemporaryFile(dir=os.path.dirname(os.path.abspath(path)) if path else None)
+        except OSError:
+            self.file = tempfile.TemporaryFile()
+        self.slot = np.full(n, -1, np.int64)
+        self.count = 0
+        self.patch_bytes = patch_bytes
+
+    def append(self, ranks: np.ndarray, patches: np.ndarray) -> None:
+        """Add ``patches[i]`` (a C-contiguous (m, bands, psy, psx) array) for rank ``ranks[i]``."""
+        self.file.write(memoryview(np.ascontiguousarray(patches)).cast("B"))
+        self.slot[ranks] = np.arange(self.count, self.count + len(ranks))
+        self.count += len(ranks)
+
+    def copy_to(self, writer: PatchWriter, chunk: int, shape: tuple[int, int, int], dtype: np.dtype) -> None:
+        """Write every patch to ``writer`` in rank order, ``chunk`` patches (one window) at a time."""
+        self.file.flush()
+        fd = self.file.fileno()
+        bands, psy, psx = shape
+        n = len(self.slot)
+        for k0 in range(0, n, chunk):
+            m = min(chunk, n - k0)
+            out = np.empty((bands, m * psy, psx), dtype)
+            planes = [[out[b, i * psy:(i + 1) * psy] for b in range(bands)] for i in range(m)]
+            for i, slot in enumerate(self.slot[k0:k0 + m].tolist()):
+                got = os.preadv(fd, planes[i], slot * self.patch_bytes)
+                if got != self.patch_bytes:
+                    raise OSError(f"scratch file: read {got} of {self.patch_bytes} bytes of a patch")
+            writer.write(out, Window(k0 * psy, 0, m * psy, psx))
+
+    def close(self) -> None:
+        self.file.close()
 
 
 def _band_first(pixels: np.ndarray, dtype: np.dtype, nodata: float | None) -> np.ndarray:
@@ -348,12 +408,14 @@ def _band_first(pixels: np.ndarray, dtype: np.dtype, nodata: float | None) -> np
     return np.ascontiguousarray(to_pixel_type(planes, dtype, nodata))
 
 
-def _write_runs(writer: PatchWriter, ranks: np.ndarray, patches: np.ndarray, psy: int, psx: int) -> None:
-    """Write patch i (rows ``[i * psy, (i + 1) * psy)`` of ``patches``) at rank ``ranks[i]`` (sorted), one call
-    per run of consecutive ranks."""
+def _write_runs(writer: PatchWriter, ranks: np.ndarray, patches: np.ndarray) -> None:
+    """Write ``patches[i]`` ((m, bands, psy, psx)) at rank ``ranks[i]`` (sorted), one call per run of
+    consecutive ranks."""
+    _, bands, psy, psx = patches.shape
     breaks = np.flatnonzero(np.diff(ranks) != 1) + 1
     for lo, hi in zip(np.r_[0, breaks].tolist(), np.r_[breaks, len(ranks)].tolist()):
-        writer.write(patches[:, lo * psy:hi * psy], Window(int(ranks[lo]) * psy, 0, (hi - lo) * psy, psx))
+        run = patches[lo:hi].transpose(1, 0, 2, 3).reshape(bands, (hi - lo) * psy, psx)
+        writer.write(run, Window(int(ranks[lo]) * psy, 0, (hi - lo) * psy, psx))
 
 
 def warn_file_nodata(source: PatchSource) -> None:
