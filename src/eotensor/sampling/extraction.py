@@ -10,7 +10,8 @@ Three steps, none of which loads a whole image:
    is created at its final size.
 3. :func:`extract_patches` streams each source once more in full-width strips, in raster order (sequential
    reads), and writes every accepted point's patch to rows ``[k * psy, (k + 1) * psy)`` of the output, where k
-   is the point's rank in input order; consecutive ranks found in one strip are written in one call.
+   is the point's rank in input order: directly, a run of consecutive ranks per call, when the points come
+   roughly in raster order; through a scratch file gathered in rank order when they come in random order.
 
 Strip passes go through :func:`~eotensor.engine.tiling.strip_plan` and
 :func:`~eotensor.engine.execute.run_tiles`: strips are read in worker threads while the calling thread
@@ -447,6 +448,9 @@ class PatchExtraction:
         self.ram_mb, self.scheduler, self.workers, self.param = ram_mb, scheduler, workers, param
         for source in self.sources:
             source.check_size()
+        # GDAL sizes its block cache when it first reads (default: 5 % of RAM, 1.2 GB here, which the no-data pass
+        # filled): strips are read once, so a quarter of the budget is plenty.
+        os.environ.setdefault("GDAL_CACHEMAX", str(max(32, int(ram_budget_mb(ram_mb, param=param) / 4))))
 
     @cached_property
     def selection(self) -> Selection:
@@ -474,7 +478,6 @@ class PatchExtraction:
                 f"({counts.reasons()}), {counts.missing_field} skipped (missing field); expected points whose "
                 "patches fall wholly inside every image, away from no-data pixels"
             )
-        os.environ.setdefault("GDAL_CACHEMAX", str(max(32, int(ram_budget_mb(self.ram_mb, param=self.param) / 4))))
         paths = []
         with ExitStack() as stack:  # on any failure every temporary file is deleted; commits happen together
             writers = []
