@@ -17,6 +17,7 @@ BUILTIN: dict[str, str] = {
     "ModelInfo": "eotensor.apps.model_info:APP",
     "PatchesSelection": "eotensor.apps.patches_selection:APP",
     "DensePolygonClassStatistics": "eotensor.apps.dense_polygon_class_statistics:APP",
+    "PatchesExtraction": "eotensor.apps.patches_extraction:APP",
 }
 ENTRY_POINT_GROUP = "eotensor.apps"
 
