@@ -14,6 +14,7 @@ from eotensor.errors import EotensorError
 
 BUILTIN: dict[str, str] = {
     "TensorflowModelServe": "eotensor.apps.model_serve:APP",
+    "LabelImageSampleSelection": "eotensor.apps.label_image_sample_selection:APP",
 }
 ENTRY_POINT_GROUP = "eotensor.apps"
 
