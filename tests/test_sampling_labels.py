@@ -123,7 +123,7 @@ def test_points_equal_the_numpy_reference(case):
     assert bool(caught) == warn, [str(w.message) for w in caught]
     got = list(zip(points.rows.tolist(), points.cols.tolist(), points.classes.tolist()))
     assert got == expected  # the same pixels, in raster order, with 0-based classes
-    assert points.classes.dtype == np.int32 and (not got or points.classes.min() >= 0)
+    assert points.classes.dtype == np.int16 and (not got or points.classes.min() >= 0)
     x, y = points.xy()
     assert np.array_equal(x, ORIGIN[0] + (points.cols + 0.5) * SPACING[0])
     assert np.array_equal(y, ORIGIN[1] - (points.rows + 0.5) * SPACING[1])

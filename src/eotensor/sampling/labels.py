@@ -74,8 +74,7 @@ def label_values(values: np.ndarray, nodata: int, where: str, origin: tuple[int,
 
 def count_strip(labels: np.ndarray) -> np.ndarray:
     """Pixels per label value (index = label, int64) of a strip from :func:`label_values`; -1 is not counted."""
-    flat = labels.ravel()
-    return np.bincount(flat[flat >= 0], minlength=0).astype(np.int64)
+    return np.bincount(labels.ravel() + np.int16(1))[1:].astype(np.int64)  # label + 1: nodata (-1) lands in [0]
 
 
 def add_counts(total: np.ndarray, counts: np.ndarray) -> np.ndarray:
@@ -248,7 +247,7 @@ class LabelPoints:
     cols: np.ndarray
     """Column of each point (int32)."""
     classes: np.ndarray
-    """0-based class of each point (int32): label - the smallest label."""
+    """0-based class of each point (int16): label - the smallest label."""
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -263,7 +262,7 @@ class LabelPoints:
         :func:`~eotensor.io.vector.write_point_chunks`: the coordinates exist for one chunk at a time."""
         for cols, rows, fields in point_chunks(self.cols, self.rows, {"class": self.classes}, size):
             yield np.asarray(self.grid.x.point(cols), np.float64), np.asarray(self.grid.y.point(rows), np.float64), \
-                fields
+                {"class": fields["class"].astype(np.int32)}
 
 
 class LabelSampling:
@@ -330,21 +329,28 @@ class LabelSampling:
 
     @cached_property
     def points(self) -> LabelPoints:
-        """Pass 2: the emitted points, in raster order."""
+        """Pass 2: the emitted points, in raster order, filled into arrays sized from the plan (10 bytes a point)."""
         plan = self.plan
         seen = np.zeros(len(plan.counts), np.int64)
-        parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+        total = int(plan.targets.sum())
+        rows, cols, classes = np.empty(total, np.int32), np.empty(total, np.int32), np.empty(total, np.int16)
+        filled = 0
 
         def sink(strip: StripLabels, window: Window) -> None:
-            index, classes = select_strip(strip, plan, seen)
-            parts.append(((window.row + index // window.width).astype(np.int32),
-                          (window.col + index % window.width).astype(np.int32), classes))
+            nonlocal filled
+            index, found = select_strip(strip, plan, seen)
+            end = filled + len(index)
+            if end > total:
+                raise InputFileError(f"{self.where} changed between the two passes; rerun on the new file")
+            rows[filled:end] = window.row + self.pad + index // window.width
+            cols[filled:end] = window.col + self.pad + index % window.width
+            classes[filled:end] = found
+            filled = end
 
         self._run(lambda window: strip_labels(self._labels(window), plan), sink, "selecting points")
-        rows, cols, classes = (np.concatenate([p[k] for p in parts]) for k in range(3)) if parts else \
-            (np.zeros(0, np.int32),) * 3
-        return LabelPoints(self.source.grid, rows + np.int32(self.pad), cols + np.int32(self.pad),
-                           classes.astype(np.int32))
+        if filled != total:
+            raise InputFileError(f"{self.where} changed between the two passes; rerun on the new file")
+        return LabelPoints(self.source.grid, rows, cols, classes)
 
     def summary(self) -> str:
         """A table per class: label, class, pixels, step, points (the points emitted once pass 2 has run)."""
