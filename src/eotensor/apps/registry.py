@@ -14,10 +14,11 @@ from eotensor.errors import EotensorError
 
 BUILTIN: dict[str, str] = {
     "TensorflowModelServe": "eotensor.apps.model_serve:APP",
-    "ModelInfo": "eotensor.apps.model_info:APP",
-    "PatchesSelection": "eotensor.apps.patches_selection:APP",
-    "DensePolygonClassStatistics": "eotensor.apps.dense_polygon_class_statistics:APP",
     "PatchesExtraction": "eotensor.apps.patches_extraction:APP",
+    "PatchesSelection": "eotensor.apps.patches_selection:APP",
+    "LabelImageSampleSelection": "eotensor.apps.label_image_sample_selection:APP",
+    "DensePolygonClassStatistics": "eotensor.apps.dense_polygon_class_statistics:APP",
+    "ModelInfo": "eotensor.apps.model_info:APP",
 }
 ENTRY_POINT_GROUP = "eotensor.apps"
 

@@ -10,9 +10,10 @@ Every failure is one line naming the parameter, the file and what was expected.
 
 from __future__ import annotations
 
+import itertools
 import os
 import warnings
-from collections.abc import Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -217,7 +218,34 @@ def write_points(path: str | os.PathLike, x: np.ndarray, y: np.ndarray, fields: 
     """Write one point per ``(x[i], y[i])`` with ``fields`` (name -> integer array) to ``path``; return ``path``.
 
     The file appears only when complete (written under a temporary name, then renamed); a Shapefile's parts
-    (``.shx``, ``.dbf``, ``.prj``, ``.cpg``) are renamed with it.
+    (``.shx``, ``.dbf``, ``.prj``, ``.cpg``) are renamed with it. Many points: :func:`write_point_chunks`.
+    """
+    return write_point_chunks(path, [(x, y, fields)], crs, param)
+
+
+_SIDECARS = {"ESRI Shapefile": _SHAPEFILE_PARTS, "GML": (".xsd",)}
+"""Files a driver writes beside the named one, renamed (or removed) with it."""
+
+APPENDABLE_FORMATS = ("GPKG", "GeoJSON", "ESRI Shapefile", "SQLite")
+"""Drivers that :func:`write_point_chunks` appends to chunk by chunk (GML cannot: its chunks are joined)."""
+
+POINT_CHUNK = 1 << 20
+"""Points per chunk when a caller cuts a large set (:func:`point_chunks`): bounds the shapely points and WKB alive
+at once (about 200 bytes a point)."""
+
+PointChunk = tuple[np.ndarray, np.ndarray, Mapping[str, np.ndarray]]
+"""``(x, y, {field: integer array})`` of some points."""
+
+
+def write_point_chunks(path: str | os.PathLike, chunks: Iterable[PointChunk], crs: Any, param: str) -> str:
+    """Write the points of every chunk, in order, to ``path`` (as :func:`write_points`); return ``path``.
+
+    Each chunk is written by its own OGR call, appending to the layer the first one creates, so only one chunk's
+    geometries are alive at a time; a GML file cannot be appended to, so its chunks are joined and written at once.
+    A GeoPackage written in more than one chunk has no spatial index (R-tree): appending to an indexed layer
+    costs about 7 times as much (add one later with ``ogrinfo f.gpkg -sql "SELECT CreateSpatialIndex(...)"``).
+    ``chunks`` may be a generator (computed while writing) and must yield at least one chunk, empty or not; every
+    chunk has the same fields. The file appears only when complete.
     """
     import shapely
 
@@ -225,20 +253,36 @@ def write_points(path: str | os.PathLike, x: np.ndarray, y: np.ndarray, fields: 
     driver = output_driver(path, param)
     extension = os.path.splitext(path)[1] or ".gpkg"
     shapefile = driver == "ESRI Shapefile"
-    geometry = shapely.to_wkb(shapely.points(np.asarray(x, np.float64), np.asarray(y, np.float64)))
     crs = _crs(crs)
+    if driver not in APPENDABLE_FORMATS:
+        chunks = [_joined(chunks)]
+    chunks = iter(chunks)
+    ahead = list(itertools.islice(chunks, 2))
+    chunks = itertools.chain(ahead, chunks)
+    # Appending to a GeoPackage layer with an R-tree updates it row by row (7x slower than without one).
+    options = {"SPATIAL_INDEX": "NO"} if driver == "GPKG" and len(ahead) > 1 else None
     with AtomicOutput(path, param) as output:
         scratch = output.scratch(extension)
         os.remove(scratch)  # OGR creates the file itself; an existing empty file is not a valid dataset
-        parts = [os.path.splitext(scratch)[0] + part for part in _SHAPEFILE_PARTS] if shapefile else []
+        parts = [os.path.splitext(scratch)[0] + part for part in _SIDECARS.get(driver, ())]
+        # A Shapefile's layer is its file: appending must name the scratch file's layer.
+        layer = os.path.splitext(os.path.basename(scratch if shapefile else path))[0] or "points"
         try:
-            with warnings.catch_warnings():
-                warnings.filterwarnings("ignore", "'crs' was not provided")  # an image without CRS: points without
-                _pyogrio().raw.write(
-                    scratch, geometry, [np.asarray(v) for v in fields.values()], list(fields), driver=driver,
-                    layer=os.path.splitext(os.path.basename(path))[0] or "points", geometry_type="Point",
-                    crs=crs.to_wkt() if crs is not None else None,
-                )
+            written = False
+            for x, y, fields in chunks:
+                if written and not len(x):
+                    continue
+                geometry = shapely.to_wkb(shapely.points(np.asarray(x, np.float64), np.asarray(y, np.float64)))
+                with warnings.catch_warnings():
+                    warnings.filterwarnings("ignore", "'crs' was not provided")  # an image without CRS: no CRS
+                    _pyogrio().raw.write(
+                        scratch, geometry, [np.asarray(v) for v in fields.values()], list(fields), driver=driver,
+                        layer=layer, geometry_type="Point", crs=crs.to_wkt() if crs is not None else None,
+                        append=written, layer_options=None if written else options,
+                    )
+                written = True
+            if not written:
+                raise ValueError("no chunk of points to write")
             os.replace(scratch, output.temp_path)
             for part in parts:
                 if os.path.exists(part):
@@ -249,3 +293,20 @@ def write_points(path: str | os.PathLike, x: np.ndarray, y: np.ndarray, fields: 
                     os.remove(part)
             raise OutputFileError(f'{param}: cannot write "{path}" ({output.explain(error)})') from None
     return path
+
+
+def point_chunks(x: np.ndarray, y: np.ndarray, fields: Mapping[str, np.ndarray],
+                 size: int = POINT_CHUNK) -> Iterator[PointChunk]:
+    """``(x, y, fields)`` cut in slices of ``size`` points (at least one slice, empty if there is no point)."""
+    for start in range(0, max(len(x), 1), size):
+        stop = start + size
+        yield x[start:stop], y[start:stop], {name: values[start:stop] for name, values in fields.items()}
+
+
+def _joined(chunks: Iterable[PointChunk]) -> PointChunk:
+    """One chunk holding every point of ``chunks``."""
+    parts = list(chunks)
+    if not parts:
+        raise ValueError("no chunk of points to write")
+    return (np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]),
+            {name: np.concatenate([p[2][name] for p in parts]) for name in parts[0][2]})
