@@ -25,6 +25,7 @@ sees the edges that span its rows.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from fractions import Fraction
 from typing import Any
 
 import numpy as np
@@ -97,7 +98,7 @@ class _Edges:
         self.exterior = first[self.ring]
         self.polygon = ring_polygon[self.ring]
         self.holed = holed[self.polygon]
-        self.x1, self.y1 = x1, y1
+        self.x1, self.y1, self.x2, self.y2 = x1, y1, x2, y2
         self.slope = (x2 - x1) / (y2 - y1)
         # rows whose centre y satisfies min(y1, y2) <= y < max(y1, y2)
         ys = _centres(grid.y)
@@ -107,6 +108,25 @@ class _Edges:
         self.row_start, self.row_stop = lo, hi
         self.row_y = grid.y.point(np.arange(grid.height, dtype=np.float64))
         self.xs = _centres(grid.x)
+
+    def _settle_ties(self, edge: np.ndarray, y: np.ndarray, x: np.ndarray, left: np.ndarray) -> None:
+        """Recount, in exact rational arithmetic, the crossings that float rounding puts within a hair of a
+        column centre: a centre exactly on an edge is then in on a left edge and out on a right one, whatever
+        the rounding of the slope (a centre on a slanted edge is common with lattice coordinates)."""
+        xs, n = self.xs, len(self.xs)
+        tol = 1e-9 * np.maximum(1.0, np.abs(x))
+        after = np.where(left < n, xs[np.minimum(left, n - 1)] - x, np.inf)
+        before = np.where(left > 0, x - xs[np.maximum(left - 1, 0)], np.inf)
+        for k in np.flatnonzero((after < tol) | (before < tol)):
+            e = edge[k]
+            x1, y1, x2, y2 = (Fraction(float(v)) for v in (self.x1[e], self.y1[e], self.x2[e], self.y2[e]))
+            exact = x1 + (Fraction(float(y[k])) - y1) * (x2 - x1) / (y2 - y1)
+            j = int(left[k])  # within one of the exact count: settle against the neighbouring centres
+            while j > 0 and Fraction(float(xs[j - 1])) >= exact:
+                j -= 1
+            while j < n and Fraction(float(xs[j])) < exact:
+                j += 1
+            left[k] = j
 
     def max_crossings_per_row(self, height: int) -> int:
         """The most edges any one row crosses (what a strip's memory depends on)."""
@@ -135,7 +155,10 @@ class _Edges:
             return counts
         edge = np.repeat(pick, rows)
         row = np.repeat(first - np.cumsum(rows) + rows, rows) + np.arange(len(edge))
-        left = below(self.xs, self.x1[edge] + (self.row_y[row] - self.y1[edge]) * self.slope[edge])
+        y = self.row_y[row]
+        x = self.x1[edge] + (y - self.y1[edge]) * self.slope[edge]
+        left = below(self.xs, x)
+        self._settle_ties(edge, y, x, left)
         line = self.polygon[edge] * (r1 - r0) + (row - r0)  # one scan line of one polygon
         holed = self.holed[edge]
         simple = ~holed
