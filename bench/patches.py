@@ -23,8 +23,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -38,6 +36,8 @@ DATA = HERE / "data"
 PATCH = 64
 """Default patch size (both axes)."""
 PY = sys.executable
+sys.path.insert(0, str(HERE))
+from run import measure  # noqa: E402 - one copy of the /usr/bin/time measurement
 
 
 def make_data(size: int, points: int) -> dict[str, str]:
@@ -73,18 +73,6 @@ def make_data(size: int, points: int) -> dict[str, str]:
         x, y = transform * (cols, rows)
         write_points(vec, x, y, {"class": rng.integers(0, 10, points)}, profile["crs"], "vec")
     return {"tile": str(tile), "labels": str(labels), "vec": str(vec)}
-
-
-def measure(cmd: list[str], env: dict[str, str] | None = None) -> tuple[float, float, str]:
-    """Run ``cmd`` under /usr/bin/time -v: (wall seconds, peak RSS in MB, its stderr)."""
-    proc = subprocess.run(["/usr/bin/time", "-v", *cmd], capture_output=True, text=True,
-                          env={**os.environ, **(env or {})})
-    if proc.returncode != 0:
-        raise RuntimeError(f"{' '.join(cmd)} failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-4000:]}")
-    wall = re.search(r"Elapsed \(wall clock\) time \(h:mm:ss or m:ss\): (\S+)", proc.stderr).group(1)
-    seconds = sum(float(part) * 60 ** i for i, part in enumerate(reversed(wall.split(":"))))
-    rss_kb = float(re.search(r"Maximum resident set size \(kbytes\): (\d+)", proc.stderr).group(1))
-    return seconds, rss_kb / 1024, proc.stderr
 
 
 def median_of(runs: int, cmd: list[str], env: dict[str, str], outputs: list[str]) -> tuple[float, float, str]:

@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from eotensor.errors import ParameterError
-from eotensor.runtimes.base import Model, TensorSpec, ordered_inputs
+from eotensor.runtimes.base import Model, StaticSignature, TensorSpec, ordered_inputs
 
 LAYOUTS = ("nhwc", "nchw")
 
@@ -64,7 +64,7 @@ def _nhwc(spec: TensorSpec) -> TensorSpec:
     return TensorSpec(spec.key, spec.dtype, (n, h, w, c))
 
 
-class ChannelsFirst:
+class ChannelsFirst(StaticSignature):
     """An NCHW model seen as NHWC: the image feeds (``keys``: the inputs sources feed; default all rank-4 ones)
     are transposed to NCHW, rank-4 results back to NHWC. Other feeds (user placeholders) pass as given, in
     the model's own layout.
@@ -79,8 +79,8 @@ class ChannelsFirst:
         self.keys = frozenset(keys if keys is not None else [k for k, s in model.inputs.items()
                                                              if s.shape is None or len(s.shape) == 4])
         """The inputs fed NHWC images, transposed to NCHW."""
-        self._inputs = {key: _nhwc(spec) if key in self.keys else spec for key, spec in model.inputs.items()}
-        self._outputs = {key: _nhwc(spec) for key, spec in model.outputs.items()}
+        super().__init__((_nhwc(spec) if key in self.keys else spec for key, spec in model.inputs.items()),
+                         (_nhwc(spec) for spec in model.outputs.values()), ordered=True)  # keeps the model's order
         self.ordered_inputs = ordered_inputs(model)
         token = getattr(model, "token", None)
         self.token = None if token is None else f"{token}:nchw"
@@ -88,16 +88,6 @@ class ChannelsFirst:
         self.limits = {key: {nhwc.get(d, d): bounds for d, bounds in dims.items()}
                        for key, dims in getattr(model, "limits", {}).items()}
         """The model's size limits (PyTorch range constraints), dimensions renumbered as NHWC."""
-
-    @property
-    def inputs(self) -> Mapping[str, TensorSpec]:
-        """The model's inputs, rank-4 shapes as NHWC."""
-        return self._inputs
-
-    @property
-    def outputs(self) -> Mapping[str, TensorSpec]:
-        """The model's outputs, rank-4 shapes as NHWC."""
-        return self._outputs
 
     def run(self, feeds: Mapping[str, np.ndarray], fetches: Sequence[str]) -> list[np.ndarray]:
         """Call the NCHW model on NHWC feeds; NHWC results."""
