@@ -139,3 +139,31 @@ def test_nested_outputs_are_refused_at_load(tmp_path):
         eot.load_model(str(tmp_path / "n.pt2"))
     with pytest.raises(ModelError, match=r"TorchScript module returning Tuple\[Tensor, Tuple\[Tensor, Tensor\]\]"):
         eot.load_model(script(tmp_path / "n.pt", Nested()))
+
+
+def test_sizes_exported_as_multiples_are_met_by_growing_windows(tmp_path):
+    """A program exported with rows and columns = 4 * Dim (what a U-Net's pooling asks) is only called on
+    multiples of 4, whatever the tiles; an image whose every window stays odd is a one-line error."""
+
+    class AddOne(torch.nn.Module):
+        def forward(self, x):
+            return x + 1
+
+    dims = ({0: torch.export.Dim("n"), 2: 4 * torch.export.Dim("a", max=256), 3: 4 * torch.export.Dim("b", max=256)},)
+    program = torch.export.export(AddOne(), (torch.zeros(2, 3, 16, 20),), dynamic_shapes=dims)
+    torch.export.save(program, tmp_path / "mult4.pt2")
+    loaded = eot.load_model(str(tmp_path / "mult4.pt2"))
+    assert loaded.steps == {"x": {2: 4, 3: 4}}
+    calls = []
+    run = loaded.run
+
+    def spy(feeds, fetches):
+        calls.append(feeds["x"].shape)
+        return run(feeds, fetches)
+
+    loaded.run = spy
+    data = np.random.default_rng(1).integers(0, 99, size=(3, 30, 27)).astype(np.int16)
+    served = eot.serve(loaded, eot.source(write_raster(tmp_path / "img.tif", data)), fullyconv=True)
+    result = assert_tiled_equals_untiled(served.engine, [(5, 5), (7, 9)])
+    np.testing.assert_array_equal(result, data + 1)
+    assert all(h % 4 == 0 and w % 4 == 0 for _, _, h, w in calls), set(calls)

@@ -194,7 +194,11 @@ class ServeEngine:
         """Per source, the (min, max) rows and columns its model input accepts (NHWC dims 1, 2); None when the
         model declares no limits. In patch-based mode the patch (RF) and the batch size are checked now."""
         declared = getattr(self.model, "limits", None) or {}
-        if not declared:
+        steps = getattr(self.model, "steps", None) or {}
+        self._steps = [(steps.get(spec.key, {}).get(1, 1), steps.get(spec.key, {}).get(2, 1))
+                       for spec in self.input_specs]
+        """Per source, the step its model input's rows and columns must be multiples of (1: any size)."""
+        if not declared and not steps:
             return None
         limits = []
         for i, (source, spec) in enumerate(zip(self.sources, self.input_specs)):
@@ -225,17 +229,14 @@ class ServeEngine:
                 extent = (aligned.height, aligned.width)[axis]
                 if extent <= ef:
                     raise self._limit_error(axis, sizes, bounds, "one expression-field block already")
-                cut = extent // ef // 2 * ef + (aligned.row, aligned.col)[axis]  # inside the window: >= 2 blocks
-                if axis == 0:
-                    return [Window(window.row, window.col, cut - window.row, window.width),
-                            Window(cut, window.col, window.row_stop - cut, window.width)]
-                return [Window(window.row, window.col, window.height, cut - window.col),
-                        Window(window.row, cut, window.height, window.col_stop - cut)]
+                return self._halves(window, aligned, axis)
         grown = window
         for _ in range(max(self.grid.height, self.grid.width) + 1):
             regions = self.regions(aligned_window(grown, self.fields))
             short = [axis for axis in (0, 1) if any(
-                (r.window.height, r.window.width)[axis] < lim[axis][0] for r, lim in zip(regions, self._limits))]
+                (r.window.height, r.window.width)[axis] < lim[axis][0]
+                or (r.window.height, r.window.width)[axis] % step[axis]
+                for r, lim, step in zip(regions, self._limits, self._steps))]
             if not short:
                 return [] if grown == window else [grown]
             r0, r1, c0, c1 = grown.row, grown.row_stop, grown.col, grown.col_stop
@@ -250,16 +251,30 @@ class ServeEngine:
                     hi = min(size, hi + ef)
                 elif lo > ef:
                     lo = max(ef, lo - ef)
+                elif grown == window and (aligned.height, aligned.width)[axis] > ef:
+                    return self._halves(window, aligned, axis)  # each half can then grow into the other's rows
                 else:
                     raise self._limit_error(axis, sizes, [lim[axis] for lim in self._limits], "the whole image")
                 r0, r1, c0, c1 = (lo, hi, c0, c1) if axis == 0 else (r0, r1, lo, hi)
             grown = Window(r0, c0, r1 - r0, c1 - c0)
         raise AssertionError("growing a window to the model's limits did not end")  # pragma: no cover
 
+    def _halves(self, window: Window, aligned: Window, axis: int) -> list[Window]:
+        """``window`` cut in two on the EF grid along ``axis`` (rows 0, columns 1); ``aligned`` spans >= 2 blocks."""
+        ef = self.fields.efield[1 - axis]
+        extent = (aligned.height, aligned.width)[axis]
+        cut = extent // ef // 2 * ef + (aligned.row, aligned.col)[axis]
+        if axis == 0:
+            return [Window(window.row, window.col, cut - window.row, window.width),
+                    Window(cut, window.col, window.row_stop - cut, window.width)]
+        return [Window(window.row, window.col, window.height, cut - window.col),
+                Window(window.row, cut, window.height, window.col_stop - cut)]
+
     def _limit_error(self, axis: int, sizes: list[int], bounds: list[tuple[int, int | None]], what: str) -> ModelError:
         name = ("rows", "columns")[axis]
-        parts = [f'source{i + 1} feeds "{spec.key}" {size} {name} (it accepts {_range(*bound)})'
-                 for i, (spec, size, bound) in enumerate(zip(self.input_specs, sizes, bounds))]
+        parts = [f'source{i + 1} feeds "{spec.key}" {size} {name} (it accepts {_range(*bound)}'
+                 f"{f', multiples of {step[axis]}' if step[axis] > 1 else ''})"
+                 for i, (spec, size, bound, step) in enumerate(zip(self.input_specs, sizes, bounds, self._steps))]
         return ModelError(f"the model's size limits cannot be met: {what} gives {'; '.join(parts)}; change "
                           f"sourceN.rfield{'yx'[axis]}, output.efield{'yx'[axis]} or the image extent")
 

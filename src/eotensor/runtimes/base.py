@@ -46,7 +46,8 @@ class Model(Protocol):
     not a protocol member, so objects that lack it still are models; read it with :func:`ordered_inputs`.
 
     Optional attribute ``limits`` (``{input key: {dimension: (min, max or None)}}``): the sizes an input
-    accepts (a PyTorch program's range constraints); the engine never calls the model outside them.
+    accepts (a PyTorch program's range constraints), and ``steps`` (``{input key: {dimension: step}}``) the
+    dimensions that must be multiples of a step; the engine never calls the model outside them.
     """
 
     @property

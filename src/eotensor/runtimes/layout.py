@@ -88,6 +88,9 @@ class ChannelsFirst(StaticSignature):
         self.limits = {key: {nhwc.get(d, d): bounds for d, bounds in dims.items()}
                        for key, dims in getattr(model, "limits", {}).items()}
         """The model's size limits (PyTorch range constraints), dimensions renumbered as NHWC."""
+        self.steps = {key: {nhwc.get(d, d): step for d, step in dims.items()}
+                      for key, dims in getattr(model, "steps", {}).items()}
+        """Dimensions that must be multiples of a step, renumbered as NHWC."""
 
     def run(self, feeds: Mapping[str, np.ndarray], fetches: Sequence[str]) -> list[np.ndarray]:
         """Call the NCHW model on NHWC feeds; NHWC results."""

@@ -69,20 +69,26 @@ def _finite(bound: Any) -> int | None:
 
 
 def _dims(torch: Any, shape: Any, constraints: Mapping[Any, Any]) -> tuple[tuple[int | None, ...],
-                                                                           dict[int, tuple[int, int | None]]]:
-    """Static shape (None for dynamic dims) and the range constraints of the dynamic ones."""
-    dims, limits = [], {}
+                                                                           dict[int, tuple[int, int | None]],
+                                                                           dict[int, int]]:
+    """Static shape (None for dynamic dims), the range constraints of the dynamic ones, and the step of those
+    exported as multiples (``2 * Dim("h")``: a U-Net's pooling needs even sizes)."""
+    dims, limits, steps = [], {}, {}
     for k, dim in enumerate(shape):
         if isinstance(dim, torch.SymInt):
             dims.append(None)
-            bounds = constraints.get(dim.node.expr)
+            expr = dim.node.expr
+            bounds = constraints.get(expr)
             if bounds is not None:
                 lower, upper = int(bounds.lower), _finite(bounds.upper)
                 if lower > 0 or upper is not None:
                     limits[k] = (lower, upper)
+            coefficient, rest = expr.as_coeff_Mul()
+            if rest.is_Symbol and int(coefficient) == coefficient and int(coefficient) > 1:
+                steps[k] = int(coefficient)
         else:
             dims.append(int(dim))
-    return tuple(dims), limits
+    return tuple(dims), limits, steps
 
 
 class TorchModel(StaticSignature):
@@ -92,18 +98,27 @@ class TorchModel(StaticSignature):
     """NHWC or NCHW is inferred from the declared channels (``.pt2``), or given with ``-model.layout``."""
 
     def __init__(self, call: Callable[..., Any], inputs: list[TensorSpec], outputs: list[TensorSpec],
-                 output_order: list[str], limits: Limits, device: Any, path: str) -> None:
+                 output_order: list[str], limits: Limits, device: Any, path: str,
+                 steps: dict[str, dict[int, int]] | None = None) -> None:
         super().__init__(inputs, outputs, ordered=True)
         self._call = call
         self._output_order = output_order
         self.limits = limits
         """Range constraints of dynamic dimensions, per input key and dimension."""
+        self.steps = steps or {}
+        """Dimensions that must be multiples of a step, per input key and dimension."""
         self.device = device
         self.path = path
         self.token = f"torch:{os.path.abspath(path)}:{file_stamps(path)}:{device}"
 
     def check_shape(self, key: str, shape: Sequence[int]) -> None:
         """Refuse a feed outside the program's range constraints, saying what fits."""
+        for dim, step in self.steps.get(key, {}).items():
+            if dim < len(shape) and shape[dim] % step:
+                raise ModelError(
+                    f'PyTorch model "{self.path}": input "{key}" accepts multiples of {step} in dimension {dim} (the '
+                    f"program's constraints) but a call would have {shape[dim]} (shape {tuple(shape)}); choose "
+                    "receptive fields, expression fields and tiles whose model inputs are multiples of it")
         for dim, (lower, upper) in self.limits.get(key, {}).items():
             if dim < len(shape) and not (lower <= shape[dim] and (upper is None or shape[dim] <= upper)):
                 allowed = f"{lower}..{upper}" if upper is not None else f">= {lower}"
@@ -140,10 +155,12 @@ def _load_exported(torch: Any, path: str, device: Any, param: str) -> TorchModel
     program = torch.export.load(path)
     signature = program.graph_signature
     nodes = {node.name: node for node in program.graph.nodes}
-    inputs, limits = [], {}
+    inputs, limits, steps = [], {}, {}
     for name in signature.user_inputs:
         value = nodes[name].meta["val"]
-        shape, bounds = _dims(torch, value.shape, program.range_constraints)
+        shape, bounds, multiples = _dims(torch, value.shape, program.range_constraints)
+        if multiples:
+            steps[name] = multiples
         inputs.append(TensorSpec(name, np.dtype(str(value.dtype).removeprefix("torch."))
                                  if value.dtype != torch.bool else np.dtype(bool), shape))
         if bounds:
@@ -154,7 +171,7 @@ def _load_exported(torch: Any, path: str, device: Any, param: str) -> TorchModel
     outputs = [TensorSpec(key, np.dtype(str(v.dtype).removeprefix("torch.")), _dims(torch, v.shape, {})[0])
                for key, v in zip(names, values)]
     module = program.module().to(device)
-    return TorchModel(module, inputs, outputs, names, limits, device, path)
+    return TorchModel(module, inputs, outputs, names, limits, device, path, steps)
 
 
 def _load_scripted(torch: Any, path: str, device: Any, param: str) -> TorchModel:
