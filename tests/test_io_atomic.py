@@ -373,3 +373,17 @@ def test_a_copied_format_leaves_room_for_its_georeferencing_side_car(tmp_path):
     _write(fine, data, "uint8")
     assert os.path.isfile(str(fine) + ".aux.xml")
     np.testing.assert_array_equal(_read(fine), data)
+
+
+def test_check_outputs_refuses_the_same_file_twice_and_fails_before_any_work(tmp_path):
+    from eotensor.io.atomic import check_outputs
+
+    a = str(tmp_path / "a.tif")
+    with pytest.raises(OutputFileError, match=r'outlabels: ".*a.tif" is also the output of -source1.out'):
+        check_outputs([("source1.out", a), ("outlabels", a)], [])
+    with pytest.raises(OutputFileError, match=r'outvalid: ".*p.SHP" is also the output of -outtrain'):
+        check_outputs([("outtrain", str(tmp_path / "p.shp")), ("outvalid", str(tmp_path / "p.SHP"))], [])
+    with pytest.raises(OutputFileError, match="does not exist"):
+        check_outputs([("out", str(tmp_path / "missing" / "o.tif"))], [])
+    check_outputs([("outtrain", "/dev/null"), ("outvalid", "/dev/null")], [])  # a device may take several
+    assert os.listdir(tmp_path) == []

@@ -69,6 +69,8 @@ def test_missing_and_unreadable_inputs(tmp_path):
     empty = _geojson(tmp_path / "empty.geojson", [])
     with pytest.raises(InputFileError, match="vec: .*empty.geojson.* holds no feature"):
         vector.read_vector(empty, "vec")
+    with pytest.raises(InputFileError, match="vec: .*empty.geojson.* holds no feature"):
+        vector.read_vector(empty, "vec", "class")  # not "has no field": the layer is empty
 
 
 def test_missing_field_lists_the_fields_and_case_is_folded(tmp_path):

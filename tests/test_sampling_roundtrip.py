@@ -48,3 +48,17 @@ def test_selected_points_extract_the_label_raster_around_them(tmp_path, psize):
             np.testing.assert_array_equal(label_patches[k], labels[r0:r0 + psize, c0:c0 + psize])
             np.testing.assert_array_equal(image_patches[:, k], image[:, r0:r0 + psize, c0:c0 + psize])
             assert (image_patches[:, k] != -1).any(axis=0).all()
+
+
+def test_one_file_for_two_outputs_is_refused_before_any_work(tmp_path, capsys):
+    image = write_raster(tmp_path / "image.tif", np.ones((1, 40, 40), np.int16))
+    same = str(tmp_path / "points.gpkg")
+    assert main(["PatchesSelection", "-in", image, "-grid.step", "8", "-grid.psize", "8", "-strategy", "split",
+                 "-outtrain", same, "-outvalid", same]) == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and 'outvalid: "' in err and "is also the output of -outtrain" in err
+    out = str(tmp_path / "p.tif")
+    assert main(["PatchesExtraction", "-source1.il", image, "-source1.out", out, "-source1.patchsizex", "3",
+                 "-source1.patchsizey", "3", "-vec", same, "-field", "id", "-outlabels", out]) == 1
+    assert "is also the output of -source1.out" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["image.tif"]

@@ -104,14 +104,14 @@ class PolygonStatistics:
 
     def __init__(self, config: StatisticsConfig) -> None:
         from eotensor.io import vector
-        from eotensor.io.atomic import ensure_not_input
+        from eotensor.io.atomic import check_outputs
         from eotensor.io.raster import RasterSource
 
         self.config = config
         source = RasterSource([config.image], "in")
         self.grid = source.grid
         if config.out is not None:
-            ensure_not_input(config.out, [*source.paths, config.vector], "out")
+            check_outputs([("out", config.out)], [*source.paths, config.vector])
         info = vector.vector_info(config.vector, "vec")
         layer = vector.read_vector(config.vector, "vec", field_name(config.field, info["fields"]), "field")
         ogr_type = dict(zip([str(f) for f in info["fields"]], info["ogr_types"]))[layer.field]

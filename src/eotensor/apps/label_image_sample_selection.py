@@ -79,7 +79,7 @@ class LabelConfig:
 
 def build(values: Values) -> LabelSampling:
     """Open the label image and check every parameter (the output format too): nothing is read or written yet."""
-    from eotensor.io.atomic import ensure_not_input
+    from eotensor.io.atomic import check_outputs
     from eotensor.io.raster import RasterSource
     from eotensor.io.vector import output_driver
     from eotensor.sampling.labels import LabelSampling
@@ -88,7 +88,7 @@ def build(values: Values) -> LabelSampling:
     source = RasterSource([cfg.inref], "inref")
     if cfg.outvec is not None:
         output_driver(cfg.outvec, "outvec")
-        ensure_not_input(cfg.outvec, source.paths, "outvec")
+        check_outputs([("outvec", cfg.outvec)], source.paths)
     return LabelSampling(source, cfg.strategy, cfg.number, cfg.nodata, cfg.pad, cfg.ram_mb, param="inref")
 
 

@@ -95,7 +95,7 @@ class ExtractionConfig:
 
 def build(values: Values) -> PatchExtraction:
     """Open the sources and the vector layer, check the outputs: the extraction, nothing computed or written."""
-    from eotensor.io.atomic import ensure_not_input
+    from eotensor.io.atomic import check_outputs
     from eotensor.io.extended import parse_output
     from eotensor.io.raster import RasterSource
     from eotensor.io.vector import read_vector
@@ -112,8 +112,7 @@ def build(values: Values) -> PatchExtraction:
         warn_file_nodata(source)
         sources.append(source)
     inputs = [cfg.vec] + [path for source in sources for path in source.raster.paths]
-    for target, param in outputs:
-        ensure_not_input(target.path, inputs, param)
+    check_outputs([(param, target.path) for target, param in outputs], inputs)
     layer = read_vector(cfg.vec, "vec", cfg.field)
     return PatchExtraction(layer, sources, cfg.ram_mb, workers=cfg.workers)
 

@@ -132,7 +132,7 @@ class SelectionConfig:
 def build(values: Values) -> Selection:
     """Check every input and output, then select the points (nothing written yet)."""
     from eotensor.engine.tiling import ram_budget_mb
-    from eotensor.io.atomic import ensure_not_input
+    from eotensor.io.atomic import check_outputs
     from eotensor.io.raster import RasterSource
     from eotensor.io.vector import output_driver
     from eotensor.sampling import selection as sel
@@ -159,7 +159,7 @@ def build(values: Values) -> Selection:
     inputs += [*(mask.paths if mask else ()), *(labels.paths if labels else ())]
     for name, path in cfg.outputs.items():
         output_driver(path, f"out{name}")
-        ensure_not_input(path, inputs, f"out{name}")
+    check_outputs([(f"out{name}", path) for name, path in cfg.outputs.items()], inputs)
 
     found = sel.select_patches(image, cfg.psize, cfg.step, cfg.offset, cfg.nodata, mask, cfg.ram_mb)
     if not len(found):

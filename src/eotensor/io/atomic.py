@@ -30,7 +30,7 @@ from typing import Self
 
 from eotensor.errors import OutputFileError
 
-__all__ = ["AtomicOutput", "ensure_not_input", "error_text", "is_virtual_path", "is_write_through"]
+__all__ = ["AtomicOutput", "check_outputs", "ensure_not_input", "error_text", "is_virtual_path", "is_write_through"]
 
 _TEMP_PREFIX = ".eot-"
 _TEMP_SUFFIX = ".tmp"
@@ -100,6 +100,31 @@ def ensure_not_input(
             raise OutputFileError(
                 f'{param}: output file "{target}" is also an input{spelled}; expected a file that is not an input'
             )
+
+
+def _output_key(path: str) -> str:
+    """What makes two outputs the same file: the resolved path; for a Shapefile its base name, since its
+    parts (.shx, .dbf, ...) would collide too."""
+    resolved = os.path.normcase(os.path.realpath(path))
+    base, extension = os.path.splitext(resolved)
+    return base if extension.lower() == ".shp" else resolved
+
+
+def check_outputs(outputs: Sequence[tuple[str, str | os.PathLike]], inputs: Iterable[str | os.PathLike]) -> None:
+    """Before any work, for every ``(param, path)`` output: it is not an input, not another output of the same
+    run (a character device or FIFO such as ``/dev/null`` may take several), and it can be created (the checks
+    :class:`AtomicOutput` makes, so a missing directory fails now, not after hours of work)."""
+    inputs = list(inputs)
+    seen: dict[str, str] = {}
+    for param, path in outputs:
+        path = os.fspath(path)
+        ensure_not_input(path, inputs, param)
+        key = _output_key(path)
+        if key in seen and not is_write_through(path):
+            raise OutputFileError(f'{param}: "{path}" is also the output of -{seen[key]}; give each output its own '
+                                  "file")
+        seen[key] = param
+        AtomicOutput(path, param).abort()
 
 
 def _reserve(directory: str, suffix: str = "") -> str:

@@ -92,6 +92,8 @@ def read_vector(path: str | os.PathLike, param: str, field: str | None = None,
     """
     path = os.fspath(path)
     info = vector_info(path, param)
+    if info.get("features") == 0:  # before the field check: an empty layer lists no field either
+        raise InputFileError(f'{param}: "{path}" holds no feature; expected at least one')
     columns: list[str] = []
     if field is not None:
         names = [str(name) for name in info["fields"]]
@@ -142,11 +144,16 @@ def integer_values(layer: VectorLayer, field_param: str = "field") -> tuple[np.n
             ok = False
         if not ok:
             raise ParameterError(
-                f'{field_param}: field "{layer.field}" of "{layer.path}" holds {value!r} at feature {layer.fids[k]}; '
-                "expected integer values"
+                f'{field_param}: field "{layer.field}" of "{layer.path}" holds {_plain(value)!r} at feature '
+                f"{layer.fids[k]}; expected integer values"
             )
         result[k] = int(number)
     return result, present
+
+
+def _plain(value: Any) -> Any:
+    """A NumPy scalar as the Python value it holds (so messages read 1.5, not np.float64(1.5))."""
+    return value.item() if isinstance(value, np.generic) else value
 
 
 def point_coordinates(geometries: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
