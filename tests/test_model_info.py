@@ -120,3 +120,22 @@ def test_padded_convolutions_are_not_given_fields(tmp_path):
     torch.export.save(program, tmp_path / "same.pt2")
     report = ModelInfo(model_dir=str(tmp_path / "same.pt2"))
     assert report.probe is None and "the model pads its borders" in report.why
+
+
+def test_probe_uses_sizes_that_are_multiples_of_the_programs_step(tmp_path):
+    """A valid convolution after which the program pools by 2 needs even inputs; the probe still finds RF/EF/S."""
+
+    class PoolAfterConv(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = torch.nn.Conv2d(3, 2, 3)
+
+        def forward(self, x):
+            return torch.nn.functional.avg_pool2d(self.conv(x[:, :, 1:, 1:]), 2)
+
+    dims = ({2: 2 * torch.export.Dim("a", min=8, max=1024), 3: 2 * torch.export.Dim("b", min=8, max=1024)},)
+    program = torch.export.export(PoolAfterConv().eval(), (torch.zeros(1, 3, 34, 36),), dynamic_shapes=dims)
+    torch.export.save(program, tmp_path / "pool.pt2")
+    report = ModelInfo(model_dir=str(tmp_path / "pool.pt2"))
+    assert report.probe is not None, report.why
+    assert float(report.probe.scale) == 2 and report.probe.efield == (1, 1)

@@ -8,6 +8,7 @@ had to work these numbers out from the architecture.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from fractions import Fraction
 
@@ -51,12 +52,13 @@ def _image_input(model: Model) -> tuple[TensorSpec | None, str]:
     return spec, ""
 
 
-def probe_fields(model: Model, channels: int | None = None,
-                 sizes: tuple[int, int] = (PROBE_BASE, PROBE_BASE)) -> tuple[FieldProbe | None, str]:
+def probe_fields(model: Model, channels: int | None = None, sizes: tuple[int, int] = (PROBE_BASE, PROBE_BASE),
+                 steps: tuple[int, int] = (1, 1)) -> tuple[FieldProbe | None, str]:
     """(probe, why): the fields of an NHWC ``model`` (wrap NCHW ones in ``ChannelsFirst``), or None and why not.
 
     ``channels`` feeds models that do not declare theirs; ``sizes`` are the smallest rows and columns to try
-    (a PyTorch program's range constraints). Other inputs (user placeholders) must not be required.
+    and ``steps`` what they must be multiples of (a PyTorch program's constraints). Other inputs (user
+    placeholders) must not be required.
     """
     spec, why = _image_input(model)
     if spec is None:
@@ -64,11 +66,12 @@ def probe_fields(model: Model, channels: int | None = None,
     declared = spec.shape[3] if spec.shape is not None else None
     bands = declared or channels or 1
     output = sorted(model.outputs)[0]
-    base_rows, base_cols = max(PROBE_BASE, sizes[0]), max(PROBE_BASE, sizes[1]) + 3
-    steps = [*range(16), PROBE_SPAN]
+    step_r, step_c = steps
+    base_rows = _multiple(max(PROBE_BASE, sizes[0]), step_r)
+    base_cols = _multiple(max(PROBE_BASE, sizes[1]) + 3, step_c)  # rows and columns apart: the axes told apart
     rows, cols = [], []
-    for k in steps:
-        shape = (1, base_rows + k, base_cols + k, bands)
+    for k in [*range(16), PROBE_SPAN]:
+        shape = (1, base_rows + k * step_r, base_cols + k * step_c, bands)
         try:
             result = np.asarray(model.run({spec.key: np.zeros(shape, spec.dtype)}, [output])[0])
         except ModelError as error:
@@ -83,18 +86,22 @@ def probe_fields(model: Model, channels: int | None = None,
         return None, (f'output "{output}" sizes follow no receptive-field rule (rows {rows[0]}, {rows[-1]}; '
                       f"columns {cols[0]}, {cols[-1]})")
     probe = FieldProbe((fx.rfield, fy.rfield), (fx.efield, fy.efield), fx.scale)
-    if not _shift_invariant(model, spec, output, probe, (base_rows, base_cols, bands)):
+    if not _shift_invariant(model, spec, output, probe, (base_rows, base_cols, bands), steps):
         return None, (f'output "{output}" near an input\'s edges depends on where the input ends (the model pads '
                       "its borders, e.g. 'same' convolutions), so no RF makes tiles seamless; serve it with an RF "
                       "larger than EF whose margin it crops (a _cropN output), or pass the fields by hand")
     return probe, ""
 
 
+def _multiple(size: int, step: int) -> int:
+    return -(-size // step) * step
+
+
 def _shift_invariant(model: Model, spec: TensorSpec, output: str, probe: FieldProbe,
-                     shape: tuple[int, int, int]) -> bool:
-    """Whether the model's output for an input cut by one EF block (``EF x S`` input pixels) at the top-left
-    equals its output for the whole input from the second block on: what seamless tiles need. A padded
-    ("same") convolution fails it, whatever its sizes say."""
+                     shape: tuple[int, int, int], steps: tuple[int, int] = (1, 1)) -> bool:
+    """Whether the model's output for an input cut by whole EF blocks (``EF x S`` input pixels, or the least
+    multiple of that and of the model's step) at the top-left equals its output for the whole input from the
+    same block on: what seamless tiles need. A padded ("same") convolution fails it, whatever its sizes say."""
     rng = np.random.default_rng(0)
     rows, cols, bands = shape
     if spec.dtype.kind in "iub":
@@ -102,14 +109,14 @@ def _shift_invariant(model: Model, spec: TensorSpec, output: str, probe: FieldPr
     else:
         pixels = rng.normal(size=(1, rows, cols, bands))
     pixels = pixels.astype(spec.dtype)
-    dy, dx = (int(probe.efield[k] * probe.scale) for k in (1, 0))
+    dy, dx = (math.lcm(int(probe.efield[k] * probe.scale), step) for k, step in ((1, steps[0]), (0, steps[1])))
     try:
         whole = np.asarray(model.run({spec.key: pixels}, [output])[0], dtype=np.float64)
         shifted = np.asarray(model.run({spec.key: np.ascontiguousarray(pixels[:, dy:, dx:])}, [output])[0],
                              dtype=np.float64)
     except ModelError:
         return False
-    ey, ex = probe.efield[1], probe.efield[0]
+    ey, ex = int(dy / probe.scale), int(dx / probe.scale)  # the output rows and columns the cut drops
     h, w = shifted.shape[1], shifted.shape[2]
     expected = whole[:, ey:ey + h, ex:ex + w]
     if expected.shape[1:3] != (h, w):
@@ -143,7 +150,8 @@ def probe_model(model: Model, layout: str | None = None, bands: int | None = Non
     layout = model_layout_for(model, layout, bands)
     if layout is None:
         return None, "the layout is unknown; give -model.layout"
-    limits = getattr(model, "limits", {})
+    limits, multiples = getattr(model, "limits", {}), getattr(model, "steps", {})
     dims = (2, 3) if layout == "nchw" else (1, 2)
     lowest = tuple(max((d[k][0] for d in limits.values() if k in d), default=0) for k in dims)
-    return probe_fields(ChannelsFirst(model) if layout == "nchw" else model, bands, lowest)
+    steps = tuple(math.lcm(1, *(d[k] for d in multiples.values() if k in d)) for k in dims)
+    return probe_fields(ChannelsFirst(model) if layout == "nchw" else model, bands, lowest, steps)
