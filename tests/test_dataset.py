@@ -325,3 +325,15 @@ def test_targets_keys_split_inputs_and_targets(tmp_path):
         ds.get_tf_dataset(2, targets_keys=["labels"])
     with pytest.raises(ParameterError, match="targets_keys: 'labels' not in the preprocessed examples"):
         ds.get_tf_dataset(2, preprocessing_fn=preprocess, targets_keys=["labels"])
+
+
+@pytest.mark.tf
+def test_scalars_go_through_tf_data_as_numbers_and_strings(tmp_path):
+    files = _numbered(tmp_path, [2, 2])
+    ds = DatasetFromPatchesImages(files, scalar_dict={"year": [2019, 2020], "tile": ["T31TCJ", "T31TDJ"]},
+                                  buffer_length=4, seed=3)
+    with pytest.warns(UserWarning, match="buffer holds 4 samples"):
+        batch = next(iter(ds.get_tf_dataset(4)))
+    index = batch["x"].numpy()[:, 0, 0, 0]
+    assert batch["year"].numpy().tolist() == [2019 + int(i >= 2) for i in index]
+    assert batch["tile"].numpy().tolist() == [b"T31TDJ" if i >= 2 else b"T31TCJ" for i in index]

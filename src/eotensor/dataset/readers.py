@@ -194,7 +194,11 @@ class PatchesImagesReader(PatchesReaderBase):
         if len(dtypes) != 1:
             raise InputFileError(f'{param}: "{path}" has bands of different types ({", ".join(sorted(dtypes))}); '
                                  "a patches image has one pixel type")
-        dtype = np.dtype(dtypes.pop())
+        try:
+            dtype = np.dtype(dtypes.pop())
+        except TypeError:
+            raise InputFileError(f'{param}: "{path}" has pixels of type {ds.dtypes[0]}, which NumPy cannot hold') \
+                from None
         psy = patch_height or width
         if height % psy:
             raise InputFileError(f'{param}: "{path}" is {height} rows high, not a multiple of the patch height {psy}'
