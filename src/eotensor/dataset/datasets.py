@@ -166,7 +166,7 @@ class Dataset:
     def read_one_sample(self) -> dict[str, Any]:
         """The next sample, in the iterator's order (thread-safe)."""
         with self.read_lock:
-            if self.consumer_buffer_pos == self.consumer_buffer.size():  # exhausted (or a failed fill: retried)
+            if self.consumer_buffer_pos >= self.consumer_buffer.size():  # exhausted (or a failed fill: retried)
                 self._dump()
                 self.consumer_buffer_pos = 0
             output = self.consumer_buffer.container[self.consumer_buffer_pos]
