@@ -1,0 +1,46 @@
+"""Training datasets, as OTBTF's Python package has them (``otbtf.dataset``): patches readers and datasets.
+
+* :mod:`~eotensor.dataset.readers`: :class:`PatchesReaderBase`, :class:`PatchesImagesReader` (patches images as
+  PatchesExtraction writes them, in memory or streaming, dtype kept);
+* :mod:`~eotensor.dataset.datasets`: :class:`Buffer`, :class:`IteratorBase`, :class:`RandomIterator`,
+  :class:`Dataset`, :class:`DatasetFromPatchesImages` (background mining, ``get_tf_dataset``).
+
+Names load on first use (PEP 562), from the module listed in ``_EXPORTS``; none of these modules imports
+TensorFlow at import time. Other modules of the package add their names to ``_EXPORTS`` and ``__all__``.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module as _import_module
+from typing import TYPE_CHECKING, Any
+
+_EXPORTS = {
+    "PatchesReaderBase": "eotensor.dataset.readers",
+    "PatchesImagesReader": "eotensor.dataset.readers",
+    "Buffer": "eotensor.dataset.datasets",
+    "IteratorBase": "eotensor.dataset.datasets",
+    "RandomIterator": "eotensor.dataset.datasets",
+    "Dataset": "eotensor.dataset.datasets",
+    "DatasetFromPatchesImages": "eotensor.dataset.datasets",
+}
+
+__all__ = [
+    "Buffer", "Dataset", "DatasetFromPatchesImages", "IteratorBase", "PatchesImagesReader", "PatchesReaderBase",
+    "RandomIterator",
+]
+
+if TYPE_CHECKING:
+    from eotensor.dataset.datasets import Buffer, Dataset, DatasetFromPatchesImages, IteratorBase, RandomIterator
+    from eotensor.dataset.readers import PatchesImagesReader, PatchesReaderBase
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'eotensor.dataset' has no attribute {name!r}")
+    value = getattr(_import_module(_EXPORTS[name]), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *__all__])
