@@ -1,0 +1,1 @@
+"""Datasets for training: patches images, iterators, TensorFlow and PyTorch adapters, TFRecords."""
