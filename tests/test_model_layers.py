@@ -1,4 +1,8 @@
-"""OTBTF's layers and ops on Keras 3, each against a NumPy reference, and a model using them saved as .keras."""
+"""OTBTF's layers and ops on Keras 3, each against a NumPy reference, and a model using them saved as .keras.
+
+Keras (hence TensorFlow) is imported inside the tests, never at collection: TensorFlow loaded before GDAL
+makes GDAL use TensorFlow's SQLite, and GeoPackages written in the same process then lack their R-tree.
+"""
 
 from __future__ import annotations
 
@@ -8,11 +12,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
+from eotensor.model import ops
+
 pytestmark = pytest.mark.tf
-
-keras = pytest.importorskip("keras")
-
-from eotensor.model import layers, ops  # noqa: E402
 
 
 def dilate_reference(mask, radius):
@@ -31,6 +33,8 @@ def dilate_reference(mask, radius):
               elements=st.integers(-2, 2)),
        st.integers(0, 3))
 def test_dilated_mask_matches_numpy(image, radius):
+    from eotensor.model import layers
+
     got = np.asarray(layers.DilatedMask(nodata_value=-2, radius=radius)(image.astype(np.float32)))
     assert got.dtype == np.uint8
     np.testing.assert_array_equal(got, dilate_reference((image == -2).astype(np.uint8), radius))
@@ -39,6 +43,8 @@ def test_dilated_mask_matches_numpy(image, radius):
 def test_dilated_mask_equals_otbtfs_dilation2d():
     import tensorflow as tf
 
+    from eotensor.model import layers
+
     image = np.random.default_rng(0).integers(0, 6, (2, 13, 11, 1)).astype(np.float32)
     mask = tf.cast(tf.equal(image, 0), tf.uint8)
     expected = tf.nn.dilation2d(mask, tf.zeros((5, 5, 1), tf.uint8), [1, 1, 1, 1], "SAME", "NHWC", [1, 1, 1, 1])
@@ -46,6 +52,8 @@ def test_dilated_mask_equals_otbtfs_dilation2d():
 
 
 def test_apply_mask_puts_nodata_where_the_mask_is_one():
+    from eotensor.model import layers
+
     rng = np.random.default_rng(1)
     mask = rng.integers(0, 3, (2, 5, 4, 1)).astype(np.uint8)
     image = rng.standard_normal((2, 5, 4, 1)).astype(np.float32)
@@ -56,6 +64,8 @@ def test_apply_mask_puts_nodata_where_the_mask_is_one():
 
 
 def test_scalars_tile_fills_the_reference_grid():
+    from eotensor.model import layers
+
     ref = np.zeros((2, 3, 5, 7), np.float32)
     a, b = np.array([0.5, 1.5], np.float32), np.array([-1.0, 2.0], np.float32)
     got = np.asarray(layers.ScalarsTile()([ref, [a, b]]))
@@ -68,6 +78,8 @@ def test_scalars_tile_fills_the_reference_grid():
 
 @pytest.mark.parametrize("expand", [True, False])
 def test_argmax_and_max_over_the_last_axis(expand):
+    from eotensor.model import layers
+
     x = np.random.default_rng(2).standard_normal((2, 4, 3, 5)).astype(np.float32)
     got = np.asarray(layers.Argmax(expand_last_dim=expand)(x))
     assert got.dtype == np.int64
@@ -90,6 +102,10 @@ def test_one_hot_squeezes_and_encodes():
 
 
 def test_model_with_every_layer_saves_and_loads_as_keras(tmp_path):
+    import keras
+
+    from eotensor.model import layers
+
     image = keras.Input((None, None, 1), name="image")
     scalar = keras.Input((), name="scalar")
     mask = layers.DilatedMask(nodata_value=0.0, radius=1, name="mask")(image)

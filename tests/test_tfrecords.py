@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from eotensor.dataset.tfrecords import TFRecords
-from eotensor.errors import InputFileError, ParameterError
+from eotensor.errors import InputFileError, OutputFileError, ParameterError
 
 pytestmark = pytest.mark.tf
 
@@ -170,6 +170,9 @@ def test_records_written_as_otbtf_does_load_and_ours_parse_as_otbtf_does(tmp_pat
 
 
 def test_bad_metadata_and_arguments_give_one_line_errors(tmp_path):
+    (tmp_path / "file").write_text("")
+    with pytest.raises(OutputFileError, match="file: cannot create the records directory"):
+        TFRecords(tmp_path / "file")
     (tmp_path / "output_types.json").write_text('{"x": "uint12"}')
     with pytest.raises(InputFileError, match=r"output_types.json: unknown dtype \"uint12\"") as error:
         TFRecords(tmp_path)

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from eotensor.errors import InputFileError, ParameterError
+from eotensor.errors import InputFileError, OutputFileError, ParameterError
 from eotensor.io.atomic import AtomicOutput, error_text
 
 TYPES_FILE = "output_types.json"
@@ -52,7 +52,11 @@ class TFRecords:
 
     def __init__(self, path: str | os.PathLike) -> None:
         self.dirpath = os.fspath(path)
-        os.makedirs(self.dirpath, exist_ok=True)
+        try:
+            os.makedirs(self.dirpath, exist_ok=True)
+        except OSError as error:
+            raise OutputFileError(
+                f"{self.dirpath}: cannot create the records directory ({error_text(error)})") from None
         self.output_types_file = os.path.join(self.dirpath, TYPES_FILE)
         self.output_shapes_file = os.path.join(self.dirpath, SHAPES_FILE)
         self.output_types: dict[str, str] | None = None
