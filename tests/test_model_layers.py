@@ -68,12 +68,13 @@ def test_scalars_tile_fills_the_reference_grid():
 
     ref = np.zeros((2, 3, 5, 7), np.float32)
     a, b = np.array([0.5, 1.5], np.float32), np.array([-1.0, 2.0], np.float32)
-    got = np.asarray(layers.ScalarsTile()([ref, [a, b]]))
-    assert got.shape == (2, 3, 5, 2)
-    for n in range(2):
-        for r in range(3):
-            for c in range(5):
-                assert list(got[n, r, c]) == [a[n], b[n]]
+    for scalars in ([a, b], [a[:, None], b]):
+        got = np.asarray(layers.ScalarsTile()([ref, scalars]))
+        assert got.shape == (2, 3, 5, 2)
+        for n in range(2):
+            for r in range(3):
+                for c in range(5):
+                    assert list(got[n, r, c]) == [a[n], b[n]]
 
 
 @pytest.mark.parametrize("expand", [True, False])
@@ -126,3 +127,21 @@ def test_model_with_every_layer_saves_and_loads_as_keras(tmp_path):
     assert (before["classes"][dilate_reference((feeds["image"] == 0).astype(np.uint8), 1) == 1] == 255).all()
     assert loaded.get_layer("mask").radius == 1 and loaded.get_layer("masked").out_nodata == 255
     assert isinstance(loaded.get_layer("classes"), layers.Argmax)
+
+
+def test_model_with_the_layers_exports_a_servable_saved_model(tmp_path):
+    import keras
+    import tensorflow as tf
+
+    from eotensor.model import layers
+
+    image = keras.Input((None, None, 2), name="image")
+    mask = layers.DilatedMask(nodata_value=-1.0, radius=2)(image[..., :1])
+    softmax = keras.layers.Conv2D(4, 3, padding="same", activation="softmax")(image)
+    model = keras.Model(image, [layers.ApplyMask(0)((mask, layers.ArgMax()(softmax))), layers.Max()(softmax)])
+    model.export(str(tmp_path / "export"), verbose=False)
+    feeds = np.random.default_rng(4).integers(-1, 3, (1, 9, 13, 2)).astype(np.float32)
+    exported = tf.saved_model.load(str(tmp_path / "export"))
+    served = exported.serve(feeds)
+    for got, want in zip(served, model.predict(feeds, verbose=0), strict=True):
+        np.testing.assert_array_equal(np.asarray(got), want)

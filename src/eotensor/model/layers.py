@@ -57,12 +57,14 @@ class ApplyMask(keras.layers.Layer):
 
 @_serializable
 class ScalarsTile(keras.layers.Layer):
-    """Called on ``[reference, scalars]``: the scalars, each of shape ``[batch]``, stacked on the last axis
-    and repeated over the reference's rows and columns: shape ``[batch, h, w, len(scalars)]``."""
+    """Called on ``[reference, scalars]``: the scalars, each of shape ``[batch]`` (as OTBTF) or ``[batch, 1]``
+    (a ``keras.Input((1,))``), stacked on the last axis and repeated over the reference's rows and columns:
+    shape ``[batch, h, w, len(scalars)]``."""
 
     def call(self, inputs: Sequence[Any]) -> Any:
         ref, scalars = inputs
-        stacked = ops.stack(list(scalars), axis=-1)[:, None, None, :]
+        scalars = [ops.squeeze(s, axis=-1) if len(s.shape) == 2 else s for s in scalars]
+        stacked = ops.stack(scalars, axis=-1)[:, None, None, :]
         return stacked * ops.ones_like(ref[..., :1], dtype=stacked.dtype)
 
 
