@@ -3,7 +3,8 @@
 * :mod:`~eotensor.dataset.readers`: :class:`PatchesReaderBase`, :class:`PatchesImagesReader` (patches images as
   PatchesExtraction writes them, in memory or streaming, dtype kept);
 * :mod:`~eotensor.dataset.datasets`: :class:`Buffer`, :class:`IteratorBase`, :class:`RandomIterator`,
-  :class:`Dataset`, :class:`DatasetFromPatchesImages` (background mining, ``get_tf_dataset``).
+  :class:`Dataset`, :class:`DatasetFromPatchesImages` (background mining, ``get_tf_dataset``);
+* :mod:`~eotensor.dataset.tfrecords`: :class:`TFRecords`, OTBTF's TFRecords directories.
 
 Names load on first use (PEP 562), from the module listed in ``_EXPORTS``; none of these modules imports
 TensorFlow at import time. Other modules of the package add their names to ``_EXPORTS`` and ``__all__``.
@@ -22,16 +23,18 @@ _EXPORTS = {
     "RandomIterator": "eotensor.dataset.datasets",
     "Dataset": "eotensor.dataset.datasets",
     "DatasetFromPatchesImages": "eotensor.dataset.datasets",
+    "TFRecords": "eotensor.dataset.tfrecords",
 }
 
 __all__ = [
     "Buffer", "Dataset", "DatasetFromPatchesImages", "IteratorBase", "PatchesImagesReader", "PatchesReaderBase",
-    "RandomIterator",
+    "RandomIterator", "TFRecords",
 ]
 
 if TYPE_CHECKING:
     from eotensor.dataset.datasets import Buffer, Dataset, DatasetFromPatchesImages, IteratorBase, RandomIterator
     from eotensor.dataset.readers import PatchesImagesReader, PatchesReaderBase
+    from eotensor.dataset.tfrecords import TFRecords
 
 
 def __getattr__(name: str) -> Any:
