@@ -388,10 +388,10 @@ def balanced_loop(hists, px, py, sp):
         seed = kept
     total = sum((hists[k] for k in seed), np.zeros(hists.shape[1], np.int64))
 
-    def cos(a, b):
-        return float(a @ b) / (np.linalg.norm(a) * np.linalg.norm(b))
+    def cos2(a, b):  # the squared cosine, exactly (|b| is common to all): equal cosines are exact ties
+        return Fraction(int(a @ b) ** 2, int(a @ a)) if a.any() else Fraction(0)
 
-    others.sort(key=lambda k: -cos(hists[k], total))
+    others.sort(key=lambda k: -cos2(hists[k], total))
     best, out = Fraction(0), list(seed)
     while others:
         k = others[-1]

@@ -24,6 +24,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from fractions import Fraction
 from typing import Any
 
 import numpy as np
@@ -301,10 +302,26 @@ def thin_seed(seed_count: int, sp: float, count: int) -> np.ndarray:
     return keep
 
 
-def _unit(h: np.ndarray) -> np.ndarray:
-    norm = np.sqrt((h.astype(np.float64) ** 2).sum(axis=-1, keepdims=True))
+def _by_similarity(histograms: np.ndarray, total: np.ndarray) -> np.ndarray:
+    """Indices sorting ``histograms`` by decreasing cosine similarity to ``total``, stable: equal cosines keep
+    their order. Cosines compare as ``(h.t)^2 / (h.h)`` (``|t|`` is common); float64 orders them, and runs of
+    near-equal values are re-sorted exactly (Python integers), so that ties do not depend on float rounding
+    (symmetric histograms such as [5, 1] and [1, 5] against a uniform total are exact ties)."""
+    h = histograms.astype(np.int64)
+    dots, squares = h @ total.astype(np.int64), (h * h).sum(axis=1)
     with np.errstate(invalid="ignore", divide="ignore"):
-        return h / norm
+        key = np.where(squares > 0, dots.astype(np.float64) ** 2 / squares, 0.0)
+    order = np.argsort(-key, kind="stable")
+    sorted_key = key[order]
+    near = np.abs(np.diff(sorted_key)) <= 1e-9 * np.maximum(np.abs(sorted_key[1:]), 1e-300)
+    start = 0
+    for stop in [*(np.flatnonzero(~near) + 1).tolist(), len(order)]:
+        if stop - start > 1:
+            run = order[start:stop]
+            exact = [Fraction(-int(dots[k]) ** 2, int(squares[k])) if squares[k] else Fraction(0) for k in run]
+            order[start:stop] = run[sorted(range(len(run)), key=lambda i: (exact[i], run[i]))]
+        start = stop
+    return order
 
 
 def balanced_selection(histograms: np.ndarray, position_x: np.ndarray, position_y: np.ndarray,
@@ -316,8 +333,8 @@ def balanced_selection(histograms: np.ndarray, position_x: np.ndarray, position_
        histogram to the seed's total (stable: ties keep raster order; OTBTF's sort is not stable). 3. From the
        least similar on, each histogram is added to the total and the candidate kept while the cosine between
        the total and the uniform histogram increases; the first decrease (or tie) stops it. The kept list is
-       the seed, then the added candidates in the order added. OTBTF compares float32 cosines; here the
-       similarity is float64 and the increase test exact (integers), so only near-ties can differ.
+       the seed, then the added candidates in the order added. OTBTF compares float32 cosines; here both the
+       similarity order and the increase test are exact (integers), so equal cosines are exact ties.
     """
     q = spatial_step(sp)
     in_seed = (cpp_rem(position_x, q) + cpp_rem(position_y, q)) == 0
@@ -325,9 +342,7 @@ def balanced_selection(histograms: np.ndarray, position_x: np.ndarray, position_
     seed = seed[thin_seed(len(seed), sp, len(histograms))]
     others = np.flatnonzero(~in_seed)
     total = histograms[seed].sum(axis=0, dtype=np.int64)
-    with np.errstate(invalid="ignore"):
-        similarity = _unit(histograms[others]) @ _unit(total)
-    order = others[np.argsort(-similarity, kind="stable")][::-1]  # least similar first
+    order = others[_by_similarity(histograms[others], total)][::-1]  # least similar first
     return np.concatenate([seed, order[:_rising_prefix(total, histograms, order, chunk)]])
 
 
