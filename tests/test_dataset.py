@@ -337,3 +337,22 @@ def test_scalars_go_through_tf_data_as_numbers_and_strings(tmp_path):
     index = batch["x"].numpy()[:, 0, 0, 0]
     assert batch["year"].numpy().tolist() == [2019 + int(i >= 2) for i in index]
     assert batch["tile"].numpy().tolist() == [b"T31TDJ" if i >= 2 else b"T31TCJ" for i in index]
+
+
+@pytest.mark.tf
+def test_to_tfrecords_writes_every_sample_once_and_tfrecords_reads_them_back(tmp_path):
+    from eotensor.dataset import DatasetFromPatchesImages, TFRecords
+
+    rng = np.random.default_rng(7)
+    x, y = _random_patches(rng, 9, (8, 8, 3), np.int16), _random_patches(rng, 9, (8, 8, 1), np.uint8)
+    files = {"x": [_write_patches(tmp_path / "x.tif", x)], "y": [_write_patches(tmp_path / "y.tif", y)]}
+    dataset = DatasetFromPatchesImages(filenames_dict=files, seed=1)
+    dataset.to_tfrecords(tmp_path / "records", n_samples_per_shard=4, drop_remainder=False)
+    batches = list(TFRecords(str(tmp_path / "records")).read(batch_size=9, target_keys=["y"], drop_remainder=False))
+    assert len(batches) == 1
+    inputs, targets = batches[0]
+    got_x, got_y = inputs["x"].numpy(), targets["y"].numpy()
+    assert got_x.dtype == np.int16 and got_y.dtype == np.uint8
+    order = [int(np.flatnonzero((x == sample).all(axis=(1, 2, 3)))[0]) for sample in got_x]
+    assert sorted(order) == list(range(9))  # every sample once
+    np.testing.assert_array_equal(got_y, y[order])  # and each input with its own target
