@@ -4,10 +4,12 @@
   PatchesExtraction writes them, in memory or streaming, dtype kept);
 * :mod:`~eotensor.dataset.datasets`: :class:`Buffer`, :class:`IteratorBase`, :class:`RandomIterator`,
   :class:`Dataset`, :class:`DatasetFromPatchesImages` (background mining, ``get_tf_dataset``);
-* :mod:`~eotensor.dataset.tfrecords`: :class:`TFRecords`, OTBTF's TFRecords directories.
+* :mod:`~eotensor.dataset.tfrecords`: :class:`TFRecords`, OTBTF's TFRecords directories;
+* :mod:`~eotensor.dataset.torch`: :class:`PatchesDataset`, the same samples for PyTorch's ``DataLoader``.
 
 Names load on first use (PEP 562), from the module listed in ``_EXPORTS``; none of these modules imports
-TensorFlow at import time. Other modules of the package add their names to ``_EXPORTS`` and ``__all__``.
+TensorFlow at import time (``torch`` imports PyTorch). Other modules of the package add their names to
+``_EXPORTS`` and ``__all__``.
 """
 
 from __future__ import annotations
@@ -24,17 +26,19 @@ _EXPORTS = {
     "Dataset": "eotensor.dataset.datasets",
     "DatasetFromPatchesImages": "eotensor.dataset.datasets",
     "TFRecords": "eotensor.dataset.tfrecords",
+    "PatchesDataset": "eotensor.dataset.torch",
 }
 
 __all__ = [
     "Buffer", "Dataset", "DatasetFromPatchesImages", "IteratorBase", "PatchesImagesReader", "PatchesReaderBase",
-    "RandomIterator", "TFRecords",
+    "PatchesDataset", "RandomIterator", "TFRecords",
 ]
 
 if TYPE_CHECKING:
     from eotensor.dataset.datasets import Buffer, Dataset, DatasetFromPatchesImages, IteratorBase, RandomIterator
     from eotensor.dataset.readers import PatchesImagesReader, PatchesReaderBase
     from eotensor.dataset.tfrecords import TFRecords
+    from eotensor.dataset.torch import PatchesDataset
 
 
 def __getattr__(name: str) -> Any:
