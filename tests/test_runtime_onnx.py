@@ -238,3 +238,19 @@ def test_a_plugin_runtime_that_fails_is_one_line(tmp_path, monkeypatch):
     (tmp_path / "m.brk").write_text("")
     with pytest.raises(ModelError, match=r'model.dir: the broken runtime failed on ".*m.brk" \(bad weights\)$'):
         eot.load_model(str(tmp_path / "m.brk"))
+
+
+def test_optim_batchsize_changes_the_calls_not_the_result(tmp_path):
+    data = np.random.default_rng(9).integers(0, 9, size=(3, 14, 13)).astype(np.uint8)
+    path = write_raster(tmp_path / "p.tif", data)
+    model = onnx_patch_sum(tmp_path / "p.onnx")
+    outs = []
+    for size in ("7", "256"):
+        out = tmp_path / f"b{size}.tif"
+        assert main(["TensorflowModelServe", "-source1.il", path, "-source1.rfieldx", "5", "-source1.rfieldy", "5",
+                     "-model.dir", model, "-optim.batchsize", size, "-out", str(out)]) == 0
+        with rasterio.open(out) as ds:
+            outs.append(ds.read())
+    np.testing.assert_array_equal(outs[0], outs[1])
+    windows = np.lib.stride_tricks.sliding_window_view(data.astype(np.float32), (5, 5), axis=(1, 2))
+    np.testing.assert_array_equal(outs[0], windows.sum(axis=(3, 4)))

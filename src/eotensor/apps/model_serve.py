@@ -106,6 +106,9 @@ PARAMS = (
             Choice("threads", "a pool of optim.threads workers"),
         )),
         options.threads(),
+        Param("batchsize", Kind.INT,
+              "Patches per model call in patch-based mode (the last batch is padded with a real patch); a model "
+              "that fixes its batch dimension sets its own.", 256, minimum=1),
         Param("modelthreads", Kind.INT,
               "Threads of the model runtime's own pool (TensorFlow intra-op); default: the runtime's choice.",
               minimum=1),
@@ -152,6 +155,7 @@ class ServeConfig:
     strips: bool
     scheduler: str
     workers: int | None
+    batch_size: int
     model_threads: int | None
     ram_mb: float | None
     out: OutputImage | None
@@ -174,7 +178,8 @@ class ServeConfig:
             runtime=v["model.runtime"] or None, device=v["model.device"], layout=v["model.layout"],
             output_names=v["output.names"] or [], efield=(v["output.efieldx"], v["output.efieldy"]),
             spcscale=v["output.spcscale"], background=v["output.bv"], tile_size=tile, strips=strips,
-            scheduler=v["optim.scheduler"], workers=v["optim.threads"], model_threads=v["optim.modelthreads"],
+            scheduler=v["optim.scheduler"], workers=v["optim.threads"], batch_size=v["optim.batchsize"],
+            model_threads=v["optim.modelthreads"],
             ram_mb=v["optim.ram"], out=v.get("out"),
         )
 
@@ -198,7 +203,7 @@ def build(values: Values) -> ServedRaster:
         model, sources, efield=cfg.efield, spcscale=cfg.spcscale, fullyconv=cfg.fullyconv,
         output_names=cfg.output_names, user_placeholders=cfg.user_placeholders, background=cfg.background,
         tile_size=cfg.tile_size, ram_mb=cfg.ram_mb, strips=cfg.strips, workers=cfg.workers,
-        scheduler=cfg.scheduler, layout=cfg.layout, **load,
+        batch_size=cfg.batch_size, scheduler=cfg.scheduler, layout=cfg.layout, **load,
     )
 
 
