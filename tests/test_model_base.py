@@ -1,0 +1,62 @@
+"""ModelBase on Keras 3, end to end: patches images -> dataset -> a subclass trained with fit -> export ->
+TensorflowModelServe with the cropped output it names, as OTBTF's tutorial does."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import rasterio
+
+from eotensor.apps.cli import main
+from eotensor.testing import write_raster
+
+pytestmark = pytest.mark.tf
+
+
+def _write_patches(path, patches):
+    n, h, w, c = patches.shape
+    return write_raster(path, patches.transpose(3, 0, 1, 2).reshape(c, n * h, w))
+
+
+def test_a_modelbase_subclass_trains_exports_and_serves_its_cropped_output(tmp_path):
+    import keras
+
+    from eotensor.dataset import DatasetFromPatchesImages
+    from eotensor.model.base import ModelBase, cropped_tensor_name
+
+    class Net(ModelBase):
+        def normalize_inputs(self, inputs):
+            return {"x": keras.ops.cast(inputs["x"], "float32") * 0.01}
+
+        def get_outputs(self, normalized_inputs):
+            conv = keras.layers.Conv2D(1, 3, padding="same", name="conv")
+            return {"y": conv(normalized_inputs["x"])}
+
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 100, (32, 12, 12, 2)).astype(np.int16)
+    y = ((x[..., :1] - x[..., 1:]) * 0.01).astype(np.float32)
+    files = {"x": [_write_patches(tmp_path / "x.tif", x)], "y": [_write_patches(tmp_path / "y.tif", y)]}
+    dataset = DatasetFromPatchesImages(filenames_dict=files, seed=0)
+    tf_ds = dataset.get_tf_dataset(batch_size=8, targets_keys=["y"])
+    keras.utils.set_random_seed(0)
+    model = Net(tf_ds.element_spec, inference_cropping=[2])
+    assert set(model.model.output) == {"y", "y_crop2"}  # dict keys: what model.export names the outputs
+    model.compile(optimizer=keras.optimizers.Adam(0.05), loss={"y": "mse"})
+    history = model.fit(tf_ds, epochs=8, verbose=0)
+    assert history.history["loss"][-1] < history.history["loss"][0] / 4  # it learns x0 - x1
+    model.export(str(tmp_path / "saved"), verbose=False)
+
+    image = rng.integers(0, 100, (2, 40, 36)).astype(np.int16)
+    source = write_raster(tmp_path / "image.tif", image)
+    out = tmp_path / "map.tif"
+    name = cropped_tensor_name("y", 2)
+    assert main(["TensorflowModelServe", "-source1.il", source, "-source1.rfieldx", "12", "-source1.rfieldy", "12",
+                 "-model.dir", str(tmp_path / "saved"), "-model.fullyconv", "on", "-output.names", name,
+                 "-output.efieldx", "8", "-output.efieldy", "8", "-optim.tilesizex", "16", "-optim.tilesizey", "16",
+                 "-out", str(out)]) == 0
+    with rasterio.open(out) as ds:
+        served = ds.read(1)
+    # the first 8 x 8 block is the model's cropped output on the image's first 12 x 12 window
+    window = image[:, :12, :12].transpose(1, 2, 0)[None]
+    expected = model.predict({"x": window}, verbose=0)[name][0, :, :, 0]
+    np.testing.assert_allclose(served[:8, :8], expected, rtol=1e-5, atol=1e-5)
