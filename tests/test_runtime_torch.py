@@ -22,6 +22,18 @@ def image(tmp_path):
     return write_raster(tmp_path / "img.tif", data), data
 
 
+def _record_calls(model):
+    """Wrap ``model.run`` so that the shape of every ``x`` it is called on is recorded; return that list."""
+    calls, run = [], model.run
+
+    def spy(feeds, fetches):
+        calls.append(feeds["x"].shape)
+        return run(feeds, fetches)
+
+    model.run = spy
+    return calls
+
+
 def _numpy_conv(data, rf):
     return conv_fcn_numpy(data.transpose(1, 2, 0)[None], rf=rf)[0].transpose(2, 0, 1)
 
@@ -91,14 +103,7 @@ def test_range_constraints_are_read_and_never_violated(image, tmp_path):
     model = export_conv(tmp_path / "min16.pt2", rf=3, min_size=16, max_size=24)
     loaded = eot.load_model(model)
     assert loaded.limits == {"x": {2: (16, 24), 3: (16, 24)}}
-    calls = []
-    run = loaded.run
-
-    def spy(feeds, fetches):
-        calls.append(feeds["x"].shape)
-        return run(feeds, fetches)
-
-    loaded.run = spy
+    calls = _record_calls(loaded)
     served = eot.serve(loaded, eot.source(path, 3), fullyconv=True)
     # Tiles of 4 are grown, tiles of 64 split, so that every call stays within 16..24 rows and columns.
     result = assert_tiled_equals_untiled(served.engine, [(4, 4), (64, 64), (5, 17)])
@@ -154,14 +159,7 @@ def test_sizes_exported_as_multiples_are_met_by_growing_windows(tmp_path):
     torch.export.save(program, tmp_path / "mult4.pt2")
     loaded = eot.load_model(str(tmp_path / "mult4.pt2"))
     assert loaded.steps == {"x": {2: 4, 3: 4}}
-    calls = []
-    run = loaded.run
-
-    def spy(feeds, fetches):
-        calls.append(feeds["x"].shape)
-        return run(feeds, fetches)
-
-    loaded.run = spy
+    calls = _record_calls(loaded)
     data = np.random.default_rng(1).integers(0, 99, size=(3, 30, 27)).astype(np.int16)
     served = eot.serve(loaded, eot.source(write_raster(tmp_path / "img.tif", data)), fullyconv=True)
     result = assert_tiled_equals_untiled(served.engine, [(5, 5), (7, 9)])
