@@ -59,12 +59,14 @@ def usage() -> str:
     from eotensor.apps import registry
 
     lines = ["usage: eotensor APP -key value ...   (OTB's application names and parameters)", "", "Applications:"]
-    for name in registry.names():
+    names = registry.names()
+    width = max(map(len, names), default=0)
+    for name in names:
         try:
             description = registry.get(name).description
         except EotensorError as error:  # a broken plug-in must not hide the others
             description = f"({error})"
-        lines.append(f"  {name:<24} {description}")
+        lines.append(f"  {name:<{width}}  {description}")
     lines += ["", "eotensor APP -help lists an application's parameters."]
     return "\n".join(lines)
 
