@@ -47,3 +47,14 @@ def test_channels_last_by_default_and_unsigned_types_widen(tmp_path):
     np.testing.assert_array_equal(sample.numpy(), patches[1])
     with pytest.raises(IndexError):
         dataset[2]
+
+
+def test_scalars_are_0d_with_one_dtype_and_samples_are_copies(tmp_path):
+    patches = np.arange(2 * 3 * 3 * 1, dtype=np.int16).reshape(2, 3, 3, 1)
+    files = {"x": [_write_patches(tmp_path / "a.tif", patches[:1]), _write_patches(tmp_path / "b.tif", patches[1:])]}
+    dataset = PatchesDataset.from_patches_images(files, use_streaming=False, scalar_dict={"s": [1, 2.5]})
+    first, second = dataset[0], dataset[1]
+    assert first["s"].shape == () and first["s"].dtype == second["s"].dtype == torch.float64
+    assert float(second["s"]) == 2.5  # not truncated to the first file's integer type
+    first["x"] += 1000  # an in-place transform must not reach the reader's buffer
+    np.testing.assert_array_equal(dataset[0]["x"].numpy(), patches[0])

@@ -60,3 +60,47 @@ def test_a_modelbase_subclass_trains_exports_and_serves_its_cropped_output(tmp_p
     window = image[:, :12, :12].transpose(1, 2, 0)[None]
     expected = model.predict({"x": window}, verbose=0)[name][0, :, :, 0]
     np.testing.assert_allclose(served[:8, :8], expected, rtol=1e-5, atol=1e-5)
+
+
+def test_default_crops_larger_than_the_training_patches_train_and_predict(tmp_path):
+    """OTBTF's default crops (16 ... 128) on 16 x 16 patches: the cropped outputs are empty while training,
+    never an error (Keras' Cropping2D refused them)."""
+    import keras
+
+    from eotensor.model.base import ModelBase
+
+    class Net(ModelBase):
+        def normalize_inputs(self, inputs):
+            return inputs
+
+        def get_outputs(self, normalized_inputs):
+            return {"y": keras.layers.Conv2D(1, 3, padding="same")(normalized_inputs["x"])}
+
+    import tensorflow as tf
+
+    spec = ({"x": tf.TensorSpec((None, 16, 16, 2), tf.float32)}, {"y": tf.TensorSpec((None, 16, 16, 1), tf.float32)})
+    model = Net(spec)
+    assert set(model.model.output) == {"y", "y_crop16", "y_crop32", "y_crop64", "y_crop96", "y_crop128"}
+    model.compile(optimizer="adam", loss={"y": "mse"})
+    x, y = np.ones((4, 16, 16, 2), np.float32), np.zeros((4, 16, 16, 1), np.float32)
+    model.fit({"x": x}, {"y": y}, epochs=1, verbose=0)
+    out = model.predict({"x": np.ones((1, 40, 40, 2), np.float32)}, verbose=0)
+    assert out["y_crop16"].shape == (1, 8, 8, 1) and out["y_crop32"].shape[1] == 0
+
+
+def test_an_attribute_set_after_super_init_is_named(tmp_path):
+    import keras
+    import tensorflow as tf
+
+    from eotensor.model.base import ModelBase
+
+    class Late(ModelBase):
+        def __init__(self, spec):
+            super().__init__(spec)
+            self.n_classes = 3
+
+        def get_outputs(self, normalized_inputs):
+            return {"y": keras.layers.Conv2D(self.n_classes, 1)(normalized_inputs["x"])}
+
+    with pytest.raises(AttributeError, match=r"Late.n_classes is not set when create_network runs"):
+        Late(({"x": tf.TensorSpec((None, 8, 8, 2), tf.float32)},))

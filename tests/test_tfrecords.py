@@ -205,3 +205,17 @@ def test_importing_eotensor_and_the_module_does_not_import_tensorflow():
     code = "import sys, eotensor, eotensor.dataset.tfrecords, eotensor.model; print('tensorflow' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           check=True).stdout.strip() == "False"
+
+
+def test_a_shorter_rewrite_removes_the_earlier_shards_and_bad_counts_are_one_line(tmp_path):
+    long = FakeDataset([{"x": np.full((2, 2, 1), k, np.float32)} for k in range(6)])
+    TFRecords(str(tmp_path)).ds2tfrecord(long, n_samples_per_shard=2)
+    short = FakeDataset([{"x": np.full((3, 3, 1), k, np.float32)} for k in range(2)])
+    records = TFRecords(str(tmp_path))
+    records.ds2tfrecord(short, n_samples_per_shard=2)
+    assert [p.rsplit("/", 1)[1] for p in records.files()] == ["0.records"]
+    batches = list(records.read(batch_size=2, target_keys=[], drop_remainder=False))
+    assert len(batches) == 1 and batches[0][0]["x"].shape == (2, 3, 3, 1)
+    for name, kwargs in (("n_workers", {"n_workers": 0}), ("batch_size", {"batch_size": 0})):
+        with pytest.raises(ParameterError, match=f"{name}: expected an integer >= 1"):
+            records.read(**{"batch_size": 2, "target_keys": [], **kwargs})

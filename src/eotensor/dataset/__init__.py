@@ -31,14 +31,14 @@ _EXPORTS = {
 
 __all__ = [
     "Buffer", "Dataset", "DatasetFromPatchesImages", "IteratorBase", "PatchesImagesReader", "PatchesReaderBase",
-    "PatchesDataset", "RandomIterator", "TFRecords",
-]
+    "RandomIterator", "TFRecords",
+]  # PatchesDataset (needs torch, an extra) loads by name only, so that ``import *`` works without torch
 
 if TYPE_CHECKING:
     from eotensor.dataset.datasets import Buffer, Dataset, DatasetFromPatchesImages, IteratorBase, RandomIterator
     from eotensor.dataset.readers import PatchesImagesReader, PatchesReaderBase
     from eotensor.dataset.tfrecords import TFRecords
-    from eotensor.dataset.torch import PatchesDataset
+    from eotensor.dataset.torch import PatchesDataset as PatchesDataset
 
 
 def __getattr__(name: str) -> Any:

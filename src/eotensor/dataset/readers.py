@@ -142,7 +142,8 @@ class PatchesImagesReader(PatchesReaderBase):
         self.filenames = _files_dict(filenames_dict, filename_dict)
         self.use_streaming = bool(use_streaming)
         keys = list(self.filenames)
-        self.scalar_dict = {str(key): [np.asarray(v) for v in values] for key, values in (scalar_dict or {}).items()}
+        # one array per key: one dtype for all its files (1 and 2.5 are both float64, never 2.5 truncated to 2)
+        self.scalar_dict = {str(key): np.asarray(list(values)) for key, values in (scalar_dict or {}).items()}
         clash = sorted(set(self.scalar_dict) & set(keys))
         if clash:
             raise ParameterError(f"scalar_dict: {', '.join(clash)} is also a source of filenames_dict; "

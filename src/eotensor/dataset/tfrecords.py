@@ -98,7 +98,8 @@ class TFRecords:
         ``dataset`` has OTBTF's Dataset interface: ``get_size()`` (or ``size``), ``output_types``
         (key -> dtype), ``output_shapes`` (key -> shape) and ``read_one_sample()`` (key -> array). There are
         ``size // n_samples_per_shard`` shards, plus one holding the remainder when ``drop_remainder`` is
-        False. Each file is written under a temporary name and renamed when complete.
+        False. Each file is written under a temporary name and renamed when complete; shards beyond these,
+        left by an earlier write into the same directory, are deleted (``read`` would mix them in).
         """
         if n_samples_per_shard < 1:
             raise ParameterError(f"n_samples_per_shard: expected a positive number, got {n_samples_per_shard}")
@@ -114,6 +115,10 @@ class TFRecords:
         self.save(shapes, self.output_shapes_file)
         self.save(types, self.output_types_file)
         self.output_types, self.output_shapes = types, shapes
+        for stale in self.files():  # numbered shards of an earlier, longer write: read() would take them
+            stem = os.path.basename(stale)[:-len(".records")]
+            if stem.isdigit() and int(stem) >= nb_shards:
+                os.remove(stale)
         for i in range(nb_shards):
             count = min(n_samples_per_shard, size - i * n_samples_per_shard)
             with AtomicOutput(os.path.join(self.dirpath, f"{i}.records"), "path") as output, \
@@ -183,6 +188,9 @@ class TFRecords:
         """
         from eotensor.runtimes.tensorflow import import_tensorflow
 
+        for name, value in (("batch_size", batch_size), ("n_workers", n_workers)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ParameterError(f"{name}: expected an integer >= 1, got {value!r}")
         tf = import_tensorflow()
         types, _ = self._metadata()
         if isinstance(target_keys, str):

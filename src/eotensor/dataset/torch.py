@@ -61,12 +61,13 @@ class PatchesDataset(_Base):
             raise IndexError(f"sample {index} of a dataset of {len(self)}")
         sample = {}
         for key, value in self.reader.get_sample(int(index)).items():
-            array = np.asarray(value)
+            array = np.asarray(value)  # 0-d for scalars: they stay 0-d tensors
             if array.dtype == np.uint16:
                 array = array.astype(np.int32)
             elif array.dtype == np.uint32:
                 array = array.astype(np.int64)
             if self.channels_first and array.ndim == 3:
                 array = array.transpose(2, 0, 1)
-            sample[key] = torch.from_numpy(np.ascontiguousarray(array))
+            # a copy: in-memory samples are views of the reader's buffer, which an in-place transform would alter
+            sample[key] = torch.from_numpy(np.array(array, copy=True, order="C"))
         return sample

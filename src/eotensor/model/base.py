@@ -61,8 +61,9 @@ class ModelBase(abc.ABC):
         self.model = self.create_network()
 
     def __getattr__(self, name: str) -> Any:
-        if name == "model":  # not built yet (an error in create_network): no recursion through __getattr__
-            raise AttributeError(name)
+        if "model" not in self.__dict__:  # still building: an attribute the subclass has not set yet
+            raise AttributeError(f"{type(self).__name__}.{name} is not set when create_network runs; set it before "
+                                 "calling super().__init__()")
         return getattr(self.model, name)
 
     def get_inputs(self) -> dict[str, Any]:
@@ -92,7 +93,7 @@ class ModelBase(abc.ABC):
                             normalized_inputs: dict[str, Any] | None = None) -> dict[str, Any]:
         """For every image output and crop ``c``, the output without ``c`` pixels on each side, keyed
         ``cropped_tensor_name(key, c)``."""
-        import keras
+        from eotensor.model.layers import Crop
 
         cropped = {}
         for key, tensor in outputs.items():
@@ -100,7 +101,7 @@ class ModelBase(abc.ABC):
                 continue
             for crop in self.inference_cropping:
                 name = cropped_tensor_name(key, crop)
-                cropped[name] = keras.layers.Cropping2D(crop, name=name)(tensor)
+                cropped[name] = Crop(crop, name=name)(tensor)  # Cropping2D refuses crops larger than a patch
         return cropped
 
     def create_network(self) -> Any:

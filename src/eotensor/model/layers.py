@@ -65,7 +65,8 @@ class ScalarsTile(keras.layers.Layer):
         ref, scalars = inputs
         scalars = [ops.squeeze(s, axis=-1) if len(s.shape) == 2 else s for s in scalars]
         stacked = ops.stack(scalars, axis=-1)[:, None, None, :]
-        return stacked * ops.ones_like(ref[..., :1], dtype=stacked.dtype)
+        shape = ops.shape(ref)  # not a slice of ref: a sparse reference (cast then scaled) cannot be sliced
+        return ops.broadcast_to(stacked, (shape[0], shape[1], shape[2], len(scalars)))
 
 
 @_serializable
@@ -97,3 +98,21 @@ class Max(keras.layers.Layer):
 
 
 __all__ = ["ApplyMask", "ArgMax", "Argmax", "DilatedMask", "Max", "ScalarsTile"]
+
+
+@_serializable
+class Crop(keras.layers.Layer):
+    """The input without ``crop`` pixels on each side of its rows and columns (``x[:, c:-c, c:-c, :]``, as
+    OTBTF's ModelBase slices): empty, never an error, when the input is too small (training on patches smaller
+    than a crop meant for serving)."""
+
+    def __init__(self, crop: int, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.crop = int(crop)
+
+    def call(self, inputs: Any) -> Any:
+        c = self.crop
+        return inputs if c <= 0 else inputs[:, c:-c, c:-c, :]
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "crop": self.crop}
