@@ -113,10 +113,8 @@ def test_reprojection_matches_rasterio_and_assumed_crs_warns(tmp_path):
     assert vector.reproject_xy(x, y, None, "EPSG:32631")[0] is x
     moved = vector.reproject_geometries(shapely.points(x, y), "EPSG:4326", "EPSG:32631")
     assert np.allclose(shapely.get_coordinates(moved), np.column_stack([ex, ey]))
-    no_crs = vector.read_vector(_geojson(tmp_path / "n.geojson", [(_point(1, 2), {})], crs=None), "vec")
-    if no_crs.crs is None:  # GeoJSON without "crs" is WGS 84 for GDAL; a Shapefile without .prj has none
-        with pytest.warns(UserWarning, match="has no CRS; its coordinates are taken as in the CRS of"):
-            assert vector.target_crs(no_crs, "EPSG:32631", "img.tif").to_epsg() == 32631
+    # GeoJSON without "crs" is WGS 84 by the RFC, never "no CRS" (a layer without CRS: the next test)
+    assert vector.read_vector(_geojson(tmp_path / "n.geojson", [(_point(1, 2), {})], crs=None), "vec").crs is not None
 
 
 def test_layer_without_crs_takes_the_image_crs_with_a_warning(tmp_path):

@@ -198,8 +198,9 @@ class ServeEngine:
         self._steps = [(steps.get(spec.key, {}).get(1, 1), steps.get(spec.key, {}).get(2, 1))
                        for spec in self.input_specs]
         """Per source, the step its model input's rows and columns must be multiples of (1: any size)."""
-        if not declared and not steps:
-            return None
+        trivial = all(low <= 1 and high is None for dims in declared.values() for low, high in dims.values())
+        if trivial and all(step == 1 for pair in self._steps for step in pair):
+            return None  # e.g. a .pt2 whose dims are only Dim(min=1): nothing to check on every tile
         limits = []
         for i, (source, spec) in enumerate(zip(self.sources, self.input_specs)):
             dims = declared.get(spec.key, {})
@@ -232,7 +233,8 @@ class ServeEngine:
                 return self._halves(window, aligned, axis)
         grown = window
         for _ in range(max(self.grid.height, self.grid.width) + 1):
-            regions = self.regions(aligned_window(grown, self.fields))
+            if grown is not window:
+                regions = self.regions(aligned_window(grown, self.fields))
             short = [axis for axis in (0, 1) if any(
                 (r.window.height, r.window.width)[axis] < lim[axis][0]
                 or (r.window.height, r.window.width)[axis] % step[axis]

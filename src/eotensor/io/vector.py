@@ -135,7 +135,13 @@ def integer_values(layer: VectorLayer, field_param: str = "field") -> tuple[np.n
     result = np.zeros(len(values), dtype=np.int64)
     if values.dtype.kind in "iub":
         return values.astype(np.int64), present
-    for k in np.flatnonzero(present):
+    if values.dtype.kind == "f":  # nullable integer fields come as floats: checked at once, not point by point
+        with np.errstate(invalid="ignore"):
+            bad = present & ~((values == np.floor(values)) & (np.abs(values) < 2.0**63))
+        check = np.flatnonzero(bad)[:1]  # the first offending feature, for the message below
+    else:
+        check = np.flatnonzero(present)
+    for k in check:
         value = values[k]
         try:
             number = float(value)
@@ -148,6 +154,8 @@ def integer_values(layer: VectorLayer, field_param: str = "field") -> tuple[np.n
                 f"{layer.fids[k]}; expected integer values"
             )
         result[k] = int(number)
+    if values.dtype.kind == "f":
+        result[present] = values[present].astype(np.int64)  # all integral and in range: checked above
     return result, present
 
 
