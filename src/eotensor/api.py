@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from eotensor.engine.execute import get_executor
+from eotensor.engine.prefetch import load_while_reading
 from eotensor.engine.progress import Progress
 from eotensor.engine.serve import DEFAULT_BATCH_SIZE, ServeEngine, Source
 from eotensor.engine.tiling import (
@@ -75,6 +76,12 @@ def source(
         warnings.warn(f'{param}.il: "{path}" declares no-data {declared:g}; eotensor (like OTBTF) ignores it '
                       f"unless {param}.nodata is set", stacklevel=2)
     return Source(raster, as_pair(rfield, f"{param}.rfield"), placeholder or "", value)
+
+
+def _size_gdal_cache(ram_mb: float) -> None:
+    """Size GDAL's block cache before its first use (its default is 5 % of RAM): tiles cover whole blocks, so a
+    quarter of the memory budget is plenty. It is process-wide and fixed at first use, hence ``setdefault``."""
+    os.environ.setdefault("GDAL_CACHEMAX", str(max(32, int(ram_mb / 4))))
 
 
 def _window(value: Any) -> Window:
@@ -163,6 +170,7 @@ class ServedRaster:
             out[(slice(None), *inside.slices(window))] = array[(slice(None), *inside.slices(tile))]
 
         self.executor(self.engine.compute, self.plan(window), sink, workers=self.workers)
+        self.engine.release_prefetched()
         return out
 
     def write(self, out: str | os.PathLike, pixel_type: str | None = None, progress: bool = False) -> str:
@@ -172,9 +180,7 @@ class ServedRaster:
         When a source has a no-data value and the output none of its own (``&nodata=``), the output is
         tagged with the background value the skipped blocks get, if its pixel type can hold it.
         """
-        # GDAL sizes its block cache when first used (default: 5 % of RAM). Tiles cover whole blocks, so a
-        # quarter of the budget is plenty.
-        os.environ.setdefault("GDAL_CACHEMAX", str(max(32, int(self.ram_mb / 4))))
+        _size_gdal_cache(self.ram_mb)
         target = parse_output(out, pixel_type)
         background = self.engine.background
         if target.nodata is None and any(s.nodata is not None for s in self.engine.sources):
@@ -193,6 +199,7 @@ class ServedRaster:
         with GeoTiffWriter(target, width=self.grid.width, height=self.grid.height, count=self.count,
                            transform=self.grid.transform, crs=self.grid.crs) as writer:
             self.executor(self.engine.compute, plan, writer.write, workers=self.workers, progress=bar)
+        self.engine.release_prefetched()
         return target.path
 
 
@@ -254,8 +261,17 @@ def serve(
     background = as_number(background, "output.bv", finite=False)
     if model_threads is not None:
         model_threads = as_number(model_threads, "optim.modelthreads", integer=True, minimum=1)
-    loaded = load_model(model, runtime=runtime, tags=tags, jit=jit, threads=model_threads, device=device)
+    def load() -> Model:
+        return load_model(model, runtime=runtime, tags=tags, jit=jit, threads=model_threads, device=device)
+
+    readers = None
+    if isinstance(model, (str, os.PathLike)):  # loading takes seconds (TF's import alone): read meanwhile
+        budget = ram_budget_mb(ram_mb)
+        _size_gdal_cache(budget)
+        loaded, readers = load_while_reading(load, [s.raster for s in sources], budget * 1024 * 1024)
+    else:
+        loaded = load()
     engine = ServeEngine(loaded, sources, fields, as_strings(output_names, "output.names"), placeholders,
-                         background, batch_size, layout)
+                         background, batch_size, layout, readers)
     return ServedRaster(engine, workers=workers, ram_mb=ram_mb, tile_size=tile_size,
                         strips=as_bool(strips, "optim.disabletiling"), scheduler=scheduler)

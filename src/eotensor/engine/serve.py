@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
+from eotensor.engine.prefetch import RowPrefetch
 from eotensor.errors import GeometryError, ModelError, ModelOutputError, ParameterError
 from eotensor.geometry import Grid, Window
 from eotensor.geometry.boxes import BoxCounts
@@ -109,11 +110,15 @@ class ServeEngine:
         background: float = 0.0,
         batch_size: int = DEFAULT_BATCH_SIZE,
         layout: str | None = None,
+        readers: Sequence[RasterSource | RowPrefetch] | None = None,
     ) -> None:
+        """``readers`` read each source's windows in its place (default: the sources' rasters), e.g. the
+        :class:`~eotensor.engine.prefetch.RowPrefetch` rows read while the model loaded."""
         if not sources:
             raise ParameterError("source1.il: at least one source is required")
         self.model = model
         self.sources = list(sources)
+        self._readers = list(readers) if readers is not None else [s.raster for s in self.sources]
         self.fields = fields
         self.background = float(background)
         self.batch_size = int(batch_size)
@@ -299,6 +304,12 @@ class ServeEngine:
             self.compute(Window(row, col, ef_y, ef_x), skip_nodata=False)
         return sum(b for b in self._bands if b is not None)
 
+    def release_prefetched(self) -> None:
+        """Let go of the rows read while the model loaded (after a run: from now on reads go to the files)."""
+        for reader in self._readers:
+            if isinstance(reader, RowPrefetch):
+                reader.release()
+
     @property
     def token(self) -> str:
         """What determines this engine's pixels besides the output geometry, as text (for plan fingerprints).
@@ -342,7 +353,7 @@ class ServeEngine:
                 return self.compute(fitted[0], skip_nodata)[(slice(None), *window.slices(fitted[0]))]
             if fitted:
                 return self._stitch(window, [(piece, self.compute(piece, skip_nodata)) for piece in fitted])
-        reads = [source.raster.read(region.window) for source, region in zip(self.sources, regions)]
+        reads = [reader.read(region.window) for reader, region in zip(self._readers, regions)]
         skipped = self._nodata_pixels(aligned, window, regions, reads) if skip_nodata else None
         if skipped is not None and skipped.all():
             return np.full((self.count, window.height, window.width), self.background, dtype=self._fill_dtype)

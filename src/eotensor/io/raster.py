@@ -195,9 +195,8 @@ class RasterSource:
         if window.size:
             rio_window = window.to_rasterio()
             band = 0
+            self.check_unchanged()
             for ds, image in zip(self._datasets(), self.images):
-                if image.stamp is not None and _stamp(image.path) != image.stamp:
-                    raise self._changed(image)
                 n = image.count
                 try:
                     if any(image.complex_bands):
@@ -208,6 +207,12 @@ class RasterSource:
                     raise InputFileError(f'{self.param}: cannot read "{image.path}" ({error_text(error)})') from None
                 band += n
         return pixels
+
+    def check_unchanged(self) -> None:
+        """Raise :class:`InputFileError` if a file changed since the source was opened (one ``stat`` per file)."""
+        for image in self.images:
+            if image.stamp is not None and _stamp(image.path) != image.stamp:
+                raise self._changed(image)
 
     @staticmethod
     def _read_complex(ds: Any, image: _Image, rio_window: Any, planes: np.ndarray) -> None:
