@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 _LIBRARY = {
     "ServedRaster": "eotensor.api", "serve": "eotensor.api", "source": "eotensor.api",
+    "LazyRaster": "eotensor.lazy", "open": "eotensor.lazy",
     "Grid": "eotensor.geometry", "Window": "eotensor.geometry",
     "FunctionModel": "eotensor.runtimes", "Model": "eotensor.runtimes", "TensorSpec": "eotensor.runtimes",
     "load_model": "eotensor.runtimes",
@@ -25,8 +26,8 @@ _LIBRARY = {
 }
 
 __all__ = [
-    "EotensorError", "FunctionModel", "Grid", "Model", "ServedRaster", "TensorSpec", "Window", "errors",
-    "load_model", "serve", "source",
+    "EotensorError", "FunctionModel", "Grid", "LazyRaster", "Model", "ServedRaster", "TensorSpec", "Window", "errors",
+    "load_model", "open", "serve", "source",
 ]
 
 if TYPE_CHECKING:
@@ -34,6 +35,7 @@ if TYPE_CHECKING:
     from eotensor.api import ServedRaster, serve, source
     from eotensor.errors import EotensorError
     from eotensor.geometry import Grid, Window
+    from eotensor.lazy import LazyRaster, open
     from eotensor.runtimes import FunctionModel, Model, TensorSpec, load_model
 
 

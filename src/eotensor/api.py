@@ -20,34 +20,24 @@ from typing import Any
 
 import numpy as np
 
-from eotensor.engine.execute import get_executor
 from eotensor.engine.prefetch import load_while_reading
-from eotensor.engine.progress import Progress
 from eotensor.engine.serve import DEFAULT_BATCH_SIZE, ServeEngine, Source
-from eotensor.engine.tiling import (
-    TilePlan,
-    TileShape,
-    align_tile_size,
-    auto_tile_shape,
-    bytes_per_output_pixel,
-    plan_tiles,
-    ram_budget_mb,
-)
+from eotensor.engine.tiling import TileShape, align_tile_size, auto_tile_shape, bytes_per_output_pixel, ram_budget_mb
 from eotensor.errors import ParameterError
-from eotensor.geometry import Grid, Window, as_window
+from eotensor.geometry import Grid, Window
 from eotensor.geometry.fields import Fields
-from eotensor.io.atomic import ensure_not_input
-from eotensor.io.extended import nodata_problem, parse_output
-from eotensor.io.geotiff import DEFAULT_BLOCK_SIZE, GeoTiffWriter, block_shape
+from eotensor.io.extended import OutputTarget, nodata_problem
+from eotensor.io.geotiff import DEFAULT_BLOCK_SIZE
 from eotensor.io.pixeltypes import to_pixel_type
 from eotensor.io.raster import RasterSource
+from eotensor.lazy import LazyRaster, as_raster_source, size_gdal_cache
 from eotensor.runtimes import Model, load_model
 from eotensor.runtimes.signature import parse_user_placeholder
 from eotensor.values import as_bool, as_number, as_pair, as_strings
 
 
 def source(
-    images: str | os.PathLike | Sequence[str | os.PathLike],
+    images: str | os.PathLike | LazyRaster | Sequence[str | os.PathLike | LazyRaster],
     rfield: int | Sequence[int] = 1,
     placeholder: str = "",
     nodata: float | str | None = None,
@@ -56,13 +46,16 @@ def source(
 ) -> Source:
     """A model input: one raster or an image list stacked on bands, with its receptive field (x, y).
 
+    ``images`` are file names, lazy results (another app's output, computed in memory window by window:
+    see :mod:`eotensor.lazy`), or a list mixing both.
+
     ``placeholder`` is the model input key (empty: the next free input, see the binding rule of
     :class:`~eotensor.engine.serve.ServeEngine`). With ``nodata``, every expression-field block (or
     patch) whose input from this source is entirely ``nodata`` is not computed and gets ``background``.
     ``index`` is the source number used in error messages (``source2.il`` ...).
     """
     param = f"source{index}"
-    raster = RasterSource(as_strings(images, f"{param}.il"), f"{param}.il")
+    raster = as_raster_source(images, f"{param}.il")
     value = None if nodata is None else as_number(nodata, f"{param}.nodata", finite=False)
     if value is not None and math.isfinite(value):
         with np.errstate(over="ignore", under="ignore"):
@@ -78,36 +71,15 @@ def source(
     return Source(raster, as_pair(rfield, f"{param}.rfield"), placeholder or "", value)
 
 
-def _size_gdal_cache(ram_mb: float) -> None:
-    """Size GDAL's block cache before its first use (its default is 5 % of RAM): tiles cover whole blocks, so a
-    quarter of the memory budget is plenty. It is process-wide and fixed at first use, hence ``setdefault``."""
-    os.environ.setdefault("GDAL_CACHEMAX", str(max(32, int(ram_mb / 4))))
-
-
-def _window(value: Any) -> Window:
-    """:func:`~eotensor.geometry.as_window`, with a one-line :class:`ParameterError` naming ``read``."""
-    try:
-        return as_window(value)
-    except (TypeError, ValueError) as error:
-        raise ParameterError(
-            f"read: window {value!r} is not a Window, a (row, col, height, width) tuple or a rasterio window "
-            f"({error})"
-        ) from None
-
-
-class ServedRaster:
+class ServedRaster(LazyRaster):
     """The lazy output of a model over its sources: a grid, a band count, and windows on demand."""
 
     def __init__(self, engine: ServeEngine, workers: int | None = None, ram_mb: float | None = None,
                  tile_size: int | Sequence[int] | None = None, strips: bool = False,
                  scheduler: str = "threads") -> None:
+        super().__init__(workers, ram_mb, scheduler)
         self.engine = engine
-        self.workers = None if workers is None else as_number(workers, "workers", integer=True, minimum=0)
-        self.ram_mb = ram_budget_mb(ram_mb)
         self.strips = strips
-        self.scheduler = scheduler
-        self.executor = get_executor(scheduler, "scheduler")
-        """The executor function ``scheduler`` names (see :mod:`eotensor.engine.execute`)."""
         self._tile_size = None if tile_size is None else as_pair(tile_size, "tile_size")
 
     @property
@@ -116,24 +88,23 @@ class ServedRaster:
         return self.engine.grid
 
     @property
-    def transform(self) -> Any:
-        """GDAL-style affine transform of the output."""
-        return self.grid.transform
-
-    @property
-    def crs(self) -> Any:
-        """CRS of the output (source 1's)."""
-        return self.grid.crs
-
-    @property
     def count(self) -> int:
         """Number of output bands (the model runs once on a central block when its signature cannot tell)."""
         return self.engine.count
 
     @property
-    def shape(self) -> tuple[int, int, int]:
-        """(bands, rows, cols), like a rasterio dataset read."""
-        return (self.count, self.grid.height, self.grid.width)
+    def token(self) -> str:
+        """The engine's token: sources, fields, model, outputs, placeholders, background, batch size."""
+        return self.engine.token
+
+    @property
+    def files(self) -> list[str]:
+        """The files every source reads (upstream results' included)."""
+        return [path for s in self.engine.sources for path in s.raster.paths]
+
+    def compute(self, window: Window) -> np.ndarray:
+        """The engine's pixels of ``window`` (bands, rows, cols)."""
+        return self.engine.compute(window)
 
     def tile_shape(self, block: tuple[int, int] = (DEFAULT_BLOCK_SIZE, DEFAULT_BLOCK_SIZE)) -> TileShape:
         """The tile size used: the user's (EF-aligned), else one chosen from the memory budget.
@@ -150,57 +121,22 @@ class ServedRaster:
         pixel_bytes = bytes_per_output_pixel(sources, self.grid, fields, self.count, halo)
         return auto_tile_shape(self.grid, fields, pixel_bytes, self.ram_mb, halo, self.strips, block)
 
-    def plan(self, region: Window | None = None,
-             block: tuple[int, int] = (DEFAULT_BLOCK_SIZE, DEFAULT_BLOCK_SIZE)) -> TilePlan:
-        """The tile plan over ``region`` (default: the whole output), with this result's fingerprint token."""
-        return plan_tiles(self.grid, self.tile_shape(block), region, self.engine.token)
-
-    def read(self, window: Window | tuple[int, int, int, int] | Any | None = None) -> np.ndarray:
-        """Output pixels of ``window`` (row, col, height, width; default: everything) as float32 (bands, rows, cols)."""
-        window = self.grid.full_window() if window is None else _window(window)
-        clipped = window.intersect(self.grid.full_window())
-        if clipped != window:
-            raise ParameterError(
-                f"read: {window} reaches outside the output grid ({self.grid.height} rows x {self.grid.width} cols)"
-            )
-        out = np.empty((self.count, window.height, window.width), dtype=np.float32)
-
-        def sink(array: np.ndarray, tile: Window) -> None:
-            inside = tile.intersect(window)
-            out[(slice(None), *inside.slices(window))] = array[(slice(None), *inside.slices(tile))]
-
-        self.executor(self.engine.compute, self.plan(window), sink, workers=self.workers)
+    def _after_run(self) -> None:
         self.engine.release_prefetched()
-        return out
 
-    def write(self, out: str | os.PathLike, pixel_type: str | None = None, progress: bool = False) -> str:
-        """Stream the output to a raster file (OTB extended filename accepted); return the path written.
-
-        The format comes from the extension; the file appears under its final name only once complete.
-        When a source has a no-data value and the output none of its own (``&nodata=``), the output is
-        tagged with the background value the skipped blocks get, if its pixel type can hold it.
-        """
-        _size_gdal_cache(self.ram_mb)
-        target = parse_output(out, pixel_type)
+    def _output_target(self, target: OutputTarget) -> OutputTarget:
+        """When a source has a no-data value and the output none of its own (``&nodata=``), the output is
+        tagged with the background value the skipped blocks get, if its pixel type can hold it."""
         background = self.engine.background
         if target.nodata is None and any(s.nodata is not None for s in self.engine.sources):
             problem = nodata_problem(background, target.dtype)
             if problem is None:
-                target = dataclasses.replace(target, nodata=background)
-            else:
-                written = to_pixel_type(np.array([background]), target.dtype)[0]
-                warnings.warn(f"output.bv {background:g} {problem}: skipped blocks are written as {written} and "
-                              f'"{target.path}" gets no no-data tag; choose an output.bv the pixel type holds',
-                              stacklevel=2)
-        ensure_not_input(target.path, [p for s in self.engine.sources for p in s.raster.paths])
-        box = target.region(self.grid.width, self.grid.height)
-        plan = self.plan(box, block_shape(target, self.grid.width, self.grid.height))
-        bar = Progress(len(plan), os.path.basename(target.path)) if progress else None
-        with GeoTiffWriter(target, width=self.grid.width, height=self.grid.height, count=self.count,
-                           transform=self.grid.transform, crs=self.grid.crs) as writer:
-            self.executor(self.engine.compute, plan, writer.write, workers=self.workers, progress=bar)
-        self.engine.release_prefetched()
-        return target.path
+                return dataclasses.replace(target, nodata=background)
+            written = to_pixel_type(np.array([background]), target.dtype)[0]
+            warnings.warn(f"output.bv {background:g} {problem}: skipped blocks are written as {written} and "
+                          f'"{target.path}" gets no no-data tag; choose an output.bv the pixel type holds',
+                          stacklevel=3)
+        return target
 
 
 def serve(
@@ -264,11 +200,14 @@ def serve(
     def load() -> Model:
         return load_model(model, runtime=runtime, tags=tags, jit=jit, threads=model_threads, device=device)
 
-    readers = None
-    if isinstance(model, (str, os.PathLike)):  # loading takes seconds (TF's import alone): read meanwhile
+    readers: list[Any] = [s.raster for s in sources]
+    files = [k for k, r in enumerate(readers) if isinstance(r, RasterSource)]
+    if isinstance(model, (str, os.PathLike)) and files:  # loading takes seconds (TF's import): read meanwhile
         budget = ram_budget_mb(ram_mb)
-        _size_gdal_cache(budget)
-        loaded, readers = load_while_reading(load, [s.raster for s in sources], budget * 1024 * 1024)
+        size_gdal_cache(budget)
+        loaded, prefetched = load_while_reading(load, [readers[k] for k in files], budget * 1024 * 1024)
+        for k, reader in zip(files, prefetched):
+            readers[k] = reader
     else:
         loaded = load()
     engine = ServeEngine(loaded, sources, fields, as_strings(output_names, "output.names"), placeholders,

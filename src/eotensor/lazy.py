@@ -1,0 +1,385 @@
+"""Lazy rasters: results that compute any window on demand, chain in memory, and stream to files.
+
+Every result — a served model (:class:`~eotensor.api.ServedRaster`), an opened file (:func:`open`), a band
+selection, a pixel-wise expression — is a :class:`LazyRaster`: a grid, a band count, and ``compute(window)``
+giving that window's pixels. Any of them can feed another app as a source (:func:`as_source`): the
+downstream engine asks its upstream for exactly the windows it needs (halo included), so a chain stays
+streamed and bounded in memory, and, since a window's pixels never depend on the tiling, it gives the
+bytes the same chain gives through intermediate files:
+
+>>> import eotensor as eot
+>>> features = eot.serve("cnn", [eot.source("s2.tif", rfield=64)], efield=32, fullyconv=True)
+>>> head = eot.serve("head", [eot.source(features)])          # no intermediate file
+>>> head[0].write("classes.tif", "uint8")
+
+What a source reads from an upstream result is what the upstream's file would hold with the default pixel
+type (float32): values converted the way the writer converts them, then read as float32.
+"""
+
+from __future__ import annotations
+
+import os
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from eotensor.engine.execute import get_executor
+from eotensor.engine.progress import Progress
+from eotensor.engine.tiling import (
+    TilePlan,
+    TileShape,
+    auto_tile_shape,
+    plan_tiles,
+    ram_budget_mb,
+)
+from eotensor.errors import GeometryError, InputFileError, ParameterError
+from eotensor.geometry import Grid, Window, as_window
+from eotensor.geometry.fields import Fields
+from eotensor.io.atomic import ensure_not_input
+from eotensor.io.extended import OutputTarget, parse_output
+from eotensor.io.geotiff import DEFAULT_BLOCK_SIZE, GeoTiffWriter, block_shape
+from eotensor.io.pixeltypes import to_pixel_type
+from eotensor.io.raster import RasterSource
+from eotensor.values import as_number, as_strings
+
+__all__ = ["ChainedSource", "LazyRaster", "Stack", "as_raster_source", "open", "size_gdal_cache"]
+
+PIXELWISE = Fields(rfields=((1, 1),), efield=(1, 1), scale=1.0, fully_conv=True)
+"""The fields of a pixel-wise result: one output pixel from the same input pixel."""
+
+
+def size_gdal_cache(ram_mb: float) -> None:
+    """Size GDAL's block cache before its first use (its default is 5 % of RAM): tiles cover whole blocks, so a
+    quarter of the memory budget is plenty. It is process-wide and fixed at first use, hence ``setdefault``."""
+    os.environ.setdefault("GDAL_CACHEMAX", str(max(32, int(ram_mb / 4))))
+
+
+def _window(value: Any) -> Window:
+    """:func:`~eotensor.geometry.as_window`, with a one-line :class:`ParameterError` naming ``read``."""
+    try:
+        return as_window(value)
+    except (TypeError, ValueError) as error:
+        raise ParameterError(
+            f"read: window {value!r} is not a Window, a (row, col, height, width) tuple or a rasterio window "
+            f"({error})"
+        ) from None
+
+
+class LazyRaster(ABC):
+    """A raster computed on demand: a grid, a band count, and any window's pixels.
+
+    Subclasses give :attr:`grid`, :attr:`count`, :attr:`token`, :attr:`files` and :meth:`compute`; this base
+    gives reading (:meth:`read`, :meth:`to_numpy`), streamed writing (:meth:`write`), band selection
+    (``r[0]``, ``r[[2, 1, 0]]``) and the tile plan. Execution options: ``workers`` threads (None: one per
+    core, at most 4), a memory budget ``ram_mb`` per tile, and the executor's name ``scheduler``.
+    """
+
+    def __init__(self, workers: int | None = None, ram_mb: float | None = None, scheduler: str = "threads") -> None:
+        self.workers = None if workers is None else as_number(workers, "workers", integer=True, minimum=0)
+        self.ram_mb = ram_budget_mb(ram_mb)
+        self.scheduler = scheduler
+        self.executor = get_executor(scheduler, "scheduler")
+        """The executor function ``scheduler`` names (see :mod:`eotensor.engine.execute`)."""
+
+    # ------------------------------------------------------------------ what subclasses give
+    @property
+    @abstractmethod
+    def grid(self) -> Grid:
+        """The output grid."""
+
+    @property
+    @abstractmethod
+    def count(self) -> int:
+        """Number of bands."""
+
+    @property
+    @abstractmethod
+    def token(self) -> str:
+        """What determines the pixels (inputs, model, parameters), as text: part of every plan's fingerprint."""
+
+    @property
+    @abstractmethod
+    def files(self) -> list[str]:
+        """Every file this result reads, upstream results included (an output may never be one of them)."""
+
+    @abstractmethod
+    def compute(self, window: Window) -> np.ndarray:
+        """Pixels of ``window`` (full-grid indices) as an array (bands, rows, cols), in the result's own dtype."""
+
+    # ------------------------------------------------------------------ derived
+    @property
+    def transform(self) -> Any:
+        """GDAL-style affine transform of the grid."""
+        return self.grid.transform
+
+    @property
+    def crs(self) -> Any:
+        """CRS of the grid."""
+        return self.grid.crs
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        """(bands, rows, cols), like a rasterio dataset read."""
+        return (self.count, self.grid.height, self.grid.width)
+
+    @property
+    def dtype(self) -> np.dtype:
+        """The dtype :meth:`read` and :meth:`to_numpy` return (and a source reads): float32."""
+        return np.dtype(np.float32)
+
+    def tile_shape(self, block: tuple[int, int] = (DEFAULT_BLOCK_SIZE, DEFAULT_BLOCK_SIZE)) -> TileShape:
+        """The tile size: strips from the memory budget, multiples of the output's ``block`` (rows, cols)."""
+        return auto_tile_shape(self.grid, PIXELWISE, 4.0 * (self.count + 1), self.ram_mb, False, False, block)
+
+    def plan(self, region: Window | None = None,
+             block: tuple[int, int] = (DEFAULT_BLOCK_SIZE, DEFAULT_BLOCK_SIZE)) -> TilePlan:
+        """The tile plan over ``region`` (default: the whole grid), with this result's fingerprint token."""
+        return plan_tiles(self.grid, self.tile_shape(block), region, self.token)
+
+    def _after_run(self) -> None:  # noqa: B027 - a hook most results leave empty
+        """Called once a read or write has run over its plan."""
+
+    def read(self, window: Window | tuple[int, int, int, int] | Any | None = None) -> np.ndarray:
+        """Pixels of ``window`` (row, col, height, width; default: everything) as float32 (bands, rows, cols).
+
+        Computed tile by tile over this result's plan, so a window read equals the same window of the written
+        file.
+        """
+        window = self.grid.full_window() if window is None else _window(window)
+        clipped = window.intersect(self.grid.full_window())
+        if clipped != window:
+            raise ParameterError(
+                f"read: {window} reaches outside the output grid ({self.grid.height} rows x {self.grid.width} cols)"
+            )
+        out = np.empty((self.count, window.height, window.width), dtype=np.float32)
+
+        def sink(array: np.ndarray, tile: Window) -> None:
+            inside = tile.intersect(window)
+            out[(slice(None), *inside.slices(window))] = array[(slice(None), *inside.slices(tile))]
+
+        self.executor(self.compute, self.plan(window), sink, workers=self.workers)
+        self._after_run()
+        return out
+
+    def to_numpy(self, window: Window | tuple[int, int, int, int] | Any | None = None) -> np.ndarray:
+        """Pixels of ``window`` (default: everything) as float32 (rows, cols, bands), as pyotb gives them."""
+        return np.ascontiguousarray(np.moveaxis(self.read(window), 0, -1))
+
+    def _output_target(self, target: OutputTarget) -> OutputTarget:
+        """The output as it will be written (e.g. tagged with a no-data value); the default: as given."""
+        return target
+
+    def write(self, out: str | os.PathLike, pixel_type: str | None = None, progress: bool = False) -> str:
+        """Stream the result to a raster file (OTB extended filename accepted); return the path written.
+
+        The format comes from the extension; the file appears under its final name only once complete; none
+        of the files the result reads may be the output.
+        """
+        size_gdal_cache(self.ram_mb)
+        target = self._output_target(parse_output(out, pixel_type))
+        ensure_not_input(target.path, self.files)
+        box = target.region(self.grid.width, self.grid.height)
+        plan = self.plan(box, block_shape(target, self.grid.width, self.grid.height))
+        bar = Progress(len(plan), os.path.basename(target.path)) if progress else None
+        with GeoTiffWriter(target, width=self.grid.width, height=self.grid.height, count=self.count,
+                           transform=self.grid.transform, crs=self.grid.crs) as writer:
+            self.executor(self.compute, plan, writer.write, workers=self.workers, progress=bar)
+        self._after_run()
+        return target.path
+
+    def __getitem__(self, bands: int | Sequence[int] | slice) -> LazyRaster:
+        """Bands by 0-based index: ``r[0]``, ``r[[2, 1, 0]]``, ``r[1:3]``, ``r[-1]`` (a lazy result)."""
+        return BandSelection(self, bands)
+
+
+class BandSelection(LazyRaster):
+    """Some bands of an upstream result, in the order given (lazy, pixel-wise)."""
+
+    def __init__(self, upstream: LazyRaster, bands: int | Sequence[int] | slice) -> None:
+        super().__init__(upstream.workers, upstream.ram_mb, upstream.scheduler)
+        count = upstream.count
+        if isinstance(bands, slice):
+            indexes = list(range(count))[bands]
+        else:
+            indexes = [bands] if isinstance(bands, (int, np.integer)) else list(bands)
+        chosen = []
+        for index in indexes:
+            if isinstance(index, bool) or not isinstance(index, (int, np.integer)) or not -count <= index < count:
+                raise ParameterError(f"bands: {index!r} is not a band index of a {count}-band result; expected "
+                                     f"0..{count - 1} (or -{count}..-1 from the end)")
+            chosen.append(int(index) % count)
+        if not chosen:
+            raise ParameterError(f"bands: {bands!r} selects no band of a {count}-band result")
+        self.upstream = upstream
+        self.indexes = chosen
+
+    @property
+    def grid(self) -> Grid:
+        return self.upstream.grid
+
+    @property
+    def count(self) -> int:
+        return len(self.indexes)
+
+    @property
+    def token(self) -> str:
+        return repr(("bands", self.indexes, self.upstream.token))
+
+    @property
+    def files(self) -> list[str]:
+        return self.upstream.files
+
+    def tile_shape(self, block: tuple[int, int] = (DEFAULT_BLOCK_SIZE, DEFAULT_BLOCK_SIZE)) -> TileShape:
+        """The upstream's tiles: a band selection changes no window the upstream computes."""
+        return self.upstream.tile_shape(block)
+
+    def compute(self, window: Window) -> np.ndarray:
+        return self.upstream.compute(window)[self.indexes]
+
+    def _after_run(self) -> None:
+        self.upstream._after_run()
+
+
+class FileRaster(LazyRaster):
+    """An image list stacked on bands (:class:`~eotensor.io.raster.RasterSource`) as a lazy result."""
+
+    def __init__(self, raster: RasterSource, workers: int | None = None, ram_mb: float | None = None,
+                 scheduler: str = "threads") -> None:
+        super().__init__(workers, ram_mb, scheduler)
+        self.raster = raster
+
+    @property
+    def grid(self) -> Grid:
+        return self.raster.grid
+
+    @property
+    def count(self) -> int:
+        return self.raster.count
+
+    @property
+    def token(self) -> str:
+        return self.raster.token
+
+    @property
+    def files(self) -> list[str]:
+        return self.raster.paths
+
+    def compute(self, window: Window) -> np.ndarray:
+        return np.moveaxis(self.raster.read(window), -1, 0)
+
+
+def open(images: str | os.PathLike | Sequence[str | os.PathLike], *, workers: int | None = None,  # noqa: A001
+         ram_mb: float | None = None) -> LazyRaster:
+    """A raster file, or an image list stacked on bands (OTB's ``?&bands=`` selection accepted), as a lazy result
+    that chains, selects bands and writes like any other."""
+    return FileRaster(RasterSource(as_strings(images, "il"), "il"), workers, ram_mb)
+
+
+class ChainedSource:
+    """A lazy result read as a source (the :class:`~eotensor.io.raster.RasterSource` interface): float32
+    (rows, cols, bands) windows holding what the result's float32 file would hold.
+
+    A window is computed in pieces no larger than the upstream's own tiles (so a CNN upstream keeps its
+    memory bound), each piece exactly, wherever it falls.
+    """
+
+    def __init__(self, upstream: LazyRaster, param: str = "source1.il") -> None:
+        self.upstream = upstream
+        self.param = param
+
+    @property
+    def grid(self) -> Grid:
+        return self.upstream.grid
+
+    @property
+    def count(self) -> int:
+        return self.upstream.count
+
+    @property
+    def token(self) -> str:
+        return repr(("chained", self.upstream.token))
+
+    @property
+    def paths(self) -> list[str]:
+        return self.upstream.files
+
+    def nodata_files(self) -> list[tuple[str, float]]:
+        """No file-declared no-data: an upstream result has none of its own."""
+        return []
+
+    def read(self, window: Window) -> np.ndarray:
+        pixels = np.empty((window.height, window.width, self.count), dtype=np.float32)
+        if window.size:
+            for tile in self.upstream.plan(window):
+                piece = tile.intersect(window)
+                values = to_pixel_type(self.upstream.compute(piece), np.float32)
+                pixels[piece.slices(window)] = np.moveaxis(values, 0, -1)
+        return pixels
+
+
+class Stack:
+    """Several sources stacked on bands (an image list mixing files and lazy results), read as one source.
+
+    As OTB stacks an image list, all pieces must have the same size, and the stack takes the first piece's
+    geometry; pieces in another CRS are refused (eotensor does not resample).
+    """
+
+    def __init__(self, pieces: Sequence[Any], param: str = "source1.il") -> None:
+        self.pieces = list(pieces)
+        self.param = param
+        first = self.pieces[0].grid
+        for k, piece in enumerate(self.pieces[1:], start=2):
+            grid = piece.grid
+            if (grid.width, grid.height) != (first.width, first.height):
+                raise InputFileError(f"{param}: image {k} is {grid.width}x{grid.height} pixels but image 1 is "
+                                     f"{first.width}x{first.height}; all images of a list must have the same size")
+            if grid.crs and first.crs and grid.crs != first.crs:
+                raise GeometryError(f"{param}: image {k} is in {grid.crs} but image 1 in {first.crs}; eotensor does "
+                                    "not resample: reproject it first (e.g. gdalwarp)")
+
+    @property
+    def grid(self) -> Grid:
+        return self.pieces[0].grid
+
+    @property
+    def count(self) -> int:
+        return sum(piece.count for piece in self.pieces)
+
+    @property
+    def token(self) -> str:
+        return repr([piece.token for piece in self.pieces])
+
+    @property
+    def paths(self) -> list[str]:
+        return [path for piece in self.pieces for path in piece.paths]
+
+    def nodata_files(self) -> list[tuple[str, float]]:
+        return [found for piece in self.pieces for found in piece.nodata_files()]
+
+    def read(self, window: Window) -> np.ndarray:
+        return np.concatenate([piece.read(window) for piece in self.pieces], axis=-1)
+
+
+def as_raster_source(images: Any, param: str) -> Any:
+    """An image list — file names, lazy results, or both — as one source: a
+    :class:`~eotensor.io.raster.RasterSource` when all are files, else a :class:`Stack` of file groups and
+    :class:`ChainedSource` pieces, in list order."""
+    items = [images] if isinstance(images, (str, os.PathLike, LazyRaster)) else list(images)
+    if not any(isinstance(item, LazyRaster) for item in items):
+        return RasterSource(as_strings(images, param), param)
+    pieces: list[Any] = []
+    files: list[Any] = []
+    for item in items:
+        if isinstance(item, LazyRaster):
+            if files:
+                pieces.append(RasterSource(as_strings(files, param), param))
+                files = []
+            pieces.append(ChainedSource(item, param))
+        else:
+            files.append(item)
+    if files:
+        pieces.append(RasterSource(as_strings(files, param), param))
+    return pieces[0] if len(pieces) == 1 else Stack(pieces, param)
+
