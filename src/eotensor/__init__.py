@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 _LIBRARY = {
     "ServedRaster": "eotensor.api", "serve": "eotensor.api", "source": "eotensor.api",
-    "LazyRaster": "eotensor.lazy", "open": "eotensor.lazy",
+    "LazyRaster": "eotensor.lazy", "open": "eotensor.lazy", "from_xarray": "eotensor.xarray_io",
     "Grid": "eotensor.geometry", "Window": "eotensor.geometry",
     "FunctionModel": "eotensor.runtimes", "Model": "eotensor.runtimes", "TensorSpec": "eotensor.runtimes",
     "load_model": "eotensor.runtimes",
@@ -27,7 +27,7 @@ _LIBRARY = {
 
 __all__ = [
     "EotensorError", "FunctionModel", "Grid", "LazyRaster", "Model", "ServedRaster", "TensorSpec", "Window", "errors",
-    "load_model", "open", "serve", "source",
+    "from_xarray", "load_model", "open", "serve", "source",
 ]
 
 if TYPE_CHECKING:
@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from eotensor.geometry import Grid, Window
     from eotensor.lazy import LazyRaster, open
     from eotensor.runtimes import FunctionModel, Model, TensorSpec, load_model
+    from eotensor.xarray_io import from_xarray
 
 
 def _version() -> str:

@@ -189,6 +189,13 @@ class LazyRaster(ABC):
         self._after_run()
         return target.path
 
+    def to_xarray(self, name: str | None = None) -> Any:
+        """A lazily computed, Dask-backed ``xarray.DataArray`` (band, y, x) with the CRS and transform as rioxarray
+        reads them, chunked like the tiles (see :mod:`eotensor.xarray_io`; the ``xarray`` extra)."""
+        from eotensor.xarray_io import to_xarray
+
+        return to_xarray(self, name)
+
     def __getitem__(self, bands: int | Sequence[int] | slice) -> LazyRaster:
         """Bands by 0-based index: ``r[0]``, ``r[[2, 1, 0]]``, ``r[1:3]``, ``r[-1]`` (a lazy result)."""
         return BandSelection(self, bands)
@@ -363,10 +370,13 @@ class Stack:
 
 
 def as_raster_source(images: Any, param: str) -> Any:
-    """An image list — file names, lazy results, or both — as one source: a
+    """An image list — file names, lazy results, ``xarray.DataArray`` objects, or a mix — as one source: a
     :class:`~eotensor.io.raster.RasterSource` when all are files, else a :class:`Stack` of file groups and
     :class:`ChainedSource` pieces, in list order."""
-    items = [images] if isinstance(images, (str, os.PathLike, LazyRaster)) else list(images)
+    from eotensor.xarray_io import from_xarray, is_data_array
+
+    single = isinstance(images, (str, os.PathLike, LazyRaster)) or is_data_array(images)
+    items = [from_xarray(item, param) if is_data_array(item) else item for item in ([images] if single else images)]
     if not any(isinstance(item, LazyRaster) for item in items):
         return RasterSource(as_strings(images, param), param)
     pieces: list[Any] = []
