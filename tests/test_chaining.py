@@ -118,3 +118,20 @@ def test_pieces_of_an_image_list_must_agree(scene, tmp_path):
     elsewhere = write_raster(tmp_path / "utm32.tif", image, crs="EPSG:32632")
     with pytest.raises(GeometryError, match="does not resample"):
         eot.source([eot.open(a), eot.open(elsewhere)])
+
+
+def test_a_numpy_array_is_a_lazy_result(scene, tmp_path):
+    from eotensor.lazy import ArrayRaster
+
+    _, a, _, image, _ = scene
+    grid = eot.open(a).grid
+    values = np.moveaxis(image, 0, -1).astype(np.float64) / 3
+    array = ArrayRaster(values, grid)
+    assert array.shape == (2, 61, 47)
+    np.testing.assert_array_equal(array[1].read()[0], (image[1] / 3).astype(np.float32))
+    written = eot.serve(MIX, [eot.source(array), eot.source(eot.open(a)[0])]).write(tmp_path / "m.tif")
+    got = read(written)[0]
+    np.testing.assert_array_equal(got[0], np.float32(np.float32(image[0] / 3) * 3 + image[0]))
+    assert ArrayRaster(np.zeros((3, 4))).grid.transform.e == -1
+    with pytest.raises(ParameterError, match="array: 5x4 pixels but the grid is 47x61"):
+        ArrayRaster(np.zeros((4, 5)), grid)

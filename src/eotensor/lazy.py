@@ -44,7 +44,8 @@ from eotensor.io.pixeltypes import to_pixel_type
 from eotensor.io.raster import RasterSource
 from eotensor.values import as_number, as_strings
 
-__all__ = ["ChainedSource", "LazyRaster", "Stack", "as_raster_source", "open", "size_gdal_cache"]
+__all__ = ["ArrayRaster", "BandSelection", "ChainedSource", "FileRaster", "LazyRaster", "Stack", "as_raster_source",
+           "open", "size_gdal_cache"]
 
 PIXELWISE = Fields(rfields=((1, 1),), efield=(1, 1), scale=1.0, fully_conv=True)
 """The fields of a pixel-wise result: one output pixel from the same input pixel."""
@@ -282,6 +283,49 @@ def open(images: str | os.PathLike | Sequence[str | os.PathLike], *, workers: in
     """A raster file, or an image list stacked on bands (OTB's ``?&bands=`` selection accepted), as a lazy result
     that chains, selects bands and writes like any other."""
     return FileRaster(RasterSource(as_strings(images, "il"), "il"), workers, ram_mb)
+
+
+class ArrayRaster(LazyRaster):
+    """A NumPy array (rows, cols) or (rows, cols, bands) on a grid, as a lazy result (OTB's
+    ``SetImageFromNumpyArray``). Without a grid: north-up unit pixels, row 0 at the top (transform
+    ``(1, 0, 0, 0, -1, rows)``), no CRS. The array is not copied: do not change it while a result uses it."""
+
+    def __init__(self, array: np.ndarray, grid: Grid | None = None) -> None:
+        super().__init__()
+        array = np.asarray(array)
+        if array.ndim == 2:
+            array = array[:, :, np.newaxis]
+        if array.ndim != 3 or not array.size:
+            raise ParameterError(f"array: shape {array.shape} is not an image; expected (rows, cols) or "
+                                 "(rows, cols, bands)")
+        self.array = array
+        if grid is None:
+            from affine import Affine
+
+            grid = Grid.from_transform(Affine(1, 0, 0, 0, -1, array.shape[0]), array.shape[1], array.shape[0])
+        if (grid.height, grid.width) != array.shape[:2]:
+            raise ParameterError(f"array: {array.shape[1]}x{array.shape[0]} pixels but the grid is "
+                                 f"{grid.width}x{grid.height}")
+        self._grid = grid
+
+    @property
+    def grid(self) -> Grid:
+        return self._grid
+
+    @property
+    def count(self) -> int:
+        return int(self.array.shape[2])
+
+    @property
+    def token(self) -> str:
+        return repr(("array", id(self.array), self.array.shape, str(self.array.dtype), self._grid))
+
+    @property
+    def files(self) -> list[str]:
+        return []
+
+    def compute(self, window: Window) -> np.ndarray:
+        return np.moveaxis(self.array[window.slices()], -1, 0)
 
 
 class ChainedSource:
