@@ -1,5 +1,7 @@
 """In-memory chains equal the same chain through intermediate files, bit for bit, at any tile size."""
 
+from collections import Counter
+
 import numpy as np
 import pytest
 import rasterio
@@ -135,3 +137,34 @@ def test_a_numpy_array_is_a_lazy_result(scene, tmp_path):
     assert ArrayRaster(np.zeros((3, 4))).grid.transform.e == -1
     with pytest.raises(ParameterError, match="array: 5x4 pixels but the grid is 47x61"):
         ArrayRaster(np.zeros((4, 5)), grid)
+
+
+def test_writing_several_results_together_computes_shared_upstream_tiles_once(scene, tmp_path):
+    _, a, b, _, _ = scene
+    shared = eot.serve(BOX, [eot.source(a, rfield=4)], efield=2, fullyconv=True, tile_size=(16, 10),
+                       scheduler="sync")
+    heads = {
+        tmp_path / "mix.tif": eot.serve(MIX, [eot.source(shared), eot.source(b)], tile_size=(16, 10)),
+        tmp_path / "double.tif": (eot.serve(FunctionModel(lambda x: {"y": x * 2}, ["x"], ["y"]),
+                                            [eot.source(shared[1])], tile_size=(16, 10)), "int32"),
+        tmp_path / "band.tif": shared[0],
+    }
+    counts = [(v[0] if isinstance(v, tuple) else v).count for v in heads.values()]  # a probe computes a block
+    assert counts == [2, 1, 1]
+    shared.tiles.clear()
+    computed = []
+    compute = shared.compute
+    shared.compute = lambda window: computed.append(window) or compute(window)
+    tiles = list(shared.plan())
+    written = eot.write(heads)
+    assert Counter(computed) == Counter(tiles)  # three outputs, each upstream tile computed once
+    alone = {}
+    for path, value in heads.items():
+        computed.clear()
+        result, pixel_type = value if isinstance(value, tuple) else (value, None)
+        alone[path] = read(result.write(tmp_path / f"alone_{path.name}", pixel_type))[0]
+        assert Counter(computed) == Counter(tiles)  # alone, each upstream tile once (halos included)
+    for path in written:
+        np.testing.assert_array_equal(read(path)[0], alone[type(tmp_path)(path)])
+    with pytest.raises(EotensorError, match="also the output"):
+        eot.write({tmp_path / "x.tif": shared, str(tmp_path / "x.tif") + "?&gdal:co:COMPRESS=LZW": shared[0]})

@@ -18,7 +18,8 @@ from typing import TYPE_CHECKING, Any
 
 _LIBRARY = {
     "ServedRaster": "eotensor.api", "serve": "eotensor.api", "source": "eotensor.api",
-    "LazyRaster": "eotensor.lazy", "open": "eotensor.lazy", "from_xarray": "eotensor.xarray_io",
+    "LazyRaster": "eotensor.lazy", "open": "eotensor.lazy", "write": "eotensor.lazy",
+    "from_xarray": "eotensor.xarray_io",
     "Grid": "eotensor.geometry", "Window": "eotensor.geometry",
     "FunctionModel": "eotensor.runtimes", "Model": "eotensor.runtimes", "TensorSpec": "eotensor.runtimes",
     "load_model": "eotensor.runtimes",
@@ -27,7 +28,7 @@ _LIBRARY = {
 
 __all__ = [
     "EotensorError", "FunctionModel", "Grid", "LazyRaster", "Model", "ServedRaster", "TensorSpec", "Window", "errors",
-    "from_xarray", "load_model", "open", "serve", "source",
+    "from_xarray", "load_model", "open", "serve", "source", "write",
 ]
 
 if TYPE_CHECKING:
@@ -35,7 +36,7 @@ if TYPE_CHECKING:
     from eotensor.api import ServedRaster, serve, source
     from eotensor.errors import EotensorError
     from eotensor.geometry import Grid, Window
-    from eotensor.lazy import LazyRaster, open
+    from eotensor.lazy import LazyRaster, open, write
     from eotensor.runtimes import FunctionModel, Model, TensorSpec, load_model
     from eotensor.xarray_io import from_xarray
 

@@ -121,8 +121,20 @@ class ServedRaster(LazyRaster):
         pixel_bytes = bytes_per_output_pixel(sources, self.grid, fields, self.count, halo)
         return auto_tile_shape(self.grid, fields, pixel_bytes, self.ram_mb, halo, self.strips, block)
 
+    @property
+    def upstreams(self) -> list[LazyRaster]:
+        """The lazy results its sources read (chained sources, alone or in an image list)."""
+        found = []
+        for source in self.engine.sources:
+            for piece in getattr(source.raster, "pieces", [source.raster]):
+                upstream = getattr(piece, "upstream", None)
+                if isinstance(upstream, LazyRaster):
+                    found.append(upstream)
+        return found
+
     def _after_run(self) -> None:
         self.engine.release_prefetched()
+        super()._after_run()
 
     def _output_target(self, target: OutputTarget) -> OutputTarget:
         """When a source has a no-data value and the output none of its own (``&nodata=``), the output is

@@ -19,8 +19,11 @@ type (float32): values converted the way the writer converts them, then read as 
 from __future__ import annotations
 
 import os
+import threading
 from abc import ABC, abstractmethod
+from collections import OrderedDict
 from collections.abc import Sequence
+from contextlib import ExitStack
 from typing import Any
 
 import numpy as np
@@ -37,7 +40,6 @@ from eotensor.engine.tiling import (
 from eotensor.errors import GeometryError, InputFileError, ParameterError
 from eotensor.geometry import Grid, Window, as_window
 from eotensor.geometry.fields import Fields
-from eotensor.io.atomic import ensure_not_input
 from eotensor.io.extended import OutputTarget, parse_output
 from eotensor.io.geotiff import DEFAULT_BLOCK_SIZE, GeoTiffWriter, block_shape
 from eotensor.io.pixeltypes import to_pixel_type
@@ -45,7 +47,7 @@ from eotensor.io.raster import RasterSource
 from eotensor.values import as_number, as_strings
 
 __all__ = ["ArrayRaster", "BandSelection", "ChainedSource", "FileRaster", "LazyRaster", "Stack", "as_raster_source",
-           "open", "size_gdal_cache"]
+           "TileCache", "open", "size_gdal_cache", "write"]
 
 PIXELWISE = Fields(rfields=((1, 1),), efield=(1, 1), scale=1.0, fully_conv=True)
 """The fields of a pixel-wise result: one output pixel from the same input pixel."""
@@ -68,6 +70,75 @@ def _window(value: Any) -> Window:
         ) from None
 
 
+class TileCache:
+    """Whole tiles of one result, computed once for every consumer that reads it (band selections, chained
+    sources, expressions, several outputs written together).
+
+    Consumers ask for windows; the cache computes the result's own plan tiles that meet them, keeps them
+    (least recently used first out) and cuts the windows out. Windows consumers ask for overlap (halos,
+    OTBTF's one-pixel margin in patch-based mode) and run in plan order, so four rows of tiles (the rows
+    a halo reaches around the tiles in flight), within twice the result's memory budget, let every tile
+    be computed once; beyond the budget a tile a halo reaches may be computed again (never differently).
+    Threads wanting the same tile wait for the one computing it.
+    """
+
+    def __init__(self, raster: LazyRaster) -> None:
+        self.raster = raster
+        self._tiles: OrderedDict[Window, np.ndarray] = OrderedDict()
+        self._pending: dict[Window, threading.Event] = {}
+        self._lock = threading.Lock()
+
+    def clear(self) -> None:
+        """Let go of every tile kept."""
+        with self._lock:
+            self._tiles.clear()
+
+    def _tile(self, tile: Window, keep: int) -> np.ndarray:
+        while True:
+            with self._lock:
+                if tile in self._tiles:
+                    self._tiles.move_to_end(tile)
+                    return self._tiles[tile]
+                waiting = self._pending.get(tile)
+                if waiting is None:
+                    self._pending[tile] = threading.Event()
+                    break
+            waiting.wait()  # then look again: it is cached, or its computation failed and this thread tries
+        try:
+            values = self.raster.compute(tile)
+            with self._lock:
+                self._tiles[tile] = values
+                cap = 2 * self.raster.ram_mb * 1024 * 1024
+                while len(self._tiles) > keep or (len(self._tiles) > 2 and sum(
+                        v.nbytes for v in self._tiles.values()) > cap):
+                    self._tiles.popitem(last=False)
+        finally:
+            with self._lock:
+                self._pending.pop(tile).set()
+        return values
+
+    def read(self, window: Window) -> np.ndarray:
+        """The result's pixels of ``window`` (bands, rows, cols), in its own dtype; do not modify the array."""
+        plan = self.raster.plan(window)
+        keep = 4 * -(-self.raster.grid.width // plan.tile.cols) + 4
+        tiles = list(plan)
+        if len(tiles) == 1 and tiles[0] == window:
+            return self._tile(window, keep)
+        out: np.ndarray | None = None
+        for tile in tiles:
+            values = self._tile(tile, keep)
+            if out is None or out.dtype != np.result_type(out.dtype, values.dtype):
+                dtype = values.dtype if out is None else np.result_type(out.dtype, values.dtype)
+                grown = np.empty((values.shape[0], window.height, window.width), dtype)
+                if out is not None:
+                    grown[...] = out
+                out = grown
+            piece = tile.intersect(window)
+            out[(slice(None), *piece.slices(window))] = values[(slice(None), *piece.slices(tile))]
+        assert out is not None
+        return out
+
+
 class LazyRaster(ABC):
     """A raster computed on demand: a grid, a band count, and any window's pixels.
 
@@ -83,6 +154,8 @@ class LazyRaster(ABC):
         self.scheduler = scheduler
         self.executor = get_executor(scheduler, "scheduler")
         """The executor function ``scheduler`` names (see :mod:`eotensor.engine.execute`)."""
+        self.tiles = TileCache(self)
+        """This result's tiles for the consumers that read it (see :class:`TileCache`)."""
 
     # ------------------------------------------------------------------ what subclasses give
     @property
@@ -139,8 +212,16 @@ class LazyRaster(ABC):
         """The tile plan over ``region`` (default: the whole grid), with this result's fingerprint token."""
         return plan_tiles(self.grid, self.tile_shape(block), region, self.token)
 
-    def _after_run(self) -> None:  # noqa: B027 - a hook most results leave empty
-        """Called once a read or write has run over its plan."""
+    @property
+    def upstreams(self) -> list[LazyRaster]:
+        """The lazy results this one reads (not files)."""
+        return []
+
+    def _after_run(self) -> None:
+        """Called once a read or write has run over its plan: let go of the tiles kept here and upstream."""
+        self.tiles.clear()
+        for upstream in self.upstreams:
+            upstream._after_run()
 
     def read(self, window: Window | tuple[int, int, int, int] | Any | None = None) -> np.ndarray:
         """Pixels of ``window`` (row, col, height, width; default: everything) as float32 (bands, rows, cols).
@@ -176,19 +257,9 @@ class LazyRaster(ABC):
         """Stream the result to a raster file (OTB extended filename accepted); return the path written.
 
         The format comes from the extension; the file appears under its final name only once complete; none
-        of the files the result reads may be the output.
+        of the files the result reads may be the output. :func:`write` writes several results in one pass.
         """
-        size_gdal_cache(self.ram_mb)
-        target = self._output_target(parse_output(out, pixel_type))
-        ensure_not_input(target.path, self.files)
-        box = target.region(self.grid.width, self.grid.height)
-        plan = self.plan(box, block_shape(target, self.grid.width, self.grid.height))
-        bar = Progress(len(plan), os.path.basename(target.path)) if progress else None
-        with GeoTiffWriter(target, width=self.grid.width, height=self.grid.height, count=self.count,
-                           transform=self.grid.transform, crs=self.grid.crs) as writer:
-            self.executor(self.compute, plan, writer.write, workers=self.workers, progress=bar)
-        self._after_run()
-        return target.path
+        return write({out: (self, pixel_type)}, progress)[0]
 
     def to_xarray(self, name: str | None = None) -> Any:
         """A lazily computed, Dask-backed ``xarray.DataArray`` (band, y, x) with the CRS and transform as rioxarray
@@ -244,10 +315,11 @@ class BandSelection(LazyRaster):
         return self.upstream.tile_shape(block)
 
     def compute(self, window: Window) -> np.ndarray:
-        return self.upstream.compute(window)[self.indexes]
+        return self.upstream.tiles.read(window)[self.indexes]
 
-    def _after_run(self) -> None:
-        self.upstream._after_run()
+    @property
+    def upstreams(self) -> list[LazyRaster]:
+        return [self.upstream]
 
 
 class FileRaster(LazyRaster):
@@ -332,8 +404,8 @@ class ChainedSource:
     """A lazy result read as a source (the :class:`~eotensor.io.raster.RasterSource` interface): float32
     (rows, cols, bands) windows holding what the result's float32 file would hold.
 
-    A window is computed in pieces no larger than the upstream's own tiles (so a CNN upstream keeps its
-    memory bound), each piece exactly, wherever it falls.
+    Windows come from the result's :class:`TileCache`: the upstream is computed in whole tiles of its own plan
+    (a CNN upstream keeps its memory bound), each once while the downstream tiles that need it pass.
     """
 
     def __init__(self, upstream: LazyRaster, param: str = "source1.il") -> None:
@@ -361,13 +433,10 @@ class ChainedSource:
         return []
 
     def read(self, window: Window) -> np.ndarray:
-        pixels = np.empty((window.height, window.width, self.count), dtype=np.float32)
-        if window.size:
-            for tile in self.upstream.plan(window):
-                piece = tile.intersect(window)
-                values = to_pixel_type(self.upstream.compute(piece), np.float32)
-                pixels[piece.slices(window)] = np.moveaxis(values, 0, -1)
-        return pixels
+        if not window.size:
+            return np.empty((window.height, window.width, self.count), dtype=np.float32)
+        values = to_pixel_type(self.upstream.tiles.read(window), np.float32)
+        return np.ascontiguousarray(np.moveaxis(values, 0, -1))
 
 
 class Stack:
@@ -437,3 +506,59 @@ def as_raster_source(images: Any, param: str) -> Any:
         pieces.append(RasterSource(as_strings(files, param), param))
     return pieces[0] if len(pieces) == 1 else Stack(pieces, param)
 
+
+
+def write(outputs: dict[str | os.PathLike, LazyRaster | tuple[LazyRaster, str | None]],
+          progress: bool = False) -> list[str]:
+    """Write several results, ``{path: result}`` or ``{path: (result, pixel_type)}``; return the paths written.
+
+    Results on the same grid (and the same ``&box=``) are written in one pass over the first one's tiles,
+    through their tile caches, so whatever they share (one model feeding two heads, bands of one result, a
+    result and its own head) is computed once. Others are written one after the other. Every output is
+    checked before any work (not an input, not written twice, creatable) and appears only once complete.
+    """
+    from eotensor.io.atomic import check_outputs
+
+    items = [(value if isinstance(value, tuple) else (value, None), path) for path, value in outputs.items()]
+    if not items:
+        return []
+    for (raster, _), path in items:
+        if not isinstance(raster, LazyRaster):
+            raise ParameterError(f'write: "{path}" is given {type(raster).__name__}, not a lazy result')
+    size_gdal_cache(max(raster.ram_mb for (raster, _), _ in items))
+    targets = [raster._output_target(parse_output(path, pixel_type)) for (raster, pixel_type), path in items]
+    check_outputs([("out", t.path) for t in targets], {f for (raster, _), _ in items for f in raster.files})
+    rasters = [raster for (raster, _), _ in items]
+    grid = rasters[0].grid
+    box = targets[0].region(grid.width, grid.height)
+    if any(r.grid != grid or t.region(grid.width, grid.height) != box for r, t in zip(rasters, targets)):
+        return [_write_together([r], [t], progress)[0] for r, t in zip(rasters, targets)]
+    return _write_together(rasters, targets, progress)
+
+
+def _write_together(rasters: list[LazyRaster], targets: list[OutputTarget], progress: bool) -> list[str]:
+    """Stream results on one grid over the first one's plan, each tile computed for all with a shared cache."""
+    first, grid = rasters[0], rasters[0].grid
+    box = targets[0].region(grid.width, grid.height)
+    plan = first.plan(box, block_shape(targets[0], grid.width, grid.height))
+    names = ", ".join(os.path.basename(t.path) for t in targets)
+    bar = Progress(len(plan), names) if progress else None
+
+    def compute(window: Window) -> list[np.ndarray]:
+        if len(rasters) == 1:
+            return [first.compute(window)]
+        return [raster.tiles.read(window) for raster in rasters]  # upstreams they share: computed once
+
+    with ExitStack() as stack:
+        writers = [stack.enter_context(GeoTiffWriter(target, width=grid.width, height=grid.height, count=r.count,
+                                                     transform=grid.transform, crs=grid.crs))
+                   for r, target in zip(rasters, targets)]
+
+        def sink(arrays: list[np.ndarray], window: Window) -> None:
+            for writer, array in zip(writers, arrays):
+                writer.write(array, window)
+
+        first.executor(compute, plan, sink, workers=first.workers, progress=bar)
+    for raster in rasters:
+        raster._after_run()
+    return [target.path for target in targets]
