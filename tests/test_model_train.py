@@ -1,0 +1,148 @@
+"""TensorflowModelTrain: TF1 graphs and Keras 3 models trained on generated patches images, then served."""
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import rasterio
+
+from eotensor.apps.model_serve import TensorflowModelServe
+from eotensor.apps.model_train import TensorflowModelTrain
+from eotensor.errors import EotensorError
+from eotensor.metrics import ConfusionMatrix
+from eotensor.testing import write_raster
+from models import build_tf1_trainable
+
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
+
+PS = 4
+"""Patch size (x and y) of the generated patches."""
+
+
+def separable(n, seed, channels=2):
+    """``n`` patches of per-pixel classes 0/1 and their 2-band pixels: (1, -1) for class 1, (-1, 1) for 0, noisy."""
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, 2, (n, PS, PS, 1)).astype(np.uint8)
+    sign = labels.astype(np.float32) * 2 - 1
+    pixels = np.concatenate([sign, -sign], axis=-1) + rng.normal(0, 0.3, (n, PS, PS, channels)).astype(np.float32)
+    return pixels, labels
+
+
+def write_patches(path, patches, dtype=None):
+    """Patches ``(n, psy, psx, bands)`` as a patches image: one patch wide, stacked on rows."""
+    n, psy, psx, bands = patches.shape
+    return write_raster(path, patches.reshape(n * psy, psx, bands).transpose(2, 0, 1), dtype=dtype)
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    root = tmp_path_factory.mktemp("patches")
+    files = {}
+    for name, n, seed in (("train", 50, 1), ("valid", 20, 2)):
+        pixels, labels = separable(n, seed)
+        files[name] = (write_patches(root / f"{name}_x.tif", pixels), write_patches(root / f"{name}_y.tif", labels))
+    return files
+
+
+def tf1_args(model, data, **extra):
+    """The keywords of a TF1 run on ``data``: x and labels, Adam's node, validation by class."""
+    (tx, ty), (vx, vy) = data["train"], data["valid"]
+    args = dict(model_dir=model, training_source1_il=tx, training_source1_patchsizex=PS, training_source1_patchsizey=PS,
+                training_source1_placeholder="x", training_source2_il=ty, training_source2_patchsizex=PS,
+                training_source2_patchsizey=PS, training_source2_placeholder="y", training_targetnodes="optimizer",
+                training_userplaceholders="lr=0.1", training_batchsize=16, training_epochs=8,
+                validation_mode="class", validation_step=4, validation_source1_il=vx, validation_source2_il=vy,
+                validation_source2_name="prediction", rand=7)
+    args.update(extra)
+    return args
+
+
+def variables(model):
+    from tensorflow.train import load_checkpoint
+
+    reader = load_checkpoint(os.path.join(model, "variables", "variables"))
+    return {name: reader.get_tensor(name) for name in ("kernel", "bias")}
+
+
+def test_tf1_graph_trains_saves_and_serves(tmp_path, data):
+    model = build_tf1_trainable(tmp_path / "model")
+    before = variables(model)
+    trainer = TensorflowModelTrain(**tf1_args(model, data, model_saveto=os.path.join(model, "variables", "variables")))
+    reports = trainer.reports
+    assert [(r.epoch, r.dataset) for r in reports] == [(4, "training"), (4, "validation"), (8, "training"),
+                                                        (8, "validation")]
+    final = reports[-1].metrics["prediction"]
+    assert isinstance(final, ConfusionMatrix)
+    assert final.total == 20 * PS * PS  # every validation pixel, once
+    assert final.overall_accuracy > 0.95 and final.kappa > 0.9
+    after = variables(model)
+    assert not np.allclose(before["kernel"], after["kernel"])
+    assert not any(f.startswith(".eot-") for f in os.listdir(os.path.join(model, "variables")))
+
+    # the trained graph serves with its training-only inputs (y, lr) unfed
+    pixels, labels = separable(1, 3)
+    image = write_raster(tmp_path / "scene.tif", pixels[0].transpose(2, 0, 1))
+    out = tmp_path / "map.tif"
+    TensorflowModelServe(source1_il=image, source1_placeholder="x", model_dir=model, model_fullyconv=True,
+                         output_names="prediction", out=(str(out), "uint8"))
+    with rasterio.open(out) as ds:
+        served = ds.read(1)
+    assert (served == labels[0, ..., 0]).mean() > 0.9
+
+
+def test_tf1_restorefrom_and_seed(tmp_path, data):
+    model = build_tf1_trainable(tmp_path / "model")
+    first = TensorflowModelTrain(**tf1_args(model, data, training_epochs=1, validation_step=1))
+    again = TensorflowModelTrain(**tf1_args(model, data, training_epochs=1, validation_step=1))
+    assert np.array_equal(first.reports[-1].metrics["prediction"].counts, again.reports[-1].metrics["prediction"].counts)
+    # a checkpoint of the trained variables, restored into the untrained model, gives the trained accuracy
+    ckpt = str(tmp_path / "ckpt")
+    trained = TensorflowModelTrain(**tf1_args(model, data, model_saveto=ckpt))
+    restored = TensorflowModelTrain(**tf1_args(model, data, model_restorefrom=ckpt, training_epochs=1,
+                                               validation_step=1, training_userplaceholders="lr=0.0"))
+    assert trained.reports[-1].metrics["prediction"].overall_accuracy > 0.95
+    assert np.array_equal(restored.reports[-1].metrics["prediction"].counts,
+                          trained.reports[-1].metrics["prediction"].counts)
+
+
+def test_tf1_cli_logs_metrics(tmp_path, data):
+    model = build_tf1_trainable(tmp_path / "model")
+    args = tf1_args(model, data, training_outputtensors="loss", training_epochs=2, validation_step=2)
+    argv = [token for key, value in args.items() for token in (f"-{key.replace('_', '.')}", str(value))]
+    result = subprocess.run([sys.executable, "-m", "eotensor", "TensorflowModelTrain", *argv], capture_output=True,
+                            text=True)
+    assert result.returncode == 0, result.stderr
+    assert "Epoch 2/2: loss = " in result.stderr
+    assert "Overall accuracy index:" in result.stderr and "Kappa index:" in result.stderr
+    assert "Confusion matrix (rows = reference labels, columns = produced labels):" in result.stderr
+
+
+def test_bad_inputs_are_one_line_errors(tmp_path, data):
+    model = build_tf1_trainable(tmp_path / "model")
+    short = write_patches(tmp_path / "short.tif", separable(49, 5)[1])
+    wide = write_patches(tmp_path / "wide.tif", np.zeros((3, PS, PS + 1, 1), np.uint8))
+    cases = [
+        (dict(model_dir=str(tmp_path / "nope")), "model.dir"),
+        (dict(training_source1_il=str(tmp_path / "missing.tif")), 'training.source1.il: input file'),
+        (dict(training_source2_il=short), "training.source2.il holds 49 patches but training.source1.il holds 50"),
+        (dict(training_source2_il=wide), "is 5 pixels wide but training.source2.patchsizex is 4"),
+        (dict(training_source2_patchsizey=3), "not a multiple of training.source2.patchsizey 3"),
+        (dict(training_targetnodes="optimiser"), 'node "optimiser" is not in the graph'),
+        (dict(training_source2_placeholder="x"), 'model input "x" is fed twice'),
+        (dict(training_userplaceholders=["lr=0.1", "lr=0.2"]), 'model input "lr" is fed twice'),
+        (dict(validation_source2_il=None), "validation.source2.il: no validation patches"),
+        (dict(model_restorefrom=str(tmp_path / "none")), "model.restorefrom: no checkpoint"),
+        (dict(validation_source2_name="nothing"), 'tensor "nothing" is not in the model signature'),
+        (dict(model_export=str(tmp_path / "exported")), "model.export: only Keras models"),
+    ]
+    for change, expected in cases:
+        args = tf1_args(model, data)
+        args.update(change)
+        with pytest.raises(EotensorError) as error:
+            TensorflowModelTrain(**{k: v for k, v in args.items() if v is not None})
+        message = str(error.value)
+        assert expected in message and "\n" not in message, (change, message)
+    with pytest.raises(EotensorError, match="close names: optimizer"):
+        TensorflowModelTrain(**tf1_args(model, data, training_targetnodes="optimiser"))
