@@ -146,3 +146,70 @@ def test_bad_inputs_are_one_line_errors(tmp_path, data):
         assert expected in message and "\n" not in message, (change, message)
     with pytest.raises(EotensorError, match="close names: optimizer"):
         TensorflowModelTrain(**tf1_args(model, data, training_targetnodes="optimiser"))
+
+
+def build_keras_classifier(path, seed=0):
+    """A compiled Keras 3 pixel classifier saved as ``.keras``: input ``x``, outputs ``prob`` (softmax, trained
+    with sparse cross-entropy) and ``label`` (its argmax, int64)."""
+    os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+    import keras
+
+    from eotensor.model.layers import Argmax
+
+    keras.utils.set_random_seed(seed)
+    x = keras.Input((None, None, 2), name="x")
+    prob = keras.layers.Conv2D(2, 1, activation="softmax", name="prob")(x)
+    model = keras.Model({"x": x}, {"prob": prob, "label": Argmax(name="label")(prob)})
+    model.compile(keras.optimizers.Adam(0.1), loss={"prob": "sparse_categorical_crossentropy"})
+    model.save(path)
+    return str(path)
+
+
+def keras_args(model, data, **extra):
+    (tx, ty), (vx, vy) = data["train"], data["valid"]
+    args = dict(model_dir=model, training_source1_il=tx, training_source1_patchsizex=PS, training_source1_patchsizey=PS,
+                training_source1_placeholder="x", training_source2_il=ty, training_source2_patchsizex=PS,
+                training_source2_patchsizey=PS, training_source2_placeholder="prob", training_batchsize=16,
+                training_epochs=6, validation_mode="class", validation_step=3, validation_source1_il=vx,
+                validation_source2_il=vy, validation_source2_name="label", rand=3)
+    args.update(extra)
+    return args
+
+
+def test_keras_trains_saves_exports_and_serves(tmp_path, data):
+    model = build_keras_classifier(tmp_path / "net.keras")
+    saved, exported = tmp_path / "trained.keras", tmp_path / "export"
+    trainer = TensorflowModelTrain(**keras_args(model, data, model_saveto=str(saved), model_export=str(exported)))
+    assert [r.epoch for r in trainer.reports] == [3, 3, 6, 6]
+    assert len(trainer.losses) == 6 and trainer.losses[-1]["loss"] < trainer.losses[0]["loss"]
+    assert trainer.reports[-1].metrics["label"].overall_accuracy > 0.95
+    assert saved.is_file() and (exported / "saved_model.pb").is_file()
+    assert not [f for f in os.listdir(tmp_path) if f.startswith(".eot-")]
+
+    pixels, labels = separable(1, 3)
+    image = write_raster(tmp_path / "scene.tif", pixels[0].transpose(2, 0, 1))
+    for served_model in (exported, saved):  # the export, through the TF runtime; the saved file, through Keras
+        out = tmp_path / f"map_{served_model.name}.tif"
+        TensorflowModelServe(source1_il=image, model_dir=str(served_model), model_fullyconv=True,
+                             output_names="label", out=(str(out), "uint8"))
+        with rasterio.open(out) as ds:
+            assert (ds.read(1) == labels[0, ..., 0]).mean() > 0.9
+
+
+def test_keras_rmse_validation_and_bad_inputs(tmp_path, data):
+    model = build_keras_classifier(tmp_path / "net.keras")
+    trainer = TensorflowModelTrain(**keras_args(model, data, training_epochs=1, validation_step=1,
+                                                validation_mode="rmse"))
+    stats = trainer.reports[-1].metrics["label"]
+    assert stats.count == 20 * PS * PS and 0 <= stats.rmse < 1
+    cases = [
+        (dict(training_source2_placeholder="nothing"), '"nothing" is neither a model input'),
+        (dict(training_targetnodes="optimizer"), "training.targetnodes: applies to TF1 graphs only"),
+        (dict(model_saveto=str(tmp_path / "x.h5")), "must end in .keras"),
+        (dict(model_dir=str(tmp_path / "none.keras")), "model.dir"),
+        (dict(training_source2_placeholder="x"), 'model input "x" is fed twice'),
+    ]
+    for change, expected in cases:
+        with pytest.raises(EotensorError) as error:
+            TensorflowModelTrain(**keras_args(model, data, **change))
+        assert expected in str(error.value) and "\n" not in str(error.value), (change, str(error.value))
