@@ -228,7 +228,8 @@ def build_tf1_trainable(path, channels=2, classes=2, seed=0):
 
     Placeholders ``x`` (float32 ``[?,?,?,channels]``), training-only ``y`` (int32 labels ``[?,?,?,1]``) and ``lr``
     (float32 scalar); outputs ``prediction`` (int32 ``[?,?,?]``, the argmax) and ``loss``; node ``optimizer``
-    (Adam); a Saver, so the SavedModel's MetaGraph has a ``saver_def``. Signature keys are the names.
+    (Adam); node ``count`` adds the batch size to the variable ``seen`` (samples fed so far); a Saver, so the
+    SavedModel's MetaGraph has a ``saver_def``. Signature keys are the names.
     """
     tf = _tf()
     graph = tf.Graph()
@@ -245,6 +246,9 @@ def build_tf1_trainable(path, channels=2, classes=2, seed=0):
         loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y[..., 0], logits=logits),
                               name="loss")
         tf.compat.v1.train.AdamOptimizer(lr).minimize(loss, name="optimizer")
+        seen = tf.compat.v1.get_variable("seen", [], tf.int32, initializer=tf.compat.v1.zeros_initializer(),
+                                         trainable=False)
+        tf.group(seen.assign_add(tf.shape(x)[0]), name="count")
         with tf.compat.v1.Session(graph=graph) as session:
             session.run(tf.compat.v1.global_variables_initializer())
             tf.compat.v1.saved_model.simple_save(session, os.fspath(path), inputs={"x": x, "y": y, "lr": lr},

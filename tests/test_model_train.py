@@ -63,7 +63,7 @@ def variables(model):
     from tensorflow.train import load_checkpoint
 
     reader = load_checkpoint(os.path.join(model, "variables", "variables"))
-    return {name: reader.get_tensor(name) for name in ("kernel", "bias")}
+    return {name: reader.get_tensor(name) for name in ("kernel", "bias", "seen")}
 
 
 def test_tf1_graph_trains_saves_and_serves(tmp_path, data):
@@ -79,6 +79,7 @@ def test_tf1_graph_trains_saves_and_serves(tmp_path, data):
     assert final.overall_accuracy > 0.95 and final.kappa > 0.9
     after = variables(model)
     assert not np.allclose(before["kernel"], after["kernel"])
+    assert before["seen"] == 0 and after["seen"] == 0  # "count" was not a target node
     assert not any(f.startswith(".eot-") for f in os.listdir(os.path.join(model, "variables")))
 
     # the trained graph serves with its training-only inputs (y, lr) unfed
@@ -105,6 +106,49 @@ def test_tf1_restorefrom_and_seed(tmp_path, data):
     assert trained.reports[-1].metrics["prediction"].overall_accuracy > 0.95
     assert np.array_equal(restored.reports[-1].metrics["prediction"].counts,
                           trained.reports[-1].metrics["prediction"].counts)
+
+
+def test_every_sample_each_epoch_streaming_equals_in_memory(tmp_path, data):
+    """50 samples in batches of 16: 4 batches (the last of 2), not OTBTF's 3; streaming reads the same batches."""
+    results = []
+    for streaming in (False, True):
+        model = build_tf1_trainable(tmp_path / f"model{streaming}")
+        prefix = str(tmp_path / f"ckpt{streaming}")
+        trainer = TensorflowModelTrain(**tf1_args(model, data, training_targetnodes=["optimizer", "count"],
+                                                  training_epochs=3, validation_step=3, training_usestreaming=streaming,
+                                                  validation_usestreaming=streaming, model_saveto=prefix))
+        from tensorflow.train import load_checkpoint
+
+        reader = load_checkpoint(prefix)
+        assert reader.get_tensor("seen") == 3 * 50
+        results.append((reader.get_tensor("kernel"), trainer.reports[-1].metrics["prediction"].counts))
+    np.testing.assert_array_equal(results[0][0], results[1][0])
+    np.testing.assert_array_equal(results[0][1], results[1][1])
+
+
+def test_validation_none_does_nothing_and_bands_stack(tmp_path, data):
+    tx = data["train"][0]
+    model = build_tf1_trainable(tmp_path / "model", channels=3)
+    with rasterio.open(tx) as ds:
+        extra = write_raster(tmp_path / "band3.tif", ds.read(1)[None])
+    args = tf1_args(model, data, training_source1_il=[tx, extra], validation_mode="none", training_epochs=1)
+    del args["validation_source1_il"], args["validation_source2_il"]
+    trainer = TensorflowModelTrain(**args)
+    assert trainer.reports == [] and len(trainer.losses) == 1
+    # three bands for a 2-channel input
+    with pytest.raises(EotensorError, match='training.source1.il: 3 band.* but tensor "x" has 2 channels') as error:
+        TensorflowModelTrain(**tf1_args(build_tf1_trainable(tmp_path / "two"), data,
+                                        training_source1_il=[tx, extra], training_epochs=1))
+    assert "\n" not in str(error.value)
+
+
+def test_served_output_that_needs_a_training_input_is_an_error(tmp_path):
+    model = build_tf1_trainable(tmp_path / "model")
+    image = write_raster(tmp_path / "scene.tif", np.zeros((2, 8, 8), np.float32))
+    with pytest.raises(EotensorError, match='output "loss" needs unfed input\\(s\\) y \\(fed: x\\)'):
+        TensorflowModelServe(source1_il=image, source1_placeholder="x", model_dir=model, model_fullyconv=True,
+                             output_names="loss", out=str(tmp_path / "loss.tif"))
+    assert not (tmp_path / "loss.tif").exists()
 
 
 def test_tf1_cli_logs_metrics(tmp_path, data):

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from eotensor.errors import ParameterError
+from eotensor.runtimes.base import TensorSpec
 from eotensor.training.patches import PatchesData, PatchSource
 from eotensor.training.validation import Predict, ValidationReport, validate
 
@@ -75,6 +76,17 @@ class Trainer(ABC):
                                      f"{options.validation_mode} needs validation.sourceN.il for every training source")
         self.train_data = PatchesData(options.training, options.streaming)
         self.valid_data = PatchesData(options.validation, options.validation_streaming) if self.validating else None
+
+    def check_bands(self, specs: Sequence[TensorSpec | None]) -> None:
+        """Each training source's band count against the channels its tensor declares (``None``: not a tensor fed
+        or compared, or no declared channels)."""
+        for i, spec in enumerate(specs):
+            channels = spec.shape[-1] if spec is not None and spec.shape else None
+            bands = self.train_data.bands(i)
+            if channels is not None and channels != bands:
+                source = self.options.training[i]
+                raise ParameterError(f"{source.param}.il: {bands} band(s) in {', '.join(source.images)} but tensor "
+                                     f'"{spec.key}" has {channels} channels')
 
     @abstractmethod
     def predict(self, batch: list[np.ndarray]) -> dict[str, np.ndarray]:

@@ -63,6 +63,7 @@ class GraphTrainer(Trainer):
         self.source_keys = [spec.key for spec in specs]
         check_fed_once([("training.userplaceholders", k) for k in self.train_constants]
                        + [(f"{s.param}.placeholder", k) for s, k in zip(options.training, self.source_keys)])
+        self.check_bands(specs)
         self.targets = [self._operation(name) for name in options.target_nodes]
         self.fetches = [spec.key for spec in resolve_names(
             self.outputs, list(options.output_tensors), ["training.outputtensors"] * len(options.output_tensors))]

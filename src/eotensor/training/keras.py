@@ -87,6 +87,7 @@ class KerasTrainer(Trainer):
         self._out_keys = [k for k, _ in _named(self._out_structure, "output_{i}")]
         self.roles = [self._role(s.name, f"{s.param}.placeholder") for s in options.training]
         check_fed_once([(f"{s.param}.placeholder", key) for s, (_, key) in zip(options.training, self.roles)])
+        self.check_bands([self.served.inputs[key] if role == "input" else None for role, key in self.roles])
         unfed = [k for k in self._in_keys if ("input", k) not in self.roles]
         if unfed:
             raise ParameterError(f"training.sourceN.placeholder: model input(s) {', '.join(unfed)} get no source; "

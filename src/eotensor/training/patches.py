@@ -83,6 +83,10 @@ class PatchesData:
         self.reader = PatchesImagesReader(files, use_streaming=streaming, patch_height=heights)
         """The dataset reader holding every image (one reader key per image)."""
 
+    def bands(self, index: int) -> int:
+        """The band count of source ``index`` (its images' bands, stacked)."""
+        return sum(self.reader.patch_shapes[key][2] for key in self._keys[index])
+
     def batch(self, indices: Sequence[int] | np.ndarray) -> list[np.ndarray]:
         """Per source, the patches of samples ``indices``: ``[len(indices), psy, psx, bands]`` in the files' dtype."""
         indices = np.asarray(indices, np.int64)
