@@ -257,3 +257,14 @@ def test_keras_rmse_validation_and_bad_inputs(tmp_path, data):
         with pytest.raises(EotensorError) as error:
             TensorflowModelTrain(**keras_args(model, data, **change))
         assert expected in str(error.value) and "\n" not in str(error.value), (change, str(error.value))
+
+
+def test_cli_error_is_one_line_and_non_zero(tmp_path, data, capsys):
+    from eotensor.apps.cli import main
+
+    model = build_tf1_trainable(tmp_path / "model")
+    args = tf1_args(model, data, training_source2_il=str(tmp_path / "labels.tif"))
+    argv = [token for key, value in args.items() for token in (f"-{key.replace('_', '.')}", str(value))]
+    assert main(["TensorflowModelTrain", *argv]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("TensorflowModelTrain: error: training.source2.il: input file") and "\n" not in err

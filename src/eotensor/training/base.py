@@ -68,6 +68,10 @@ class Trainer(ABC):
         self.losses: list[dict[str, float]] = []
         """Per epoch, the mean of every output logged while training (``training.outputtensors``, Keras' loss)."""
         self.validating = options.validation_mode != "none"
+        stray = [s for s in options.validation[len(options.training):] if s.images]
+        if stray:
+            raise ParameterError(f"{stray[0].param}.il: there are only {len(options.training)} training sources; "
+                                 "validation source N matches training source N")
         if self.validating:
             missing = [s for s in options.validation if not s.images]
             if missing or len(options.validation) < len(options.training):

@@ -48,9 +48,24 @@ class GraphTrainer(Trainer):
         if not options.target_nodes:
             raise ParameterError("training.targetnodes: missing; name the graph nodes to run on every batch (e.g. "
                                  "optimizer)")
-        super().__init__(options, log)
         self.tf = import_tensorflow()
         self.session, meta, name = load_graph_session(options.model, options.tags)
+        try:
+            self._bind(options, meta, name)
+            super().__init__(options, log)  # the patches are read once the graph accepts the parameters
+            self.check_bands([self.inputs[key] for key in self.source_keys])
+            self.valid_inputs: list[int] = []
+            self._compared: list[tuple[int, str]] = []
+            if self.validating:
+                self._roles()
+            if options.restore_from:
+                self._checkpoint("restore", options.restore_from)
+        except BaseException:
+            self.session.close()
+            raise
+
+    def _bind(self, options: TrainOptions, meta: Any, name: str) -> None:
+        """Resolve the signature tensors, the user placeholders, the target nodes and the fetched outputs."""
         signature = meta.signature_def[name]
         self.inputs = {k: tensor_info_spec(k, v) for k, v in sorted(signature.inputs.items())}
         self.outputs = {k: tensor_info_spec(k, v) for k, v in sorted(signature.outputs.items())}
@@ -63,18 +78,11 @@ class GraphTrainer(Trainer):
         self.source_keys = [spec.key for spec in specs]
         check_fed_once([("training.userplaceholders", k) for k in self.train_constants]
                        + [(f"{s.param}.placeholder", k) for s, k in zip(options.training, self.source_keys)])
-        self.check_bands(specs)
-        self.targets = [self._operation(name) for name in options.target_nodes]
+        self.targets = [self._operation(node, options.model) for node in options.target_nodes]
         self.fetches = [spec.key for spec in resolve_names(
             self.outputs, list(options.output_tensors), ["training.outputtensors"] * len(options.output_tensors))]
-        self.valid_inputs: list[int] = []
-        self._compared: list[tuple[int, str]] = []
-        if self.validating:
-            self._roles()
-        if options.restore_from:
-            self._checkpoint("restore", options.restore_from)
 
-    def _operation(self, name: str) -> Any:
+    def _operation(self, name: str, model: str) -> Any:
         """The graph node ``name`` (``training.targetnodes``); absent: an error listing close names."""
         graph = self.session.graph
         try:
@@ -84,7 +92,7 @@ class GraphTrainer(Trainer):
             close = difflib.get_close_matches(name, names, n=5, cutoff=0.5)
             hint = f"; close names: {', '.join(close)}" if close else "; list its nodes with saved_model_cli"
             raise ParameterError(f'training.targetnodes: node "{name}" is not in the graph of '
-                                 f'"{self.options.model}"{hint}') from None
+                                 f'"{model}"{hint}') from None
 
     def _roles(self) -> None:
         """Validation source N with the training placeholder's name is an input; another name is an output to
