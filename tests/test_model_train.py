@@ -1,8 +1,6 @@
 """TensorflowModelTrain: TF1 graphs and Keras 3 models trained on generated patches images, then served."""
 
 import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -151,16 +149,18 @@ def test_served_output_that_needs_a_training_input_is_an_error(tmp_path):
     assert not (tmp_path / "loss.tif").exists()
 
 
-def test_tf1_cli_logs_metrics(tmp_path, data):
+def test_tf1_cli_logs_metrics(tmp_path, data, capsys):
+    from eotensor.apps.cli import main
+
     model = build_tf1_trainable(tmp_path / "model")
     args = tf1_args(model, data, training_outputtensors="loss", training_epochs=2, validation_step=2)
     argv = [token for key, value in args.items() for token in (f"-{key.replace('_', '.')}", str(value))]
-    result = subprocess.run([sys.executable, "-m", "eotensor", "TensorflowModelTrain", *argv], capture_output=True,
-                            text=True)
-    assert result.returncode == 0, result.stderr
-    assert "Epoch 2/2: loss = " in result.stderr
-    assert "Overall accuracy index:" in result.stderr and "Kappa index:" in result.stderr
-    assert "Confusion matrix (rows = reference labels, columns = produced labels):" in result.stderr
+    assert main(["TensorflowModelTrain", *argv]) == 0
+    err = capsys.readouterr().err
+    assert "Epoch 1/2: loss = " in err and "Epoch 2/2: loss = " in err
+    assert 'Epoch 2, validation data, output "prediction":' in err
+    assert "Overall accuracy index:" in err and "Kappa index:" in err
+    assert "Confusion matrix (rows = reference labels, columns = produced labels):" in err
 
 
 def test_bad_inputs_are_one_line_errors(tmp_path, data):

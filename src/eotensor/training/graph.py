@@ -118,9 +118,9 @@ class GraphTrainer(Trainer):
     def compared(self) -> list[tuple[int, str]]:
         return self._compared
 
-    def _feed(self, keys: Sequence[tuple[str, np.ndarray]], constants: Mapping[str, np.ndarray]) -> dict[str, Any]:
-        """Graph feeds: patches cast to their inputs' dtypes (as OTBTF's C cast), and the constants."""
-        feed = {self.tensor_names[k]: v.astype(self.inputs[k].dtype, copy=False) for k, v in keys}
+    def _feed(self, patches: Sequence[tuple[str, np.ndarray]], constants: Mapping[str, np.ndarray]) -> dict[str, Any]:
+        """Graph feeds: ``(input key, patches)`` cast to the inputs' dtypes (as OTBTF's C cast), and the constants."""
+        feed = {self.tensor_names[k]: v.astype(self.inputs[k].dtype, copy=False) for k, v in patches}
         feed.update({self.tensor_names[k]: v for k, v in constants.items()})
         return feed
 

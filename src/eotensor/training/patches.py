@@ -77,7 +77,8 @@ class PatchesData:
                                      f"{counts[0]}; every source must hold the same number of patches")
         self.size = counts[0] if counts else 0
         """The number of samples."""
-        self._keys = [[f"{i}.{k}" for k in range(len(s.images))] for i, s in enumerate(self.sources)]
+        self._keys = [[f"{s.param}.il" + (f"#{k + 1}" if k else "") for k in range(len(s.images))]
+                      for s in self.sources]  # one reader key per image, named for the reader's messages
         files = {key: [path] for keys, s in zip(self._keys, self.sources) for key, path in zip(keys, s.images)}
         heights = {key: s.patch_size[1] for keys, s in zip(self._keys, self.sources) for key in keys}
         self.reader = PatchesImagesReader(files, use_streaming=streaming, patch_height=heights)
