@@ -50,6 +50,7 @@ def test_confusion_matrix_matches_loops_and_adds_up(pair, cut):
     cut = min(cut, len(ref))
     merged = confusion_matrix(ref[:cut], prod[:cut]) + confusion_matrix(ref[cut:], prod[cut:])
     assert merged.labels.tolist() == labels and merged.counts.tolist() == counts
+    assert merged == matrix and not (merged == confusion_matrix(ref, ref + 5))
 
 
 def test_values_are_cast_toward_zero_and_shapes_ignored():

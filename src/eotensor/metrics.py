@@ -31,10 +31,11 @@ def _format(values: np.ndarray) -> str:
     return "[" + ", ".join(f"{v:.6g}" for v in values) + "]"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class ConfusionMatrix:
     """Counts of (reference label, produced label) pairs: ``counts[i, j]`` samples of ``labels[i]`` produced as
-    ``labels[j]``. Add two matrices to merge their samples (their label sets are merged too)."""
+    ``labels[j]``. Add two matrices to merge their samples (their label sets are merged too); two matrices are
+    equal when their labels and counts are."""
 
     labels: np.ndarray
     """The labels, ascending (int64)."""
@@ -81,6 +82,12 @@ class ConfusionMatrix:
             return float("nan")
         chance = float((self.counts.sum(axis=1).astype(np.float64) @ self.counts.sum(axis=0)) / total**2)
         return (self.overall_accuracy - chance) / (1 - chance) if chance != 1 else float("nan")
+
+    def __eq__(self, other: object) -> bool:
+        return (isinstance(other, ConfusionMatrix) and np.array_equal(self.labels, other.labels)
+                and np.array_equal(self.counts, other.counts))
+
+    __hash__ = None  # type: ignore[assignment] - mutable arrays inside
 
     def __add__(self, other: ConfusionMatrix) -> ConfusionMatrix:
         labels = np.union1d(self.labels, other.labels)

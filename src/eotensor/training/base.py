@@ -17,7 +17,7 @@ import numpy as np
 from eotensor.errors import ParameterError
 from eotensor.runtimes.base import TensorSpec
 from eotensor.training.patches import PatchesData, PatchSource
-from eotensor.training.validation import Predict, ValidationReport, validate
+from eotensor.training.validation import ValidationReport, validate
 
 __all__ = ["TrainOptions", "Trainer", "check_fed_once"]
 
@@ -116,9 +116,8 @@ class Trainer(ABC):
         self.log(f"Epoch {epoch}/{self.options.epochs}" + (f": {values}" if values else ""))
         if not self.validating or epoch % self.options.validation_step:
             return
-        predict: Predict = self.predict
         for name, data in (("training", self.train_data), ("validation", self.valid_data)):
-            report = validate(data, self.compared, predict, self.options.batch_size, self.options.validation_mode,
+            report = validate(data, self.compared, self.predict, self.options.batch_size, self.options.validation_mode,
                               epoch, name)
             self.reports.append(report)
             self.log(report.report())
