@@ -221,3 +221,36 @@ def conv_fcn_keras(rf=5, channels=4, seed=0, floats=False):
     for i, (kernel, bias) in enumerate(layers):
         model.get_layer(f"conv{i}").set_weights([kernel, bias])
     return model
+
+
+def build_tf1_trainable(path, channels=2, classes=2, seed=0):
+    """A TF1 pixel classifier to train with TensorflowModelTrain: a 1x1 convolution and a softmax.
+
+    Placeholders ``x`` (float32 ``[?,?,?,channels]``), training-only ``y`` (int32 labels ``[?,?,?,1]``) and ``lr``
+    (float32 scalar); outputs ``prediction`` (int32 ``[?,?,?]``, the argmax) and ``loss``; node ``optimizer``
+    (Adam); node ``count`` adds the batch size to the variable ``seen`` (samples fed so far); a Saver, so the
+    SavedModel's MetaGraph has a ``saver_def``. Signature keys are the names.
+    """
+    tf = _tf()
+    graph = tf.Graph()
+    with graph.as_default():
+        tf.compat.v1.set_random_seed(seed)
+        x = tf.compat.v1.placeholder(tf.float32, [None, None, None, channels], name="x")
+        y = tf.compat.v1.placeholder(tf.int32, [None, None, None, 1], name="y")
+        lr = tf.compat.v1.placeholder(tf.float32, [], name="lr")
+        kernel = tf.compat.v1.get_variable("kernel", [1, 1, channels, classes],
+                                           initializer=tf.compat.v1.random_normal_initializer(seed=seed))
+        bias = tf.compat.v1.get_variable("bias", [classes], initializer=tf.compat.v1.zeros_initializer())
+        logits = tf.nn.conv2d(x, kernel, 1, "VALID") + bias
+        prediction = tf.argmax(logits, -1, output_type=tf.int32, name="prediction")
+        loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y[..., 0], logits=logits),
+                              name="loss")
+        tf.compat.v1.train.AdamOptimizer(lr).minimize(loss, name="optimizer")
+        seen = tf.compat.v1.get_variable("seen", [], tf.int32, initializer=tf.compat.v1.zeros_initializer(),
+                                         trainable=False)
+        tf.group(seen.assign_add(tf.shape(x)[0]), name="count")
+        with tf.compat.v1.Session(graph=graph) as session:
+            session.run(tf.compat.v1.global_variables_initializer())
+            tf.compat.v1.saved_model.simple_save(session, os.fspath(path), inputs={"x": x, "y": y, "lr": lr},
+                                                 outputs={"prediction": prediction, "loss": loss})
+    return os.fspath(path)

@@ -19,6 +19,7 @@ BUILTIN: dict[str, str] = {
     "LabelImageSampleSelection": "eotensor.apps.label_image_sample_selection:APP",
     "DensePolygonClassStatistics": "eotensor.apps.dense_polygon_class_statistics:APP",
     "ModelInfo": "eotensor.apps.model_info:APP",
+    "TensorflowModelTrain": "eotensor.apps.model_train:APP",
 }
 ENTRY_POINT_GROUP = "eotensor.apps"
 

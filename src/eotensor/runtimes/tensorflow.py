@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import re
 import sys
+import threading
 import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -24,7 +25,8 @@ import numpy as np
 from eotensor.errors import MissingDependencyError, ModelError
 from eotensor.runtimes.base import StaticSignature, TensorSpec, file_stamps
 
-__all__ = ["TensorflowModel", "import_tensorflow", "load_saved_model", "set_threads"]
+__all__ = ["TensorflowModel", "error_line", "import_tensorflow", "load_graph_session", "load_saved_model",
+           "set_threads", "tensor_info_spec"]
 
 _tf: Any = None
 _pending_threads: dict[str, int] = {}
@@ -139,8 +141,13 @@ def _first_line(error: BaseException) -> str:
     return type(error).__name__
 
 
-def _read_tag_sets(path: str) -> list[list[str]]:
-    """Tag sets of the SavedModel's MetaGraphs, read from ``saved_model.pb`` (or ``.pbtxt``)."""
+def error_line(error: BaseException) -> str:
+    """The informative first line of a TensorFlow error (for one-line errors raised elsewhere)."""
+    return _first_line(error)
+
+
+def _read_meta_graphs(path: str) -> list[Any]:
+    """The MetaGraphDefs of the SavedModel, read from ``saved_model.pb`` (or ``.pbtxt``)."""
     from tensorflow.core.protobuf import saved_model_pb2
 
     proto = saved_model_pb2.SavedModel()
@@ -153,7 +160,51 @@ def _read_tag_sets(path: str) -> list[list[str]]:
 
         with open(os.path.join(path, "saved_model.pbtxt"), encoding="utf-8") as f:
             text_format.Parse(f.read(), proto)
-    return [list(meta_graph.meta_info_def.tags) for meta_graph in proto.meta_graphs]
+    return list(proto.meta_graphs)
+
+
+def _open_meta_graph(path: str, tags: Sequence[str] | str, param: str) -> tuple[list[str], Any]:
+    """Check that ``path`` is a SavedModel with a MetaGraph of tag set ``tags`` (empty: ``serve``); return the
+    tags and that MetaGraphDef. Every failure is one :class:`~eotensor.errors.ModelError` line naming ``param``."""
+    if not os.path.isdir(path):
+        what = "is not a directory" if os.path.exists(path) else "does not exist"
+        raise ModelError(f'{param}: "{path}" {what}; expected a TensorFlow SavedModel directory')
+    if not any(os.path.isfile(os.path.join(path, n)) for n in ("saved_model.pb", "saved_model.pbtxt")):
+        raise ModelError(
+            f'{param}: "{path}" has no saved_model.pb or saved_model.pbtxt; expected a TensorFlow SavedModel directory'
+        )
+    import_tensorflow()
+    tags = [tags] if isinstance(tags, str) else [str(t) for t in tags]
+    tags = tags or ["serve"]
+    try:
+        metas = _read_meta_graphs(path)
+    except Exception as error:  # noqa: BLE001 - protobuf raises several kinds; one clear line for all
+        raise ModelError(f'{param}: cannot read the SavedModel in "{path}": {_first_line(error)}') from None
+    meta = next((m for m in metas if set(m.meta_info_def.tags) == set(tags)), None)
+    if meta is None:
+        listed = "; ".join(",".join(m.meta_info_def.tags) or "(empty)" for m in metas) or "none"
+        raise ModelError(
+            f'{param}: "{path}" has no MetaGraph with tag set "{",".join(tags)}"; '
+            f"its tag sets are: {listed} (choose one with model.tagsets)"
+        )
+    return tags, meta
+
+
+def _pick_signature(names: Sequence[str], path: str, param: str) -> str:
+    """``serving_default`` if present, else the alphabetically first signature (with a warning), as OTBTF."""
+    names = sorted(names)
+    if not names:
+        raise ModelError(
+            f'{param}: "{path}" has no signatures to serve; inspect it with saved_model_cli show --dir {path} --all'
+        )
+    name = "serving_default" if "serving_default" in names else names[0]
+    if name != "serving_default":
+        warnings.warn(
+            f'{param}: "{path}" has no "serving_default" signature; serving "{name}" '
+            f"(signatures: {', '.join(names)})",
+            stacklevel=3,
+        )
+    return name
 
 
 def _spec(key: str, spec: Any) -> TensorSpec:
@@ -171,13 +222,20 @@ class TensorflowModel(StaticSignature):
 
     ``inputs`` and ``outputs`` map the signature keys (sorted in byte order) to their declared dtype and
     static shape; :meth:`run` calls the signature's concrete function directly.
+
+    A TF1 graph's signature often lists training-only inputs (labels, a learning rate, ``is_training``) that
+    serving leaves unfed. OTBTF runs the graph, so it serves such a model as long as the outputs asked for do
+    not depend on them; so does :meth:`run`: with inputs missing, it calls the graph pruned to the inputs fed
+    and the outputs fetched (one pruned function per combination, made once), and an output that really needs
+    a missing input is a one-line error naming both.
     """
 
     def __init__(self, path: str, loaded: Any, signature_name: str, tags: Sequence[str] = ("serve",),
-                 jit: bool = False) -> None:
+                 jit: bool = False, signature_def: Any = None) -> None:
         """Wrap ``loaded.signatures[signature_name]``; ``loaded`` is kept so its variables stay alive.
 
         ``jit`` compiles the signature with XLA (once per input shape; tiles come in few shapes).
+        ``signature_def`` (the SignatureDef proto) gives the graph's tensor names, used to prune TF1 graphs.
         """
         self.path = path
         """The SavedModel directory."""
@@ -193,6 +251,13 @@ class TensorflowModel(StaticSignature):
         signature = self._fn
         self._jit = bool(jit)
         self._call = _tf.function(lambda **kw: signature(**kw), jit_compile=True) if jit else signature
+        prunable = signature_def is not None and callable(getattr(loaded, "prune", None))  # TF1 graphs only
+        self._tensor_names: dict[str, str] = {}
+        if prunable:
+            self._tensor_names = {**{k: v.name for k, v in signature_def.inputs.items()},
+                                  **{k: v.name for k, v in signature_def.outputs.items()}}
+        self._pruned: dict[tuple[tuple[str, ...], tuple[str, ...]], Any] = {}
+        self._prune_lock = threading.Lock()
 
     @property
     def token(self) -> str:
@@ -210,17 +275,56 @@ class TensorflowModel(StaticSignature):
     def _fail(self, what: str, feeds: Mapping[str, Any]) -> ModelError:
         return ModelError(f"model.dir {self.path}: the model call failed: {what} (inputs: {_describe(feeds)})")
 
+    def _needs(self, fetch: str, fed: Sequence[str]) -> list[str]:
+        """The signature inputs outside ``fed`` that output ``fetch`` depends on (a walk up the TF1 graph)."""
+        graph = self._loaded.graph
+        by_name = {self._tensor_names[k]: k for k in self._inputs}
+        stop = {self._tensor_names[k] for k in fed}
+        seen, stack, needed = set(), [graph.get_tensor_by_name(self._tensor_names[fetch]).op], set()
+        while stack:
+            op = stack.pop()
+            if op.name in seen:
+                continue
+            seen.add(op.name)
+            for tensor in op.outputs:
+                if tensor.name in by_name and tensor.name not in stop:
+                    needed.add(by_name[tensor.name])
+            stack.extend(t.op for t in op.inputs if t.name not in stop)
+            stack.extend(op.control_inputs)
+        return sorted(needed)
+
+    def _pruned_call(self, fed: tuple[str, ...], fetches: tuple[str, ...]) -> Any:
+        """The graph pruned to inputs ``fed`` (positional, in that order) and outputs ``fetches`` (a dict)."""
+        with self._prune_lock:
+            if (fed, fetches) in self._pruned:
+                return self._pruned[fed, fetches]
+            try:
+                pruned = self._loaded.prune(feeds=[self._tensor_names[k] for k in fed],
+                                            fetches={k: self._tensor_names[k] for k in fetches})
+            except Exception:  # noqa: BLE001 - an output depends on an unfed input (op_selector.UnliftableError)
+                needs = {k: self._needs(k, fed) for k in fetches}
+                blocked = "; ".join(f'output "{k}" needs unfed input(s) {", ".join(v)}' for k, v in needs.items() if v)
+                raise ModelError(
+                    f"model.dir {self.path}: {blocked or 'the graph cannot be pruned to the inputs fed'} "
+                    f"(fed: {', '.join(fed) or 'nothing'}); "
+                    "feed it with a source or model.userplaceholders, or ask for other outputs") from None
+            if self._jit:
+                pruned = _tf.function(pruned, jit_compile=True)
+            self._pruned[fed, fetches] = pruned
+            return pruned
+
     def run(self, feeds: Mapping[str, np.ndarray], fetches: Sequence[str]) -> list[np.ndarray]:
         """Call the signature on ``feeds`` (key -> array of the declared dtype) and return ``fetches`` in order.
 
-        Every signature input must be fed; rank-0 arrays are fed as true scalars. Python scalars are
-        converted to the declared dtype. Raises :class:`~eotensor.errors.ModelError` (one line) for
-        unknown keys, a dtype other than the declared one, or any failure inside TensorFlow.
+        Every signature input must be fed, except, in a TF1 graph, inputs the fetched outputs do not depend
+        on. Rank-0 arrays are fed as true scalars; Python scalars are converted to the declared dtype. Raises
+        :class:`~eotensor.errors.ModelError` (one line) for unknown keys, missing inputs, a dtype other than
+        the declared one, or any failure inside TensorFlow.
         """
         tf = _tf
         missing = [k for k in self._inputs if k not in feeds]
         unknown = [k for k in feeds if k not in self._inputs]
-        if missing or unknown:
+        if (missing and not self._tensor_names) or unknown:
             problem = "; ".join(
                 part for part in (
                     f"missing input(s) {', '.join(missing)}" if missing else "",
@@ -242,6 +346,14 @@ class TensorflowModel(StaticSignature):
             elif value.dtype != spec.dtype:
                 raise self._fail(f'input "{key}" is {value.dtype} but the signature declares {spec.dtype}', feeds)
             tensors[key] = tf.convert_to_tensor(value)
+        if missing:
+            fed = tuple(sorted(tensors))
+            call = self._pruned_call(fed, tuple(dict.fromkeys(fetches)))
+            try:
+                result = call(*(tensors[k] for k in fed))
+            except (tf.errors.OpError, ValueError, TypeError) as error:
+                raise self._fail(_first_line(error), feeds) from None
+            return [result[k].numpy() for k in fetches]
         try:
             result = self._call(**tensors)
         except (tf.errors.OpError, ValueError, TypeError) as error:
@@ -263,44 +375,46 @@ def load_saved_model(
     Every failure is a one-line :class:`~eotensor.errors.ModelError` naming ``param`` and the path.
     """
     path = os.fspath(path)
-    if not os.path.isdir(path):
-        what = "is not a directory" if os.path.exists(path) else "does not exist"
-        raise ModelError(f'{param}: "{path}" {what}; expected a TensorFlow SavedModel directory')
-    if not any(os.path.isfile(os.path.join(path, n)) for n in ("saved_model.pb", "saved_model.pbtxt")):
-        raise ModelError(
-            f'{param}: "{path}" has no saved_model.pb or saved_model.pbtxt; expected a TensorFlow SavedModel directory'
-        )
     set_threads(intra_op=threads)
     tf = import_tensorflow()
-    tags = [tags] if isinstance(tags, str) else [str(t) for t in tags]
-    tags = tags or ["serve"]
-    try:
-        available = _read_tag_sets(path)
-    except Exception as error:  # noqa: BLE001 - protobuf raises several kinds; one clear line for all
-        raise ModelError(f'{param}: cannot read the SavedModel in "{path}": {_first_line(error)}') from None
-    if not any(set(t) == set(tags) for t in available):
-        listed = "; ".join(",".join(t) or "(empty)" for t in available) or "none"
-        raise ModelError(
-            f'{param}: "{path}" has no MetaGraph with tag set "{",".join(tags)}"; '
-            f"its tag sets are: {listed} (choose one with model.tagsets)"
-        )
+    tags, meta = _open_meta_graph(path, tags, param)
     try:
         loaded = tf.saved_model.load(path, tags=tags)
     except Exception as error:  # noqa: BLE001 - TF raises many kinds; one clear line for all
         raise ModelError(f'{param}: cannot load the SavedModel "{path}": {_first_line(error)}') from None
-    names = sorted(getattr(loaded, "signatures", None) or {})
-    if not names:
-        raise ModelError(
-            f'{param}: "{path}" has no signatures to serve; inspect it with saved_model_cli show --dir {path} --all'
-        )
-    name = "serving_default" if "serving_default" in names else names[0]
-    if name != "serving_default":
-        warnings.warn(
-            f'{param}: "{path}" has no "serving_default" signature; serving "{name}" '
-            f"(signatures: {', '.join(names)})",
-            stacklevel=2,
-        )
+    name = _pick_signature(list(getattr(loaded, "signatures", None) or {}), path, param)
     try:
-        return TensorflowModel(path, loaded, name, tags, jit)
+        return TensorflowModel(path, loaded, name, tags, jit, meta.signature_def.get(name))
     except Exception as error:  # noqa: BLE001 - malformed signatures
         raise ModelError(f'{param}: cannot read signature "{name}" of "{path}": {_first_line(error)}') from None
+
+
+def tensor_info_spec(key: str, info: Any) -> TensorSpec:
+    """The :class:`~eotensor.runtimes.base.TensorSpec` of a SignatureDef's ``TensorInfo`` (its dtype and shape)."""
+    tf = import_tensorflow()
+    shape = tf.TensorShape(info.tensor_shape)
+    return TensorSpec(key, np.dtype(tf.dtypes.as_dtype(info.dtype).as_numpy_dtype),
+                      None if shape.rank is None else tuple(shape.as_list()))
+
+
+def load_graph_session(path: str | os.PathLike, tags: Sequence[str] = (), *,
+                       param: str = "model.dir") -> tuple[Any, Any, str]:
+    """Load a TF1 SavedModel into its own ``tf.compat.v1`` Graph and Session, for training.
+
+    Returns ``(session, meta_graph_def, signature name)``; the signature is chosen as :func:`load_saved_model`
+    does. The variables are restored from the SavedModel. Errors are one-line ModelErrors naming ``param``.
+    """
+    path = os.fspath(path)
+    tf = import_tensorflow()
+    tags, meta = _open_meta_graph(path, tags, param)
+    name = _pick_signature(list(meta.signature_def), path, param)
+    graph = tf.Graph()
+    session = tf.compat.v1.Session(graph=graph)
+    try:
+        with graph.as_default():
+            meta = tf.compat.v1.saved_model.loader.load(session, tags, path)
+    except Exception as error:  # noqa: BLE001 - TF raises many kinds; one clear line for all
+        session.close()
+        raise ModelError(f'{param}: cannot load the SavedModel "{path}" as a TF1 graph: {_first_line(error)}') \
+            from None
+    return session, meta, name
