@@ -20,7 +20,6 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 import rasterio
@@ -149,11 +148,12 @@ def score(map_path: str, labels_path: str) -> tuple[dict[str, float], tuple[floa
         if served.crs != truth.crs or served.res != truth.res:
             raise ValueError(f"{map_path}: not on the grid of {labels_path} ({served.crs}, {served.res} vs "
                              f"{truth.crs}, {truth.res})")
-        col, row = ~truth.transform * (served.transform.c, served.transform.f)
-        if col != round(col) or row != round(row):
+        col, row = ~truth.transform @ (served.transform.c, served.transform.f)
+        if abs(col - round(col)) > 1e-6 or abs(row - round(row)) > 1e-6:
             raise ValueError(f"{map_path}: its pixels are not aligned on those of {labels_path} (starts at column "
                              f"{col}, row {row})")
-        window = ((round(row), round(row) + served.height), (round(col), round(col) + served.width))
+        col, row = round(col), round(row)
+        window = ((row, row + served.height), (col, col + served.width))
         reference = truth.read(1, window=window) == 1
         probabilities = served.read()
     predicted = probabilities[1] > probabilities[0]
@@ -164,7 +164,7 @@ def score(map_path: str, labels_path: str) -> tuple[dict[str, float], tuple[floa
         "accuracy": float(np.mean(predicted == reference)), "building_fraction": float(np.mean(reference)),
         "baseline_accuracy": float(np.mean(~reference)),
     }
-    return scores, (col, row)
+    return scores, (float(col), float(row))
 
 
 def run(outdir: str, size: int = 2048, epochs: int = 5, seed: int = 0, step: int = 32, batch_size: int = 8,
