@@ -33,6 +33,13 @@ def run(tmp_path_factory):
     return workflow, workflow.run(str(outdir), size=SIZE, epochs=3, seed=0, step=16, batch_size=4)
 
 
+@pytest.fixture(scope="module")
+def exported(run):
+    import eotensor as eot
+
+    return eot.load_model(run[1].paths["model"])
+
+
 def test_the_scene_and_the_patches_images_are_written_on_their_grids(run):
     workflow, result = run
     with rasterio.open(result.paths["image"]) as image, rasterio.open(result.paths["labels"]) as labels:
@@ -54,19 +61,15 @@ def test_the_scene_and_the_patches_images_are_written_on_their_grids(run):
             assert set(np.unique(patches.read(1))) == {0, 1}
 
 
-def test_the_exported_model_has_the_cropped_output_that_serving_asks_for(run):
-    import eotensor as eot
-
-    workflow, result = run
-    model = eot.load_model(result.paths["model"])
+def test_the_exported_model_has_the_cropped_output_that_serving_asks_for(run, exported):
+    workflow, _ = run
+    model = exported
     assert list(model.inputs) == ["input_xs"] and model.inputs["input_xs"].dtype == np.int16
     assert "predictions_crop16" in model.outputs and "predictions" in model.outputs
     assert workflow.served_output_name(workflow.CROP) == "predictions_crop16"
 
 
-def test_the_map_is_registered_on_the_label_raster(run):
-    import eotensor as eot
-
+def test_the_map_is_registered_on_the_label_raster(run, exported):
     workflow, result = run
     crop = workflow.CROP
     with rasterio.open(result.paths["map"]) as served, rasterio.open(result.paths["labels"]) as labels:
@@ -80,8 +83,7 @@ def test_the_map_is_registered_on_the_label_raster(run):
     assert result.offset == (crop, crop)
     np.testing.assert_allclose(probabilities.sum(axis=0), 1, atol=1e-5)
     # the map's first 32 x 32 block is the model's output on the image's first 64 x 64 window
-    model = eot.load_model(result.paths["model"])
-    (expected,) = model.run({"input_xs": window}, ["predictions_crop16"])
+    (expected,) = exported.run({"input_xs": window}, ["predictions_crop16"])
     np.testing.assert_allclose(probabilities[:, :32, :32], expected[0].transpose(2, 0, 1), atol=1e-5)
 
 
