@@ -24,13 +24,15 @@ SIZE = 256
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
+    """The example's modules (imported as the script imports them) and one run of the workflow."""
     sys.path.insert(0, str(EXAMPLE))
     try:
         import workflow
+
+        outdir = tmp_path_factory.mktemp("fcnn")
+        yield workflow, workflow.run(str(outdir), size=SIZE, epochs=3, seed=0, step=16, batch_size=4)
     finally:
         sys.path.remove(str(EXAMPLE))
-    outdir = tmp_path_factory.mktemp("fcnn")
-    return workflow, workflow.run(str(outdir), size=SIZE, epochs=3, seed=0, step=16, batch_size=4)
 
 
 @pytest.fixture(scope="module")

@@ -23,13 +23,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import rasterio
-
-import eotensor as eot
-from eotensor.apps.cli import main as cli_main
-from eotensor.runtimes.tensorflow import import_tensorflow
-
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # the example's modules, however it is run
-from fcnn_model import (  # noqa: E402
+from fcnn_model import (  # the example's modules: next to this script, on the path when it runs
     INPUT_PATCHES_KEY,
     LABELS_PATCHES_KEY,
     TARGET_NAME,
@@ -37,12 +31,20 @@ from fcnn_model import (  # noqa: E402
     dataset_preprocessing_fn,
     served_output_name,
 )
-from scene import make_scene  # noqa: E402
+from scene import make_scene
+
+import eotensor as eot
+from eotensor.apps.cli import main as cli_main
+from eotensor.runtimes.tensorflow import import_tensorflow
 
 PATCH = 64
 """Training patch size, which is also the receptive field given to TensorflowModelServe."""
 CROP = 16
 """Pixels dropped on each side of the served output: EF = PATCH - 2 * CROP = 32 (a multiple of 16)."""
+
+
+class WorkflowError(Exception):
+    """A step that cannot go on (too few patches, a failed app, a map off the label grid): one line to print."""
 
 
 @dataclass
@@ -146,11 +148,11 @@ def score(map_path: str, labels_path: str) -> tuple[dict[str, float], tuple[floa
     in the label raster (column, row, in label pixels). The two rasters must share CRS and spacing."""
     with rasterio.open(map_path) as served, rasterio.open(labels_path) as truth:
         if served.crs != truth.crs or served.res != truth.res:
-            raise ValueError(f"{map_path}: not on the grid of {labels_path} ({served.crs}, {served.res} vs "
+            raise WorkflowError(f"{map_path}: not on the grid of {labels_path} ({served.crs}, {served.res} vs "
                              f"{truth.crs}, {truth.res})")
         col, row = ~truth.transform @ (served.transform.c, served.transform.f)
         if abs(col - round(col)) > 1e-6 or abs(row - round(row)) > 1e-6:
-            raise ValueError(f"{map_path}: its pixels are not aligned on those of {labels_path} (starts at column "
+            raise WorkflowError(f"{map_path}: its pixels are not aligned on those of {labels_path} (starts at column "
                              f"{col}, row {row})")
         col, row = round(col), round(row)
         window = ((row, row + served.height), (col, col + served.width))
@@ -181,6 +183,9 @@ def run(outdir: str, size: int = 2048, epochs: int = 5, seed: int = 0, step: int
     with _timed(result, "PatchesSelection + PatchesExtraction", say):
         files = select_and_extract(path["image"], path["labels"], outdir, step, result)
     say(f"patches: {result.counts['train']} train, {result.counts['valid']} valid ({PATCH} x {PATCH})")
+    if min(result.counts.values()) < batch_size:
+        raise WorkflowError(f"{min(result.counts.values())} patches cannot fill a batch of {batch_size}: use a larger "
+                         "scene, a smaller grid step or a smaller batch")
     with _timed(result, f"training, {epochs} epoch(s)", say):
         model, result.history, result.validation = train(files, epochs, batch_size, learning_rate, seed, verbose)
     say("validation: " + ", ".join(f"{k} {v:.3f}" for k, v in result.validation.items()))
@@ -190,7 +195,7 @@ def run(outdir: str, size: int = 2048, epochs: int = 5, seed: int = 0, step: int
     say("eotensor " + " ".join(argv))
     with _timed(result, "TensorflowModelServe", say):
         if cli_main(argv) != 0:
-            raise RuntimeError("TensorflowModelServe failed (see the message above)")
+            raise WorkflowError("TensorflowModelServe failed (see the message above)")
     result.scores, result.offset = score(path["map"], path["labels"])
     s = result.scores
     say(f"map vs labels: precision {s['precision']:.3f}, recall {s['recall']:.3f}, IoU {s['iou']:.3f}, accuracy "
@@ -214,8 +219,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.size < 2 * PATCH:
         parser.error(f"--size: at least {2 * PATCH} pixels")
     start = time.perf_counter()
-    run(args.outdir, size=args.size, epochs=args.epochs, seed=args.seed, step=args.step, batch_size=args.batch_size,
-        learning_rate=args.learning_rate, verbose=2, say=print)
+    try:
+        run(args.outdir, size=args.size, epochs=args.epochs, seed=args.seed, step=args.step, batch_size=args.batch_size,
+            learning_rate=args.learning_rate, verbose=2, say=print)
+    except (WorkflowError, eot.EotensorError) as error:
+        print(f"workflow.py: {error}", file=sys.stderr)
+        return 1
     print(f"total {time.perf_counter() - start:.1f} s; outputs in {os.path.abspath(args.outdir)}")
     return 0
 
