@@ -48,8 +48,7 @@ def test_the_scene_and_the_patches_images_are_written_on_their_grids(run):
         assert (image.count, image.dtypes[0], image.width, image.height) == (4, "int16", SIZE, SIZE)
         assert (labels.count, labels.dtypes[0]) == (1, "uint8")
         assert labels.transform == image.transform and labels.crs == image.crs and image.crs.to_epsg() == 32631
-        mask = labels.read(1)
-        pixels = image.read()
+        mask, pixels, res = labels.read(1), image.read(), image.res
     assert set(np.unique(mask)) == {0, 1} and 0.05 < mask.mean() < 0.4
     assert pixels[:, mask == 1].mean() > pixels[:, mask == 0].mean() + 500  # roofs are brighter
     assert result.counts["train"] > result.counts["valid"] > 8
@@ -59,6 +58,7 @@ def test_the_scene_and_the_patches_images_are_written_on_their_grids(run):
             with rasterio.open(result.paths[f"{group}_{key}"]) as patches:
                 assert (patches.width, patches.height, patches.count, patches.dtypes[0]) == (64, 64 * n, bands,
                                                                                              dtype)
+                assert patches.crs is None and patches.res == res  # OTBTF's patches images
         with rasterio.open(result.paths[f"{group}_labels"]) as patches:
             assert set(np.unique(patches.read(1))) == {0, 1}
 
