@@ -209,14 +209,18 @@ class Dataset:
 
     @property
     def tf_dataset(self) -> Any:
-        """One epoch as an unbatched ``tf.data.Dataset`` of dicts (OTBTF's attribute; made on each access)."""
+        """One epoch as an unbatched ``tf.data.Dataset`` of dicts, of known cardinality (OTBTF's attribute; made on
+        each access)."""
         from eotensor.runtimes.tensorflow import import_tensorflow
 
         tf = import_tensorflow()
         signature = {key: tf.TensorSpec(shape, tf.string if self.output_types[key].kind in "SUO" else
                                         tf.dtypes.as_dtype(self.output_types[key]))
                      for key, shape in self.output_shapes.items()}
-        return tf.data.Dataset.from_generator(self._generator, output_signature=signature).repeat(1)
+        tf_ds = tf.data.Dataset.from_generator(self._generator, output_signature=signature).repeat(1)
+        # the size is known: batched datasets then have a cardinality, and Keras' fit sizes its epochs
+        # without warning that the input "ran out of data"
+        return tf_ds.apply(tf.data.experimental.assert_cardinality(self.size))
 
     def get_tf_dataset(
         self,
