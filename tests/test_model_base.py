@@ -88,6 +88,39 @@ def test_default_crops_larger_than_the_training_patches_train_and_predict(tmp_pa
     assert out["y_crop16"].shape == (1, 8, 8, 1) and out["y_crop32"].shape[1] == 0
 
 
+def test_metrics_per_output_train_the_model_that_exports(tmp_path):
+    """OTBTF's example compiles metrics for its output: Keras 3 asks a target of every output, so training
+    goes through the same layers without the crops, and the model with them predicts the trained values."""
+    import keras
+    import tensorflow as tf
+
+    from eotensor.model.base import ModelBase
+
+    class Net(ModelBase):
+        def normalize_inputs(self, inputs):
+            return inputs
+
+        def get_outputs(self, normalized_inputs):
+            return {"y": keras.layers.Conv2D(2, 3, padding="same", activation="softmax")(normalized_inputs["x"])}
+
+    spec = ({"x": tf.TensorSpec((None, 16, 16, 1), tf.float32)}, {"y": tf.TensorSpec((None, 16, 16, 2), tf.float32)})
+    model = Net(spec, inference_cropping=[4])
+    assert set(model.training_model.output) == {"y"} and set(model.model.output) == {"y", "y_crop4"}
+    model.compile(optimizer="adam", loss={"y": "categorical_crossentropy"},
+                  metrics={"y": [keras.metrics.Recall(class_id=1)]})
+    rng = np.random.default_rng(0)
+    x = rng.random((8, 16, 16, 1), dtype=np.float32)
+    y = np.eye(2, dtype=np.float32)[(x[..., 0] > 0.5).astype(int)]
+    before = model.model.predict({"x": x}, verbose=0)["y_crop4"]
+    history = model.fit({"x": x}, {"y": y}, epochs=3, verbose=0)
+    assert "recall" in history.history and history.history["loss"][-1] < history.history["loss"][0]
+    after = model.predict({"x": x}, verbose=0)
+    assert not np.allclose(before, after["y_crop4"])
+    np.testing.assert_allclose(after["y_crop4"], model.training_model.predict({"x": x}, verbose=0)["y"][:, 4:-4, 4:-4],
+                               rtol=1e-6)
+    assert len(model.evaluate({"x": x}, {"y": y}, verbose=0)) == 2
+
+
 def test_an_attribute_set_after_super_init_is_named(tmp_path):
     import keras
     import tensorflow as tf

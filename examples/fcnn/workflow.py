@@ -102,19 +102,15 @@ def train(files: dict[str, dict], epochs: int, batch_size: int, learning_rate: f
         batch_size=batch_size, preprocessing_fn=dataset_preprocessing_fn, targets_keys=[TARGET_NAME])
         for group, names in files.items()}
     model = FCNNModel(datasets["train"].element_spec)
-    # Keras 3 cannot compute metrics on a model with outputs that have no target (the crops): its metrics
-    # container looks up every output in the targets (KeyError 'predictions_crop128'), so compile, fit and
-    # evaluate run on a view of the model without the crops; it shares the layers, hence the trained weights.
-    trainer = keras.Model(model.model.input, {TARGET_NAME: model.model.output[TARGET_NAME]})
-    trainer.compile(
+    model.compile(
         optimizer=keras.optimizers.Adam(learning_rate),
         loss={TARGET_NAME: keras.losses.CategoricalCrossentropy()},
         metrics={TARGET_NAME: [keras.metrics.Precision(class_id=1, name="precision"),
                                keras.metrics.Recall(class_id=1, name="recall")]},
     )
-    history = trainer.fit(datasets["train"], epochs=epochs, validation_data=datasets["valid"],
-                          shuffle=False, verbose=verbose)  # the datasets shuffle
-    evaluation = trainer.evaluate(datasets["valid"], verbose=0, return_dict=True)
+    history = model.fit(datasets["train"], epochs=epochs, validation_data=datasets["valid"],
+                        shuffle=False, verbose=verbose)  # the datasets shuffle
+    evaluation = model.evaluate(datasets["valid"], verbose=0, return_dict=True)
     return model, history.history, evaluation
 
 

@@ -59,6 +59,41 @@ class ModelBase(abc.ABC):
         self.inputs_dtypes = {key: specs[key].dtype for key in keys}
         self.inference_cropping = list(DEFAULT_CROPPING if inference_cropping is None else inference_cropping)
         self.model = self.create_network()
+        self.training_model = self._without_crops(self.model)
+        """The same layers without the ``_crop<N>`` outputs: what ``compile``/``fit``/``evaluate`` train, since Keras 3
+        asks a target (and metrics) of every output. ``self.model`` (crops included) predicts and exports."""
+
+    def _without_crops(self, model: Any) -> Any:
+        import keras
+
+        outputs = model.output
+        if not isinstance(outputs, Mapping):
+            return model
+        crops = {cropped_tensor_name(key, crop) for key in outputs for crop in self.inference_cropping}
+        kept = {key: tensor for key, tensor in outputs.items() if key not in crops}
+        if len(kept) == len(outputs):
+            return model
+        return keras.Model(model.input, kept, name=model.name)
+
+    def compile(self, *args: Any, **kwargs: Any) -> None:
+        """Keras ``compile``, on :attr:`training_model` (losses and metrics for the outputs, not their crops)."""
+        self.training_model.compile(*args, **kwargs)
+
+    def fit(self, *args: Any, **kwargs: Any) -> Any:
+        """Keras ``fit`` on :attr:`training_model`; the layers are shared, so the exported model is trained."""
+        return self.training_model.fit(*args, **kwargs)
+
+    def evaluate(self, *args: Any, **kwargs: Any) -> Any:
+        """Keras ``evaluate`` on :attr:`training_model`."""
+        return self.training_model.evaluate(*args, **kwargs)
+
+    def train_on_batch(self, *args: Any, **kwargs: Any) -> Any:
+        """Keras ``train_on_batch`` on :attr:`training_model`."""
+        return self.training_model.train_on_batch(*args, **kwargs)
+
+    def test_on_batch(self, *args: Any, **kwargs: Any) -> Any:
+        """Keras ``test_on_batch`` on :attr:`training_model`."""
+        return self.training_model.test_on_batch(*args, **kwargs)
 
     def __getattr__(self, name: str) -> Any:
         if "model" not in self.__dict__:  # still building: an attribute the subclass has not set yet
