@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import rasterio
+import rasterio.windows
 import runtime_models
 
 from eotensor.samples import DEMO_NET_RF, build_demo_model, build_talk_model, make_sentinel2_like
@@ -64,6 +65,12 @@ def make_inputs(data: Path, size: int) -> dict[str, str]:
     if not unet.exists():
         build_unet(unet)
     paths["unet"] = str(unet)
+    for kind, suffix, builder in (("onnx", "onnx", "build_onnx_unet"), ("torch", "pt2", "build_torch_unet")):
+        path = data / f"model_unet.{suffix}"  # the SavedModel's weights, checked against it when built
+        if not path.exists() and importlib.util.find_spec(kind):
+            getattr(runtime_models, builder)(unet, path)
+        if path.exists():
+            paths[f"{kind}_unet"] = str(path)
     demo = data / "model_demo"
     if not demo.exists():
         build_demo_model(demo)
@@ -92,8 +99,11 @@ def write_mosaic_vrt(path: Path, tile: str, size: int) -> None:
                     f"<GeoTransform>{gt}</GeoTransform>{''.join(bands)}</VRTDataset>")
 
 
-def build_unet(path: Path) -> None:
-    """A small U-Net-like FCN (~270k parameters): RF 64 / EF 32 in OTBTF terms (16-pixel crop per side)."""
+def unet_keras():
+    """A small U-Net-like FCN (~270k parameters): RF 64 / EF 32 in OTBTF terms (16-pixel crop per side).
+
+    Built with a fixed seed; ``runtime_models`` rebuilds the same network for ONNX Runtime and PyTorch.
+    """
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     import keras
     from keras import layers
@@ -113,7 +123,12 @@ def build_unet(path: Path) -> None:
     d1 = block(layers.Concatenate()([layers.UpSampling2D()(d2), e1]), 24)
     logits = layers.Conv2D(3, 1, activation="softmax")(d1)
     y = layers.Cropping2D(16)(logits)
-    model = keras.Model({"x": x}, {"y": y})
+    return keras.Model({"x": x}, {"y": y})
+
+
+def build_unet(path: Path) -> None:
+    """The U-Net of :func:`unet_keras` exported as a SavedModel (input "x" NHWC, output "y")."""
+    model = unet_keras()
     print(f"U-Net parameters: {model.count_params()}", flush=True)
     model.export(str(path), verbose=False)
 
@@ -137,7 +152,7 @@ def run_case(name: str, paths: dict[str, str], args, repeat, out_dir: Path) -> l
     if name in ROUNDS:
         return run_round(name, paths, args, repeat, out_dir)
     if name == "cnn":
-        return [run_cnn(paths, args, repeat)]
+        return run_cnn(paths, args, repeat, out_dir)
     if name == "mosaic":
         return run_mosaic(paths, args, repeat, out_dir)
     if name == "sweep":
@@ -179,12 +194,51 @@ def run_round(name: str, paths: dict[str, str], args, repeat, out_dir: Path) -> 
     return rows
 
 
-def run_cnn(paths: dict[str, str], args, repeat) -> dict:
-    """U-Net over a window of tile A: total wall time vs time inside the model runtime's calls."""
+CNN_RUNTIMES = (("unet", "TF SavedModel"), ("onnx_unet", "ONNX Runtime"), ("torch_unet", "PyTorch .pt2"))
+
+
+def run_cnn(paths: dict[str, str], args, repeat, out_dir: Path) -> list[dict]:
+    """The U-Net over a window of tile A through each runtime: wall time vs time inside the model's calls.
+
+    Every runtime's output must agree with the SavedModel's, pixel by pixel (:func:`check_same`).
+    """
     size = min(args.size, 4096)
-    cmd = [PY, str(HERE / "cnn.py"), paths["a"], paths["unet"], str(size)]
-    row = repeat(f"cnn U-Net RF 64 / EF 32 over {size}x{size}", cmd, args.runs)
-    return row
+    reference = str(out_dir / "cnn_tf.tif")
+    out = str(out_dir / "cnn.tif")
+    rows = []
+    for key, label in CNN_RUNTIMES:
+        if key not in paths:
+            print(f"  cnn: {label} skipped (its runtime is not installed)", flush=True)
+            continue
+        target = reference if key == "unet" else out
+        cmd = [PY, str(HERE / "cnn.py"), paths["a"], paths[key], str(size), target]
+        rows.append(repeat(f"cnn U-Net RF 64 / EF 32 over {size}x{size} {label}", cmd, args.runs, output=target))
+        if target != reference:
+            check_same(out, reference, f"{label} vs TF SavedModel")
+            os.remove(out)
+    os.remove(reference)
+    return rows
+
+
+def check_same(path: str, reference: str, what: str, rtol: float = 1e-5, rows: int = 256) -> float:
+    """Every pixel of ``path`` must equal ``reference``'s within ``rtol`` x the reference's largest value (read in
+    strips of ``rows``); returns the largest difference (printed)."""
+    diff = scale = 0.0
+    with rasterio.open(reference) as ref, rasterio.open(path) as ds:
+        if (ds.width, ds.height, ds.count) != (ref.width, ref.height, ref.count):
+            raise AssertionError(f"{what}: {path} is {ds.width}x{ds.height}x{ds.count}, the reference "
+                                 f"{ref.width}x{ref.height}x{ref.count}")
+        for row in range(0, ref.height, rows):
+            window = rasterio.windows.Window(0, row, ref.width, min(rows, ref.height - row))
+            want = ref.read(window=window).astype(np.float64)
+            got = ds.read(window=window).astype(np.float64)
+            diff = max(diff, float(np.abs(got - want).max()))
+            scale = max(scale, float(np.abs(want).max()))
+    print(f"  {what}: max |difference| {diff:.3g} over {ref.width}x{ref.height} (largest value {scale:.3g})",
+          flush=True)
+    if not diff <= rtol * scale:
+        raise AssertionError(f"{what}: {path} differs from {reference} by {diff:g} (> {rtol:g} x {scale:g})")
+    return diff
 
 
 def run_mosaic(paths: dict[str, str], args, repeat, out_dir: Path) -> list[dict]:
@@ -254,16 +308,21 @@ def report(rows: list[dict], args) -> str:
 
 
 def cnn_main() -> None:
-    """bench/cnn.py entry: serve the U-Net over a window and print total vs in-model seconds."""
+    """bench/cnn.py entry: serve the U-Net (any runtime) over a window; print total vs in-model seconds.
+
+    ``cnn.py IMAGE MODEL SIZE [OUT]``: the output is kept in OUT when given, else written to a temporary
+    file and removed.
+    """
     import time
 
     import eotensor as eot
 
     image, model, size = sys.argv[1], sys.argv[2], int(sys.argv[3])
+    keep = len(sys.argv) > 4
+    out = Path(sys.argv[4]) if keep else Path(os.environ.get("TMPDIR", "/tmp")) / "eotensor_bench_cnn.tif"
     start = time.perf_counter()
     result = eot.serve(model, [eot.source(image, rfield=64)], efield=32, fullyconv=True)
     loaded = time.perf_counter()
-    out = Path(os.environ.get("TMPDIR", "/tmp")) / "eotensor_bench_cnn.tif"
     side = min(size, result.grid.width, result.grid.height)
     result.write(f"{out}?&box=0:0:{side}:{side}")
     end = time.perf_counter()
@@ -272,4 +331,5 @@ def cnn_main() -> None:
                       "in_model": round(inside, 2), "outside_serving": round(1 - inside / (end - loaded), 3),
                       "outside_all": round(1 - inside / (end - start), 3), "calls": result.engine.model_calls,
                       "tile": str(result.tile_shape())}), file=sys.stderr)
-    out.unlink()
+    if not keep:
+        out.unlink()

@@ -1,4 +1,5 @@
-"""The benchmark suite (``make bench``): eotensor vs OTB BandMathX vs the I/O floor, CNN overhead, memory.
+"""The benchmark suite (``make bench``): eotensor vs OTB BandMathX vs the I/O floor, CNN overhead (the U-Net
+through TF, ONNX Runtime and PyTorch), memory.
 
 Generates its own data under ``bench/data`` (two Sentinel-2-like 4-band int16 tiles, UTM 31N, 10 m,
 a few no-data rows), installs ``otb-bin`` with apt when BandMathX is missing, then runs each
