@@ -22,7 +22,14 @@ import numpy as np
 
 from eotensor.engine.prefetch import load_while_reading
 from eotensor.engine.serve import DEFAULT_BATCH_SIZE, ServeEngine, Source
-from eotensor.engine.tiling import TileShape, align_tile_size, auto_tile_shape, bytes_per_output_pixel, ram_budget_mb
+from eotensor.engine.tiling import (
+    TileShape,
+    align_tile_size,
+    auto_tile_shape,
+    bytes_per_output_pixel,
+    ram_budget_mb,
+    round_up,
+)
 from eotensor.errors import ParameterError
 from eotensor.geometry import Grid, Window
 from eotensor.geometry.fields import Fields
@@ -109,13 +116,17 @@ class ServedRaster(LazyRaster):
     def tile_shape(self, block: tuple[int, int] = (DEFAULT_BLOCK_SIZE, DEFAULT_BLOCK_SIZE)) -> TileShape:
         """The tile size used: the user's (EF-aligned), else one chosen from the memory budget.
 
-        Automatic tiles are multiples of the output's ``block`` (rows, cols) where the budget allows. The
-        band count is learned first, so every plan of this result is the same.
+        Automatic tiles are multiples of the output's ``block`` (rows, cols) where the budget allows; a result
+        reading another lazy result takes its (first) upstream's tiles. The band count is learned first, so
+        every plan of this result is the same.
         """
         fields = self.engine.fields
         if self._tile_size is not None:
             cols, rows = self._tile_size
             return align_tile_size(rows, cols, fields)
+        if self.upstreams:  # a chain: the upstream's tiles, so each is computed once and a box stays small
+            tile = self.upstreams[0].tile_shape(block)
+            return TileShape(round_up(tile.rows, fields.efield[1]), round_up(tile.cols, fields.efield[0]))
         sources = [(s.raster.grid, s.raster.count, s.rfield) for s in self.engine.sources]
         halo = any(rf != (1, 1) for rf in fields.rfields) or fields.efield != (1, 1)
         pixel_bytes = bytes_per_output_pixel(sources, self.grid, fields, self.count, halo)

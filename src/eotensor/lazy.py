@@ -79,7 +79,8 @@ class TileCache:
     OTBTF's one-pixel margin in patch-based mode) and run in plan order, so four rows of tiles (the rows
     a halo reaches around the tiles in flight), within twice the result's memory budget, let every tile
     be computed once; beyond the budget a tile a halo reaches may be computed again (never differently).
-    Threads wanting the same tile wait for the one computing it.
+    Threads wanting the same tile wait for the one computing it. A window under a sixteenth of a tile
+    that the tiles kept do not cover (a band-count probe) is computed on its own.
     """
 
     def __init__(self, raster: LazyRaster) -> None:
@@ -124,6 +125,11 @@ class TileCache:
         tiles = list(plan)
         if len(tiles) == 1 and tiles[0] == window:
             return self._tile(window, keep)
+        if window.size * 16 < plan.tile.rows * plan.tile.cols:
+            with self._lock:
+                cached = [self._tiles[t] for t in tiles if t in self._tiles]
+            if len(cached) < len(tiles):  # a small window (a band-count probe): not worth whole tiles
+                return self.raster.compute(window)
         out: np.ndarray | None = None
         for tile in tiles:
             values = self._tile(tile, keep)
