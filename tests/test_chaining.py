@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 import eotensor as eot
 from eotensor.errors import EotensorError, GeometryError, InputFileError, ParameterError
-from eotensor.runtimes import FunctionModel
+from eotensor.runtimes import FunctionModel, TensorSpec
 from eotensor.testing import write_raster
 
 
@@ -168,3 +168,20 @@ def test_writing_several_results_together_computes_shared_upstream_tiles_once(sc
         np.testing.assert_array_equal(read(path)[0], alone[type(tmp_path)(path)])
     with pytest.raises(EotensorError, match="also the output"):
         eot.write({tmp_path / "x.tif": shared, str(tmp_path / "x.tif") + "?&gdal:co:COMPRESS=LZW": shared[0]})
+
+
+def test_chained_sources_in_another_crs_and_failing_upstreams_are_one_line(scene, tmp_path):
+    _, a, _, image, _ = scene
+    elsewhere = eot.open(write_raster(tmp_path / "utm32.tif", image, crs="EPSG:32632"))
+    with pytest.raises(GeometryError, match="source2.il is in EPSG:32632 but source1.il is in EPSG:32631.*reproject"):
+        eot.serve(MIX, [eot.source(upstream(a)), eot.source(elsewhere)])
+
+    def broken(x):
+        raise ValueError("the upstream model broke")
+
+    failing = eot.serve(FunctionModel(broken, ["x"], [TensorSpec("y", np.dtype(np.float32), (None, None, None, 1))]),
+                        [eot.source(a)], fullyconv=True)
+    head = eot.serve(FunctionModel(lambda x: {"y": x + 1}, ["x"], ["y"]), [eot.source(failing)])
+    with pytest.raises(EotensorError, match="the upstream model broke"):
+        head.write(tmp_path / "head.tif")
+    assert not list(tmp_path.glob("head*"))  # nothing left behind
