@@ -254,8 +254,12 @@ def _dotpr(ev: _Evaluator, node: Call, args: list[Any]) -> Any:
 
 
 def _reduce(reduce: Callable[[np.ndarray], np.ndarray]) -> Callable[[_Evaluator, Call, list[Any]], Any]:
+    """One value per argument (a row when there are several, as OTB's vmin/vmax give)."""
     def apply(ev: _Evaluator, node: Call, args: list[Any]) -> Any:
-        return reduce(_row(ev, node.args[0], args[0]))
+        values = [reduce(_row(ev, arg, value)) for arg, value in zip(node.args, args)]
+        if len(values) == 1:
+            return values[0]
+        return _matrix(np.stack(np.broadcast_arrays(*values), axis=-1)[..., np.newaxis, :])
 
     return apply
 
@@ -306,7 +310,7 @@ def _elementwise(ufunc: Callable[[np.ndarray], np.ndarray]) -> Callable[[_Evalua
 _VECTOR_FUNCTIONS: dict[str, Callable[[_Evaluator, Call, list[Any]], Any]] = {
     "dotpr": _dotpr,
     "vmin": _reduce(lambda row: np.min(row, axis=-1)),
-    "vmax": _reduce(lambda row: np.max(row, axis=-1)),
+    "vmax": _reduce(lambda row: np.max(row, axis=-1)),  # OTB starts from DBL_MIN: 0 where all are negative
     "mean": _reduce(lambda row: np.mean(row, axis=-1)),
     "var": _reduce(_variance),
     "median": _reduce(_median),
