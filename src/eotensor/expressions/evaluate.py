@@ -254,12 +254,8 @@ def _dotpr(ev: _Evaluator, node: Call, args: list[Any]) -> Any:
 
 
 def _reduce(reduce: Callable[[np.ndarray], np.ndarray]) -> Callable[[_Evaluator, Call, list[Any]], Any]:
-    """One value per argument (a row when there are several, as OTB's vmin/vmax give)."""
     def apply(ev: _Evaluator, node: Call, args: list[Any]) -> Any:
-        values = [reduce(_row(ev, arg, value)) for arg, value in zip(node.args, args)]
-        if len(values) == 1:
-            return values[0]
-        return _matrix(np.stack(np.broadcast_arrays(*values), axis=-1)[..., np.newaxis, :])
+        return reduce(_row(ev, node.args[0], args[0]))
 
     return apply
 

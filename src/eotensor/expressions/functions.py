@@ -128,8 +128,8 @@ FUNCTIONS: dict[str, Function] = {f.name: f for f in [
              lambda r, n: f"where(abs({r} + {n}) < 1e-06, 0.0, ({n} - {r}) / ({n} + {r}))"),
     # BandMathX's vector functions (evaluate.py gives their meaning)
     Function("dotpr", 2, 2, _X),
-    Function("vmin", 1, None, _X),  # one value per argument, as OTB's
-    Function("vmax", 1, None, _X),
+    Function("vmin", 1, 1, _X),
+    Function("vmax", 1, 1, _X),
     Function("mean", 1, 1, _X),
     Function("var", 1, 1, _X),
     Function("median", 1, 1, _X),
