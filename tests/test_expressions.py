@@ -398,3 +398,22 @@ def test_random_trees_parse_back_and_evaluate_like_numpy(tree, dialect):
     # the canonical text parses back to the same values
     again = parse(str(program), dialect).evaluate(ENV_IMAGES, row0=2, col0=3, use_numexpr=False)[..., 0]
     np.testing.assert_allclose(again, expected, rtol=1e-9, atol=1e-300, equal_nan=True, err_msg=str(program))
+
+
+def test_results_never_alias_the_inputs():
+    own = np.arange(30.0).reshape(5, 6)
+    for program, images, variables in [(parse("x", names=["x"]), [IM1], {"x": own}),
+                                       (parse("im1b1"), [own[..., None]], None), (parse("+im1b1"), [IM1], None)]:
+        out = program.evaluate(images, variables=variables)
+        assert not any(np.may_share_memory(out, array) for array in (own, IM1))
+
+
+def test_threads_evaluate_windows_concurrently():
+    from concurrent.futures import ThreadPoolExecutor
+
+    program = parse("im1b1 > 0 ? sqrt(im1b1) * idxX : ndvi(im1b2, im2b1) + idxY", "bandmath")
+    expected = [program.evaluate([IM1, IM2], row0=k, col0=2 * k) for k in range(16)]
+    with ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(lambda k: program.evaluate([IM1, IM2], row0=k, col0=2 * k), range(16)))
+    for got, want in zip(results, expected):
+        np.testing.assert_array_equal(got, want)

@@ -71,6 +71,16 @@ def _numexpr() -> Any:
     return numexpr
 
 
+def _bind(key: str, value: Any, local: dict[str, Any], names: dict[str, str]) -> str | None:
+    """The NumExpr name of ``value`` (one per key), or None once a subtree has too many operands."""
+    if key not in names:
+        if len(names) >= _MAX_NE_VARIABLES:
+            return None
+        names[key] = f"v{len(names)}"
+        local[names[key]] = value
+    return names[key]
+
+
 def _describe(value: Any) -> str:
     return value.describe() if isinstance(value, Matrix) else "a scalar"
 
@@ -97,56 +107,45 @@ class _Evaluator:
 
     def source(self, node: Node, local: dict[str, Any], names: dict[str, str]) -> str | None:
         if isinstance(node, Const):  # bound, not written: NumExpr folds literals in Python (x / 0.0 raises)
-            key = f"const:{node.value!r}"
-            value: Any = np.float64(node.value)
-        elif isinstance(node, Var):
-            value = self.lookup(node)
+            return _bind(f"const:{node.value!r}", np.float64(node.value), local, names)
+        if isinstance(node, Var):
+            value = self.variables.get(node.name)
+            if value is None:
+                self.lookup(node)  # raises: unknown variable
             if isinstance(value, Matrix):
                 return None
-            key = node.name
-        elif isinstance(node, Unary):
+            value = np.asarray(value)
+            name = _bind(node.name, value, local, names)
+            if value.dtype == np.float64 or name is None:
+                return name
+            # a float32 band is read as it is and widened block by block inside NumExpr (no float64 copy of
+            # the window); "* 1.0" forces that even where no other operand is float64, and keeps -0.0 and NaN
+            one = self.source(Const(1.0), local, names)
+            return None if one is None else f"({name} * {one})"
+        if isinstance(node, Unary):
             inner = self.source(node.operand, local, names)
             if inner is None or node.op == "+":
                 return inner
             return f"(-{inner})"
-        elif isinstance(node, BinOp):
-            left = self.source(node.left, local, names)
-            right = None if left is None else self.source(node.right, local, names)
-            if right is None:
-                return None
-            if node.op in _COMPARE:
-                return f"where({left} {node.op} {right}, 1.0, 0.0)"
-            if node.op in ("&&", "||"):
-                joint = "&" if node.op == "&&" else "|"
-                return f"where(({left} != 0) {joint} ({right} != 0), 1.0, 0.0)"
-            return f"({left} {_NE_OPERATOR[node.op]} {right})"
-        elif isinstance(node, Cond):
-            parts = []
-            for child in node.children():
-                part = self.source(child, local, names)
-                if part is None:
-                    return None
-                parts.append(part)
-            return f"where({parts[0]} != 0, {parts[1]}, {parts[2]})"
-        elif isinstance(node, Call):
-            function = FUNCTIONS[node.name]
-            if function.numexpr is None:
-                return None
-            args = []
-            for arg in node.args:
-                part = self.source(arg, local, names)
-                if part is None:
-                    return None
-                args.append(part)
-            return f"({function.numexpr(*args)})"
-        else:
+        if not isinstance(node, BinOp | Cond | Call) or isinstance(node, Call) and FUNCTIONS[node.name].numexpr is None:
             return None
-        if key not in names:
-            if len(names) >= _MAX_NE_VARIABLES:
+        parts = []
+        for child in node.children():
+            part = self.source(child, local, names)
+            if part is None:
                 return None
-            names[key] = f"v{len(names)}"
-            local[names[key]] = value
-        return names[key]
+            parts.append(part)
+        if isinstance(node, Cond):
+            return f"where({parts[0]} != 0, {parts[1]}, {parts[2]})"
+        if isinstance(node, Call):
+            return f"({FUNCTIONS[node.name].numexpr(*parts)})"
+        left, right = parts
+        if node.op in _COMPARE:
+            return f"where({left} {node.op} {right}, 1.0, 0.0)"
+        if node.op in ("&&", "||"):
+            joint = "&" if node.op == "&&" else "|"
+            return f"where(({left} != 0) {joint} ({right} != 0), 1.0, 0.0)"
+        return f"({left} {_NE_OPERATOR[node.op]} {right})"
 
     # -- evaluation
 

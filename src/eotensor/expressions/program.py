@@ -143,8 +143,8 @@ class Program:
                                       f"pixels, expected {rows}x{cols} like the others")
             if ref.band is None:
                 variables[ref.name] = Matrix(image.astype(np.float64)[..., np.newaxis, :])
-            else:
-                variables[ref.name] = image[..., ref.band].astype(np.float64)
+            else:  # float32 stays: NumExpr widens it block by block, the NumPy path when it looks the name up
+                variables[ref.name] = image[..., ref.band]
         return variables
 
     def evaluate(self, images: Sequence[np.ndarray | None], row0: int = 0, col0: int = 0, *,
@@ -171,6 +171,11 @@ class Program:
                 widths.append(value.dims[1])
             else:
                 widths.append(1)
+        only = values[0]
+        if len(values) == 1 and not isinstance(only, Matrix) and np.shape(only) == (rows, cols) and \
+                only.dtype == np.float64 and not any(np.may_share_memory(only, value) for value in bound.values()
+                                                     if isinstance(value, np.ndarray)):
+            return only[..., np.newaxis]  # computed here, so already a new array: no copy
         result = np.empty((rows, cols, sum(widths)), np.float64)
         band = 0
         for value, width in zip(values, widths):
