@@ -417,3 +417,14 @@ def test_threads_evaluate_windows_concurrently():
         results = list(pool.map(lambda k: program.evaluate([IM1, IM2], row0=k, col0=2 * k), range(16)))
     for got, want in zip(results, expected):
         np.testing.assert_array_equal(got, want)
+
+
+def test_many_arguments_and_bad_python_calls():
+    args = ", ".join(f"im1b{k % 4 + 1} * {k}" for k in range(12))
+    out = run(f"min({args}); max({args}); sum({args})", "bandmathx")
+    values = [b(IM1, k % 4 + 1) * k for k in range(12)]
+    np.testing.assert_array_equal(out, np.stack([_ref_min(*values), _ref_max(*values), sum(values[1:], values[0])], -1))
+    with pytest.raises(ParameterError, match=r'unknown function "sqr" \(did you mean sqrt\?\)'):
+        Call("sqr", (1,))
+    with pytest.raises(ParameterError, match="ndvi takes 2 arguments, got 1"):
+        Call("ndvi", (Var("a"),))

@@ -138,7 +138,8 @@ class _Evaluator:
         if isinstance(node, Cond):
             return f"where({parts[0]} != 0, {parts[1]}, {parts[2]})"
         if isinstance(node, Call):
-            return f"({FUNCTIONS[node.name].numexpr(*parts)})"
+            text = FUNCTIONS[node.name].numexpr(*parts)
+            return None if text is None else f"({text})"
         left, right = parts
         if node.op in _COMPARE:
             return f"where({left} {node.op} {right}, 1.0, 0.0)"

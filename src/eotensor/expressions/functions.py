@@ -12,7 +12,8 @@ implemented in :mod:`eotensor.expressions.evaluate`; here they are only named an
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import difflib
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import numpy as np
@@ -31,7 +32,7 @@ class Function:
     max_args: int | None
     dialects: tuple[str, ...] = DIALECTS
     numpy: Callable[..., np.ndarray] | None = None  # element-wise meaning; None for vector functions
-    numexpr: Callable[..., str] | None = None  # the same as NumExpr text, from the arguments' texts
+    numexpr: Callable[..., str | None] | None = None  # the same as NumExpr text, from the arguments' texts
 
     @property
     def elementwise(self) -> bool:
@@ -93,6 +94,12 @@ def _fold(args: tuple[str, ...], step: Callable[[str, str], str]) -> str:
     return result
 
 
+def _fold_small(args: tuple[str, ...], step: Callable[[str, str], str]) -> str | None:
+    """``_fold`` for steps that repeat the running result: its text doubles per argument, so past four
+    arguments NumPy does the call (None) and NumExpr only its arguments."""
+    return _fold(args, step) if len(args) <= 4 else None
+
+
 _X = (BANDMATHX,)
 FUNCTIONS: dict[str, Function] = {f.name: f for f in [
     _unary("abs", np.abs, "abs"),
@@ -117,10 +124,8 @@ FUNCTIONS: dict[str, Function] = {f.name: f for f in [
     Function("rint", 1, 1, DIALECTS, _rint, lambda a: f"floor({a} + 0.5)"),
     Function("sign", 1, 1, DIALECTS, _sign, lambda a: f"where({a} < 0, -1.0, where({a} > 0, 1.0, 0.0))"),
     Function("atan2", 2, 2, DIALECTS, np.arctan2, lambda a, b: f"arctan2({a}, {b})"),
-    Function("min", 1, None, DIALECTS, _min,
-             lambda *a: _fold(a, lambda r, x: f"where({x} < {r}, {x}, {r})")),
-    Function("max", 1, None, DIALECTS, _max,
-             lambda *a: _fold(a, lambda r, x: f"where({r} < {x}, {x}, {r})")),
+    Function("min", 1, None, DIALECTS, _min, lambda *a: _fold_small(a, lambda r, x: f"where({x} < {r}, {x}, {r})")),
+    Function("max", 1, None, DIALECTS, _max, lambda *a: _fold_small(a, lambda r, x: f"where({r} < {x}, {x}, {r})")),
     Function("sum", 1, None, DIALECTS, _sum, lambda *a: _fold(a, lambda r, x: f"({r} + {x})")),
     Function("avg", 1, None, DIALECTS, lambda *a: _sum(*a) / len(a),
              lambda *a: f"({_fold(a, lambda r, x: f'({r} + {x})')} / {float(len(a))!r})"),
@@ -140,3 +145,9 @@ FUNCTIONS: dict[str, Function] = {f.name: f for f in [
                                                      "cosh", "sinh", "tanh")),
 ]}
 FUNCTIONS["NDVI"] = FUNCTIONS["ndvi"]  # OTB registers both spellings
+
+
+def suggest(name: str, known: Iterable[str]) -> str:
+    """`` (did you mean x?)`` for the closest known names, or an empty string."""
+    close = difflib.get_close_matches(name, list(known), n=3)
+    return f" (did you mean {' or '.join(close)}?)" if close else ""

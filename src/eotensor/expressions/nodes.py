@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from eotensor.errors import ParameterError
+from eotensor.expressions.functions import FUNCTIONS, suggest
 
 #: Binary operators, in both dialects' spelling (``and``/``or`` parse to ``&&``/``||``; ``mult``,
 #: ``div`` and ``pow`` are BandMathX's element-wise operators).
@@ -148,7 +149,13 @@ class Call(Node):
     args: tuple[Node, ...] = ()
 
     def __post_init__(self) -> None:
+        function = FUNCTIONS.get(self.name)
+        if function is None:
+            raise ParameterError(f'expression: unknown function "{self.name}"{suggest(self.name, FUNCTIONS)}')
         _set(self, "args", tuple(as_node(arg) for arg in self.args))
+        count = len(self.args)
+        if count < function.min_args or function.max_args is not None and count > function.max_args:
+            raise ParameterError(f"expression: {self.name} takes {function.arity()}, got {count}")
 
     def children(self) -> tuple[Node, ...]:
         return self.args

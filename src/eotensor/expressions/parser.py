@@ -17,13 +17,11 @@ error in muParser too). BandMathX (muParserX) adds ``mult`` and ``div`` beside `
 
 from __future__ import annotations
 
-import difflib
 import re
-from collections.abc import Iterable
 from dataclasses import dataclass
 
 from eotensor.errors import ParameterError
-from eotensor.expressions.functions import BANDMATH, BANDMATHX, DIALECTS, FUNCTIONS
+from eotensor.expressions.functions import BANDMATH, BANDMATHX, DIALECTS, FUNCTIONS, suggest
 from eotensor.expressions.nodes import BinOp, Call, Cond, Const, Node, Transpose, Unary, Var, Vector
 
 
@@ -225,9 +223,3 @@ def parse_outputs(text: str, dialect: str = BANDMATH, param: str = "exp") -> tup
     if not isinstance(text, str) or not text.strip():
         raise ExpressionError(f"{param}: the expression is empty")
     return _Parser(text, dialect, param).outputs()
-
-
-def suggest(name: str, known: Iterable[str]) -> str:
-    """`` (did you mean x?)`` for the closest known names, or an empty string."""
-    close = difflib.get_close_matches(name, list(known), n=3)
-    return f" (did you mean {' or '.join(close)}?)" if close else ""
