@@ -424,7 +424,7 @@ def test_many_arguments_and_bad_python_calls():
     out = run(f"min({args}); max({args}); sum({args})", "bandmathx")
     values = [b(IM1, k % 4 + 1) * k for k in range(12)]
     np.testing.assert_array_equal(out, np.stack([_ref_min(*values), _ref_max(*values), sum(values[1:], values[0])], -1))
-    with pytest.raises(ParameterError, match=r'unknown function "sqr" \(did you mean sqrt\?\)'):
+    with pytest.raises(ParameterError, match=r"unknown function \"sqr\" \(did you mean sqrt or vsqrt\?\)"):
         Call("sqr", (1,))
     with pytest.raises(ParameterError, match="ndvi takes 2 arguments, got 1"):
         Call("ndvi", (Var("a"),))
