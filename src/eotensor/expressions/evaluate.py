@@ -250,7 +250,9 @@ def _dotpr(ev: _Evaluator, node: Call, args: list[Any]) -> Any:
     if left.shape[-2:] != right.shape[-2:]:
         raise ev.error(f"dotpr needs two vectors of one size, got {_describe(args[0])} and "
                        f"{_describe(args[1])}", node)
-    return np.sum(left * right, axis=(-2, -1))
+    size = left.shape[-2] * left.shape[-1]  # summed in order, as OTB's loop (and a row times a column) does
+    flat = (left.reshape(left.shape[:-2] + (1, size)), right.reshape(right.shape[:-2] + (size, 1)))
+    return np.matmul(*flat)[..., 0, 0]
 
 
 def _reduce(reduce: Callable[[np.ndarray], np.ndarray]) -> Callable[[_Evaluator, Call, list[Any]], Any]:
