@@ -259,8 +259,7 @@ def test_python_built_trees_evaluate_by_name():
     assert variables_of(tree) == {"red", "nir"}
     stack = IM1.astype(np.float64)  # any shapes that broadcast: here all bands at once
     np.testing.assert_array_equal(evaluate(BinOp("*", Var("x"), 2), {"x": stack}), stack * 2)
-    matrix = evaluate(BinOp("mult", Var("p"), Vector((1, 1, 1, 1))), {"p": Matrix(stack[..., None, :])},
-                      dialect="bandmathx")
+    matrix = evaluate(BinOp("mult", Var("p"), Vector((1, 1, 1, 1))), {"p": Matrix(stack[..., None, :])})
     assert isinstance(matrix, Matrix) and matrix.dims == (1, 4)
     assert BinOp("+", Var("a"), 1) == BinOp("+", Var("a"), Const(1.0))
     with pytest.raises(ParameterError, match='unknown operator "%"'):

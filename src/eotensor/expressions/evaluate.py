@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from eotensor.expressions.functions import BANDMATH, BANDMATHX, FUNCTIONS
+from eotensor.expressions.functions import FUNCTIONS
 from eotensor.expressions.nodes import BinOp, Call, Cond, Const, Node, Transpose, Unary, Var, Vector
 from eotensor.expressions.parser import ExpressionError, fail
 
@@ -86,11 +86,10 @@ def _describe(value: Any) -> str:
 
 
 class _Evaluator:
-    """One evaluation: ``variables`` by name, the dialect, and where errors point."""
+    """One evaluation: ``variables`` by name, and where errors point."""
 
-    def __init__(self, variables: Mapping[str, Any], dialect: str, param: str, text: str | None,
-                 use_numexpr: bool) -> None:
-        self.variables, self.dialect, self.param, self.text = variables, dialect, param, text
+    def __init__(self, variables: Mapping[str, Any], param: str, text: str | None, use_numexpr: bool) -> None:
+        self.variables, self.param, self.text = variables, param, text
         self.ne = _numexpr() if use_numexpr else None
 
     def error(self, message: str, node: Node) -> ExpressionError:
@@ -320,17 +319,16 @@ _VECTOR_FUNCTIONS: dict[str, Callable[[_Evaluator, Call, list[Any]], Any]] = {
 }
 
 
-def evaluate(node: Node, variables: Mapping[str, Any], *, dialect: str = BANDMATH, param: str = "exp",
+def evaluate(node: Node, variables: Mapping[str, Any], *, param: str = "exp",
              text: str | None = None, use_numexpr: bool = True) -> Any:
     """The value of ``node`` with each :class:`~eotensor.expressions.nodes.Var` bound by name.
 
     ``variables`` maps names to arrays (broadcast together element-wise, any shapes NumPy broadcasts),
     numbers, or :class:`Matrix` values (BandMathX vectors). Returns a float64 array (or a 0-d one when no
     variable is an array) or a :class:`Matrix`. ``text`` (what the tree was parsed from) lets errors show
-    the column. ``use_numexpr=False`` runs everything in NumPy (the tests compare both paths).
+    the column. ``use_numexpr=False`` runs everything in NumPy (the tests compare both paths). Both
+    dialects evaluate alike: the dialect only decides what the parser accepts.
     """
-    if dialect not in (BANDMATH, BANDMATHX):
-        raise ExpressionError(f'dialect must be "{BANDMATH}" or "{BANDMATHX}", got "{dialect}"')
-    evaluator = _Evaluator(variables, dialect, param, text, use_numexpr)
+    evaluator = _Evaluator(variables, param, text, use_numexpr)
     with np.errstate(all="ignore"):
         return evaluator.value(node)

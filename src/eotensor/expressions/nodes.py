@@ -3,7 +3,8 @@
 Every node is a frozen dataclass, so trees compare and hash by value (two parses of the same text are
 equal, and a tree can key a cache or a plan fingerprint). ``pos`` is the 1-based column of the node in the
 text it was parsed from (0 when built in Python); it serves error messages only and takes no part in
-equality. ``str(node)`` renders fully parenthesised text that parses back to an equal tree.
+equality. ``str(node)`` renders fully parenthesised text that parses back to a tree computing the same
+values (a negative constant comes back as a negated one).
 
 Python code builds trees with the constructors directly: numbers are wrapped in :class:`Const`, lists
 become tuples, and an unknown operator is refused at once::

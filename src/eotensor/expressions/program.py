@@ -159,7 +159,7 @@ class Program:
         bound = self.bind(images, row0, col0, shape)
         rows, cols = (bound["idxY"].shape[0], bound["idxX"].shape[1])
         bound.update(variables or {})
-        values = [evaluate(output, bound, dialect=self.dialect, param=self.param, text=self.text,
+        values = [evaluate(output, bound, param=self.param, text=self.text,
                            use_numexpr=use_numexpr) for output in self.outputs]
         widths = []
         for number, (output, value) in enumerate(zip(self.outputs, values), 1):
