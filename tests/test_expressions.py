@@ -427,3 +427,10 @@ def test_many_arguments_and_bad_python_calls():
         Call("sqr", (1,))
     with pytest.raises(ParameterError, match="ndvi takes 2 arguments, got 1"):
         Call("ndvi", (Var("a"),))
+
+
+def test_a_one_band_pixel_is_a_scalar_in_bandmathx():
+    one = IM1[..., :1]
+    out = parse("sqrt(im1 * im1) + im1'; im1 * {1, 2}", "bandmathx").evaluate([one])
+    x = b(one, 1)
+    np.testing.assert_array_equal(out, np.stack([np.sqrt(x * x) + x, x, 2 * x], -1))

@@ -124,7 +124,7 @@ class Program:
 
     def bind(self, images: Sequence[np.ndarray | None], row0: int = 0, col0: int = 0,
              shape: tuple[int, int] | None = None) -> dict[str, Any]:
-        """The variables of one window: ``imXbY`` and ``imX`` as float64, ``idxX``/``idxY`` from the offset."""
+        """The variables of one window: ``imXbY`` (a band), ``imX`` (a :class:`Matrix` row), ``idxX``/``idxY``."""
         self.check_references([None if image is None else image.shape[-1] for image in images])
         if shape is None:
             given = [images[i] for i in self.images_used] or [image for image in images if image is not None]
@@ -141,10 +141,10 @@ class Program:
             if image.shape[:2] != (rows, cols):
                 raise ExpressionError(f"{self.param}: image {ref.image + 1} is {image.shape[0]}x{image.shape[1]} "
                                       f"pixels, expected {rows}x{cols} like the others")
-            if ref.band is None:
+            if ref.band is None and image.shape[-1] > 1:  # a 1xN row (one band: a scalar, as muParserX has it)
                 variables[ref.name] = Matrix(image.astype(np.float64)[..., np.newaxis, :])
             else:  # float32 stays: NumExpr widens it block by block, the NumPy path when it looks the name up
-                variables[ref.name] = image[..., ref.band]
+                variables[ref.name] = image[..., ref.band or 0]
         return variables
 
     def evaluate(self, images: Sequence[np.ndarray | None], row0: int = 0, col0: int = 0, *,
