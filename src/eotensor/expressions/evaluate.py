@@ -90,17 +90,21 @@ class _Evaluator:
 
     def __init__(self, variables: Mapping[str, Any], param: str, text: str | None, use_numexpr: bool) -> None:
         self.variables, self.param, self.text = variables, param, text
+        self.widened: dict[str, Any] = {}
         self.ne = _numexpr() if use_numexpr else None
 
     def error(self, message: str, node: Node) -> ExpressionError:
         return fail(self.param, message, self.text if node.pos else None, node.pos)
 
     def lookup(self, node: Var) -> Any:
-        try:
-            value = self.variables[node.name]
-        except KeyError:
-            raise self.error(f'unknown variable "{node.name}"', node) from None
-        return value if isinstance(value, Matrix) else np.asarray(value, np.float64)
+        """The variable as float64 (a float32 band widened once per evaluation, however often it is named)."""
+        if node.name not in self.widened:
+            try:
+                value = self.variables[node.name]
+            except KeyError:
+                raise self.error(f'unknown variable "{node.name}"', node) from None
+            self.widened[node.name] = value if isinstance(value, Matrix) else np.asarray(value, np.float64)
+        return self.widened[node.name]
 
     # -- NumExpr: the text of an element-wise subtree, or None when some part is not element-wise
 
