@@ -81,6 +81,11 @@ def _bind(key: str, value: Any, local: dict[str, Any], names: dict[str, str]) ->
     return names[key]
 
 
+def _one_operation(node: Node) -> bool:
+    """Whether ``node`` is one operator on leaves: one NumPy ufunc call, faster than a NumExpr call."""
+    return isinstance(node, BinOp | Unary) and all(isinstance(child, Const | Var) for child in node.children())
+
+
 def _describe(value: Any) -> str:
     return value.describe() if isinstance(value, Matrix) else "a scalar"
 
@@ -154,7 +159,7 @@ class _Evaluator:
     # -- evaluation
 
     def value(self, node: Node) -> Any:
-        if self.ne is not None and not isinstance(node, Const | Var):
+        if self.ne is not None and not isinstance(node, Const | Var) and not _one_operation(node):
             local: dict[str, Any] = {}
             text = self.source(node, local, {})
             if text is not None:
@@ -172,7 +177,7 @@ class _Evaluator:
                 return operand
             return Matrix(-operand.data) if isinstance(operand, Matrix) else np.negative(operand)
         if isinstance(node, BinOp):
-            return self.binary(node, self.value(node.left), self.value(node.right))
+            return self.binary(node, self.operand(node.left), self.operand(node.right))
         if isinstance(node, Cond):
             return self.condition(node)
         if isinstance(node, Call):
@@ -188,6 +193,12 @@ class _Evaluator:
             return Matrix(np.swapaxes(operand.data, -1, -2)) if isinstance(operand, Matrix) else operand
         raise ExpressionError(f"{self.param}: cannot evaluate {type(node).__name__} nodes")
 
+    def operand(self, node: Node) -> Any:
+        """An operator's operand: a band as it is (the operator widens it as it goes), anything else valued."""
+        if isinstance(node, Var) and node.name in self.variables and not isinstance(self.variables[node.name], Matrix):
+            return np.asarray(self.variables[node.name])
+        return self.value(node)
+
     def binary(self, node: BinOp, left: Any, right: Any) -> Any:
         op = node.op
         if not isinstance(left, Matrix) and not isinstance(right, Matrix):
@@ -197,7 +208,7 @@ class _Evaluator:
                 return ((left != 0) & (right != 0)).astype(np.float64)
             if op == "||":
                 return ((left != 0) | (right != 0)).astype(np.float64)
-            return _ARITHMETIC[op](left, right)
+            return _ARITHMETIC[op](left, right, dtype=np.float64)  # float32 operands: float64 arithmetic
         shapes = f"{_describe(left)} {op} {_describe(right)}"
         if op in _COMPARE or op in ("&&", "||", "^"):
             hint = "; use pow for element-wise powers" if op == "^" else ""
