@@ -225,6 +225,8 @@ def test_bandmathx_semicolons_in_braces_are_commas_as_in_otb():
     ("bands(im1, {1, 9})", "bandmathx", [4], "exp: bands() takes band numbers 1 to 4 written as numbers, "
                                              "like bands(im1, {1, 3}) at column 16: bands(im1, {1, 9})"),
     ("  ", "bandmath", [4], "exp: the expression is empty"),
+    ("{} + 1", "bandmathx", [4], "exp: a {...} row needs at least one value at column 1: {} + 1"),
+    ("(" * 5000 + "1" + ")" * 5000, "bandmath", [4], "exp: the expression is nested too deeply"),
 ])
 def test_errors_name_the_problem_and_the_column(text, dialect, bands, message):
     with pytest.raises(ExpressionError) as info:

@@ -178,7 +178,10 @@ class _Parser:
             self.expect(")", token)
             return inner
         if token.kind == "op" and token.text == "{" and self.dialect == BANDMATHX:
-            return Vector(self.arguments(token, "}"), pos=token.pos)
+            items = self.arguments(token, "}")
+            if not items:
+                raise self.error("a {...} row needs at least one value", token.pos)
+            return Vector(items, pos=token.pos)
         raise self.unexpected(token)
 
     def arguments(self, opener: Token, closer: str) -> tuple[Node, ...]:
@@ -222,4 +225,7 @@ def parse_outputs(text: str, dialect: str = BANDMATH, param: str = "exp") -> tup
         raise ParameterError(f'dialect must be one of {", ".join(DIALECTS)}, got "{dialect}"')
     if not isinstance(text, str) or not text.strip():
         raise ExpressionError(f"{param}: the expression is empty")
-    return _Parser(text, dialect, param).outputs()
+    try:
+        return _Parser(text, dialect, param).outputs()
+    except RecursionError:
+        raise ExpressionError(f"{param}: the expression is nested too deeply") from None
