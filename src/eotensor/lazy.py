@@ -279,6 +279,26 @@ class LazyRaster(ABC):
         return BandSelection(self, bands)
 
 
+def _operator(name: str) -> Any:
+    """The shim behind ``LazyRaster.<name>``: pixel-wise expressions live in :mod:`eotensor.calc`."""
+
+    def method(self: LazyRaster, *args: Any) -> Any:
+        from eotensor.calc import OPERATORS
+
+        return OPERATORS[name](self, *args)
+
+    method.__name__ = name
+    method.__doc__ = f"``{name}``: a lazy pixel-wise expression (see :mod:`eotensor.calc`)."
+    return method
+
+
+for _name in ("__add__", "__radd__", "__sub__", "__rsub__", "__mul__", "__rmul__", "__truediv__", "__rtruediv__",
+              "__pow__", "__rpow__", "__lt__", "__le__", "__gt__", "__ge__", "__eq__", "__ne__", "__and__",
+              "__rand__", "__or__", "__ror__", "__neg__", "__pos__", "__abs__"):
+    setattr(LazyRaster, _name, _operator(_name))
+LazyRaster.__hash__ = object.__hash__  # type: ignore[method-assign] - == builds an expression; identity hashes
+
+
 class BandSelection(LazyRaster):
     """Some bands of an upstream result, in the order given (lazy, pixel-wise)."""
 

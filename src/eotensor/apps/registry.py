@@ -20,6 +20,8 @@ BUILTIN: dict[str, str] = {
     "DensePolygonClassStatistics": "eotensor.apps.dense_polygon_class_statistics:APP",
     "ModelInfo": "eotensor.apps.model_info:APP",
     "TensorflowModelTrain": "eotensor.apps.model_train:APP",
+    "BandMath": "eotensor.apps.band_math:APP",
+    "BandMathX": "eotensor.apps.band_math:APP_X",
 }
 ENTRY_POINT_GROUP = "eotensor.apps"
 
