@@ -20,6 +20,7 @@ BUILTIN: dict[str, str] = {
     "DensePolygonClassStatistics": "eotensor.apps.dense_polygon_class_statistics:APP",
     "ModelInfo": "eotensor.apps.model_info:APP",
     "TensorflowModelTrain": "eotensor.apps.model_train:APP",
+    "ReadImageInfo": "eotensor.apps.read_image_info:APP",
 }
 ENTRY_POINT_GROUP = "eotensor.apps"
 
