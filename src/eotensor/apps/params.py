@@ -478,6 +478,17 @@ def _validate_value(key: str, param: Param, value: Any) -> Any:
     return value
 
 
+def check_value(key: str, param: Param, value: Any) -> Any:
+    """One Python value of the concrete ``key`` converted and checked as :func:`parse_python` would (a one-line
+    :class:`ParameterError` otherwise): for callers that set parameters one at a time (``otbApplication``)."""
+    return _validate_value(key, param, _from_python(key, param, value))
+
+
+def default_value(param: Param) -> Any:
+    """The value ``param`` takes when not given (a choice: its first option unless it names another)."""
+    return _default(param)
+
+
 def _default(param: Param) -> Any:
     if param.kind is Kind.CHOICE and param.default is None:
         return param.choices[0].name
