@@ -35,7 +35,8 @@ import numbers
 import os
 import sys
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from typing import Any, NamedTuple
 
 from eotensor.apps import registry
@@ -237,8 +238,9 @@ class Application:
             if not 0 <= value < len(names):
                 raise ParameterError(f"{self._app.name}: SetParameterInt({canonical}): choice index {value} is out "
                                      f"of 0..{len(names) - 1} ({', '.join(names)})")
-            value = names[value]
-        self._store(canonical, row, bool(value) if kind is Kind.BOOL else int(value))
+            self._store(canonical, row, names[value])
+        else:
+            self._store(canonical, row, bool(value) if kind is Kind.BOOL else int(value))
 
     def SetParameterFloat(self, key: str, value: float, hasUserValueFlag: bool = True) -> None:
         """Set a float parameter."""
@@ -510,20 +512,32 @@ class Application:
             options[key] = value
         return parse_python(self._app, options)
 
+    @contextmanager
+    def _named(self) -> Iterator[None]:
+        """Errors of the run start with the app's name, as OTB's log lines do (one line still)."""
+        try:
+            yield
+        except EotensorError as error:
+            if str(error).startswith(f"{self._app.name}: "):
+                raise
+            raise type(error)(f"{self._app.name}: {error}") from None
+
     def Execute(self) -> int:
         """Build the app's lazy result (OTB's pipeline): nothing is computed or written yet."""
-        self._result = self._app.build(self._parse())
+        with self._named():
+            self._result = self._app.build(self._parse())
         return 0
 
     def WriteOutput(self) -> None:
         """Write the outputs set (streamed, renamed when complete); apps without file outputs print their report."""
-        values = self._parse()
-        outputs = [key for key, row, _ in self._app.table.concrete(values.counts) if row.param.kind.is_output]
-        if outputs and not any(values.is_set(key) for key in outputs):
-            raise ParameterError(f"{self._app.name}: WriteOutput: no output set; set {' or '.join(outputs)} first")
-        if self._result is None:
-            self._result = self._app.build(values)
-        self._app.write(self._result, values, sys.stderr.isatty())
+        with self._named():
+            values = self._parse()
+            outputs = [key for key, row, _ in self._app.table.concrete(values.counts) if row.param.kind.is_output]
+            if outputs and not any(values.is_set(key) for key in outputs):
+                raise ParameterError(f"WriteOutput: no output set; set {' or '.join(outputs)} first")
+            if self._result is None:
+                self._result = self._app.build(values)
+            self._app.write(self._result, values, sys.stderr.isatty())
 
     def ExecuteAndWriteOutput(self) -> int:
         """``Execute()`` then ``WriteOutput()``."""
