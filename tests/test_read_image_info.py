@@ -126,3 +126,16 @@ def test_errors_are_one_line(tmp_path, capsys):
                                       "it after the run\n"
     assert main(["ReadImageInfo", "-help"]) == 0
     assert "-sizex" in capsys.readouterr().out
+
+
+def test_python_entry_and_image_metadata(tmp_path, capsys):
+    import eotensor as eot
+
+    path = write_raster(tmp_path / "a.tif", np.zeros((2, 3, 4), np.int16))
+    info = eot.ReadImageInfo(in_=path)
+    assert (info.output_values["datatype"], info.output_values["sizex"]) == ("short", 4)
+    assert main(["ReadImageInfo", "-in", path, "-imagemetadata", "on"]) == 0
+    out = capsys.readouterr().out
+    assert "Image metadata (optional):\n\tAREA_OR_POINT=Area\n" in out
+    assert main(["ReadImageInfo", "-in", path]) == 0
+    assert "Image metadata" not in capsys.readouterr().out

@@ -21,7 +21,10 @@ convert like OTB's (a boolean from ``"on"``, ``"true"`` or the int ``1``; a choi
 * OTB's ``ram`` is read as ``optim.ram`` where the app has one; ``outxml``, ``progress`` and ``ram`` elsewhere are
   accepted and ignored with a warning; ``inxml`` is refused (ignoring it would run other parameters).
 * ``Execute()`` prints nothing (ReadImageInfo prints on ``ExecuteAndWriteOutput()`` and on the command line).
-* ``GetParametersKeys()`` lists parameter keys, not group keys (``source1``, ``model``).
+* ``GetParametersKeys()`` lists parameter keys, not group keys (``source1``, ``model``); ``GetParameterValue``
+  gives a choice's name, never an ``ApplicationProxy``; attribute access (``app.IN = ...``) is not provided.
+* ``GetParameterFloat`` reads float parameters only; computed values keep double precision (OTB: float32).
+* ``SetParameterBool`` is an addition; complex output pixel types (``ImagePixelType_cfloat``...) are refused.
 
 For tools that ``import otbApplication`` themselves (pyotb), :func:`install` registers this module under that
 name for the running process only; it is never installed as a top-level package (decision 27: it would shadow
@@ -335,8 +338,7 @@ class Application:
 
     def GetParameterString(self, key: str) -> str:
         """Any parameter as text (a boolean as true/false, a list space-separated, an output image its filename)."""
-        row, _, value = self._get(key, "GetParameterString")
-        return _as_text(value)
+        return _as_text(self._get(key, "GetParameterString")[2])
 
     GetParameterAsString = GetParameterString
 

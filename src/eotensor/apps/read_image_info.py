@@ -31,7 +31,8 @@ def _computed(key: str, kind: Kind, help: str) -> Param:  # noqa: A002
 PARAMS = (
     Param("in", Kind.INPUT_IMAGE, "Input image (OTB's ?&bands= selection accepted) or, from Python, a result.",
           mandatory=True),
-    Param("imagemetadata", Kind.BOOL, "Also print the image's GDAL metadata (key=value per line).", False),
+    Param("imagemetadata", Kind.BOOL, "Also print the image's GDAL metadata, KEY=VALUE per line (OTB prints its own "
+          "metadata dictionary).", False),
     _computed("indexx", Kind.INT, "Start index (x): always 0."),
     _computed("indexy", Kind.INT, "Start index (y): always 0."),
     _computed("sizex", Kind.INT, "Width in pixels."),
@@ -96,7 +97,7 @@ class ImageInfo:
                       f"\t\tGround  coordinates ={ground}"]
         lines.append("")
         if self.metadata:
-            lines += ["Image metadata:", *(f"\t{key}={value}" for key, value in self.metadata.items()), ""]
+            lines += ["Image metadata (optional):", *(f"\t{key}={value}" for key, value in self.metadata.items()), ""]
         lines.append("Output parameters value:")
         lines += [f"{key}: {_text(value)}" for key, value in v.items()]
         return "\n".join(lines)
