@@ -158,6 +158,14 @@ def test_keys_types_roles_and_enabled(monkeypatch):
     assert app.GetParameterRole("out") == otb.Role_Input
     assert app.GetParameterDescription("output.efieldx").startswith("Expression field")
     assert not app.IsApplicationReady()
+    for n in (1, 2, 3):
+        app.SetParameterStringList(f"source{n}.il", [f"{n}.tif"])
+    app.SetParameterString("model.dir", "m.py")
+    assert app.IsApplicationReady()
+    given = app.GetParameters()
+    assert given["source3.il"] == ["3.tif"] and given["model.dir"] == "m.py" and given["output.efieldx"] == 1
+    assert "source1.nodata" not in given and app.GetParameterName("output.efieldx") == "Expression field (x): output " \
+                                                                                     "pixels per block"
     selection = otb.Registry.CreateApplication("PatchesSelection")
     selection.SetParameterString("strategy", "split")
     assert selection.IsParameterEnabled("strategy.split.trainprop")
