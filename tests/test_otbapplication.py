@@ -78,7 +78,12 @@ def test_registry_lists_and_creates_every_app():
     names = otb.Registry.GetAvailableApplications()
     assert {"TensorflowModelServe", "ReadImageInfo", "PatchesExtraction", "ModelInfo"} <= set(names)
     for name in names:
-        assert otb.Registry.CreateApplication(name).GetName() == name
+        app = otb.Registry.CreateApplication(name)
+        assert app.GetName() == name
+        for key in app.GetParametersKeys():  # every key has an OTB type, a role and a value (or none yet)
+            assert 0 <= app.GetParameterType(key) < 23 and app.GetParameterRole(key) in (0, 1)
+            if app.GetParameterRole(key) == otb.Role_Input and app.HasValue(key):
+                app.GetParameterValue(key)
     assert otb.Registry.CreateApplicationWithoutLogger("ReadImageInfo").GetName() == "ReadImageInfo"
 
 
