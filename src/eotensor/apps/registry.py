@@ -22,6 +22,7 @@ BUILTIN: dict[str, str] = {
     "TensorflowModelTrain": "eotensor.apps.model_train:APP",
     "BandMath": "eotensor.apps.band_math:APP",
     "BandMathX": "eotensor.apps.band_math:APP_X",
+    "ReadImageInfo": "eotensor.apps.read_image_info:APP",
 }
 ENTRY_POINT_GROUP = "eotensor.apps"
 
