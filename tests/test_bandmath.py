@@ -135,3 +135,19 @@ def test_images_of_other_sizes_or_crs_are_refused(scene, tmp_path):
         eot.BandMath(il=[pa, small], exp="im1b1 + im2b1")
     with pytest.raises(GeometryError, match="reproject"):
         eot.open(pa) + eot.open(elsewhere)
+
+
+def test_only_the_bands_an_expression_names_are_read(scene, monkeypatch):
+    _, pa, pb, a, b = scene
+    from eotensor.io.raster import RasterSource
+
+    asked = []
+    read_bands = RasterSource.read_bands
+    monkeypatch.setattr(RasterSource, "read_bands", lambda self, w, bands: asked.append(list(bands)) or
+                        read_bands(self, w, bands))
+    result = eot.BandMath(il=[pa, pb], exp="im1b4 - im1b2 * im2b3")
+    want = a[3].astype(np.float64) - a[1].astype(np.float64) * b[2]
+    np.testing.assert_array_equal(result.read()[0], f32(want))
+    assert asked and all(bands in ([1, 3], [2]) for bands in asked)
+    whole = eot.BandMathX(il=[pa], exp="im1 * {1, 0, 0, 0}' + im1b2")  # a whole pixel: every band read
+    np.testing.assert_array_equal(whole.read()[0], f32(a[0].astype(np.float64) + a[1]))

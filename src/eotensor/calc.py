@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from eotensor.engine.tiling import TileShape
+from eotensor.engine.tiling import TileShape, auto_tile_shape
 from eotensor.errors import GeometryError, ParameterError
 from eotensor.expressions import BANDMATH, BinOp, Call, Cond, Const, Node, Program, Unary, Var, to_otb_float32
 from eotensor.expressions import parse as parse_expression
@@ -30,7 +30,7 @@ from eotensor.geometry import Grid, Window
 from eotensor.geometry.fields import crs_name
 from eotensor.io.geotiff import DEFAULT_BLOCK_SIZE
 from eotensor.io.pixeltypes import to_pixel_type
-from eotensor.lazy import BandSelection, LazyRaster
+from eotensor.lazy import PIXELWISE, BandSelection, LazyRaster
 
 __all__ = ["Expression", "where"]
 
@@ -62,6 +62,15 @@ class Expression(LazyRaster):
         self.inputs = inputs
         self._grid = _same_grid(inputs, param)
         self._count = program.check([raster.count for raster in inputs])
+        # Images used band by band (imXbY only) are read for those bands alone: the program is evaluated with
+        # its references renumbered to the bands read.
+        whole = {ref.image for ref in program.references if ref.band is None}
+        self._bands = {k: sorted({ref.band for ref in program.references if ref.image == k})
+                       for k in program.images_used if k not in whole}
+        names = {f"im{k + 1}b{band + 1}": f"im{k + 1}b{j + 1}"
+                 for k, bands in self._bands.items() for j, band in enumerate(bands)}
+        self._evaluated = Program([_rename(o, names) for o in program.outputs], program.dialect,
+                                  text=program.text, param=program.param) if names else program
 
     @classmethod
     def from_text(cls, text: str, inputs: Sequence[LazyRaster], dialect: str = BANDMATH,
@@ -90,14 +99,22 @@ class Expression(LazyRaster):
         return list(self.inputs)
 
     def tile_shape(self, block: tuple[int, int] = (DEFAULT_BLOCK_SIZE, DEFAULT_BLOCK_SIZE)) -> TileShape:
-        """The first input's tiles: pixel-wise, so each upstream tile is computed once."""
-        return self.inputs[0].tile_shape(block)
+        """The first input's tiles when they are worth sharing (a model's: each computed once); otherwise strips
+        from the memory budget, counting float32 reads of the images used and float64 results."""
+        if self.inputs[0].worth_caching:
+            return self.inputs[0].tile_shape(block)
+        used = sum(len(self._bands[k]) if k in self._bands else self.inputs[k].count
+                   for k in self.program.images_used)
+        pixel_bytes = 4.0 * used + 16.0 * self.count
+        return auto_tile_shape(self.grid, PIXELWISE, pixel_bytes, self.ram_mb, False, False, block)
 
     def compute(self, window: Window) -> np.ndarray:
-        used = set(self.program.images_used)
-        images = [np.moveaxis(to_pixel_type(raster.tiles.read(window), np.float32), 0, -1) if k in used else None
-                  for k, raster in enumerate(self.inputs)]
-        values = self.program.evaluate(images, window.row, window.col, shape=(window.height, window.width))
+        images: list[np.ndarray | None] = [None] * len(self.inputs)
+        for k in self.program.images_used:
+            raster = self.inputs[k]
+            values = raster.compute_bands(window, self._bands[k]) if k in self._bands else raster.tiles.read(window)
+            images[k] = np.moveaxis(to_pixel_type(values, np.float32), 0, -1)
+        values = self._evaluated.evaluate(images, window.row, window.col, shape=(window.height, window.width))
         return np.moveaxis(to_otb_float32(values), -1, 0)
 
 

@@ -120,6 +120,8 @@ class TileCache:
 
     def read(self, window: Window) -> np.ndarray:
         """The result's pixels of ``window`` (bands, rows, cols), in its own dtype; do not modify the array."""
+        if not self.raster.worth_caching:
+            return self.raster.compute(window)
         plan = self.raster.plan(window)
         keep = 4 * -(-self.raster.grid.width // plan.tile.cols) + 4
         tiles = list(plan)
@@ -209,6 +211,11 @@ class LazyRaster(ABC):
         """The dtype :meth:`read` and :meth:`to_numpy` return (and a source reads): float32."""
         return np.dtype(np.float32)
 
+    def compute_bands(self, window: Window, bands: Sequence[int]) -> np.ndarray:
+        """Only ``bands`` (0-based) of ``window``, (len(bands), rows, cols): from the shared tiles by default;
+        a file reads just those bands."""
+        return self.tiles.read(window)[list(bands)]
+
     def tile_shape(self, block: tuple[int, int] = (DEFAULT_BLOCK_SIZE, DEFAULT_BLOCK_SIZE)) -> TileShape:
         """The tile size: strips from the memory budget, multiples of the output's ``block`` (rows, cols)."""
         return auto_tile_shape(self.grid, PIXELWISE, 4.0 * (self.count + 1), self.ram_mb, False, False, block)
@@ -217,6 +224,10 @@ class LazyRaster(ABC):
              block: tuple[int, int] = (DEFAULT_BLOCK_SIZE, DEFAULT_BLOCK_SIZE)) -> TilePlan:
         """The tile plan over ``region`` (default: the whole grid), with this result's fingerprint token."""
         return plan_tiles(self.grid, self.tile_shape(block), region, self.token)
+
+    worth_caching = True
+    """Whether consumers should share whole computed tiles (a model's output); False where a window is as cheap
+    to get again as to keep (a file read, an array slice): consumers then read exactly their windows."""
 
     @property
     def upstreams(self) -> list[LazyRaster]:
@@ -302,6 +313,8 @@ LazyRaster.__hash__ = object.__hash__  # type: ignore[method-assign] - == builds
 class BandSelection(LazyRaster):
     """Some bands of an upstream result, in the order given (lazy, pixel-wise)."""
 
+    worth_caching = False  # its upstream's tiles are cached already
+
     def __init__(self, upstream: LazyRaster, bands: int | Sequence[int] | slice) -> None:
         super().__init__(upstream.workers, upstream.ram_mb, upstream.scheduler)
         count = upstream.count
@@ -351,6 +364,8 @@ class BandSelection(LazyRaster):
 class FileRaster(LazyRaster):
     """An image list stacked on bands (:class:`~eotensor.io.raster.RasterSource`) as a lazy result."""
 
+    worth_caching = False  # GDAL keeps its own block cache
+
     def __init__(self, raster: RasterSource, workers: int | None = None, ram_mb: float | None = None,
                  scheduler: str = "threads") -> None:
         super().__init__(workers, ram_mb, scheduler)
@@ -375,6 +390,9 @@ class FileRaster(LazyRaster):
     def compute(self, window: Window) -> np.ndarray:
         return np.moveaxis(self.raster.read(window), -1, 0)
 
+    def compute_bands(self, window: Window, bands: Sequence[int]) -> np.ndarray:
+        return np.moveaxis(self.raster.read_bands(window, bands), -1, 0)
+
 
 def open(images: str | os.PathLike | Sequence[str | os.PathLike], *, workers: int | None = None,  # noqa: A001
          ram_mb: float | None = None) -> LazyRaster:
@@ -387,6 +405,8 @@ class ArrayRaster(LazyRaster):
     """A NumPy array (rows, cols) or (rows, cols, bands) on a grid, as a lazy result (OTB's
     ``SetImageFromNumpyArray``). Without a grid: north-up unit pixels, row 0 at the top (transform
     ``(1, 0, 0, 0, -1, rows)``), no CRS. The array is not copied: do not change it while a result uses it."""
+
+    worth_caching = False
 
     def __init__(self, array: np.ndarray, grid: Grid | None = None) -> None:
         super().__init__()
