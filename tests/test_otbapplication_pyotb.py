@@ -2,7 +2,7 @@
 
 pyotb is not a dependency: this module runs only where pyotb can be imported (``pip install --no-deps
 pyotb==2.2.*``; its ``numpy<2`` pin is the only obstacle, and pyotb never needs more than NumPy's basics).
-Operators and slicing need OTB's BandMathX and ExtractROI apps, which eotensor does not provide yet.
+Operators and slicing go through eotensor's BandMath(X) and ExtractROI apps.
 """
 
 import os
@@ -51,3 +51,17 @@ def test_pyotb_apps_chain_write_and_export(pyotb, tmp_path):
         assert second.transform == tuple(ds.transform)[:6]
     info = pyotb.ReadImageInfo(path, quiet=True)
     assert (info["datatype"], info["sizex"], info["numberbands"]) == ("unsigned_short", 17, 3)
+
+
+def test_pyotb_input_slicing_and_operators(pyotb, tmp_path):
+    image = np.random.default_rng(1).integers(1, 3000, size=(4, 23, 19)).astype(np.uint16)
+    path = write_raster(tmp_path / "b.tif", image)
+    x = np.moveaxis(image, 0, -1).astype(np.float64)
+    inp = pyotb.Input(path)  # ExtractROI
+    assert inp.shape == (23, 19, 4)
+    np.testing.assert_array_equal(inp[2:9, 3:7, 1].to_numpy()[..., 0], x[2:9, 3:7, 1])  # ExtractROI extent + cl
+    ndvi = (inp[:, :, 3] - inp[:, :, 2]) / (inp[:, :, 3] + inp[:, :, 2])  # BandMath(X) through the module
+    want = (x[..., 3] - x[..., 2]) / (x[..., 3] + x[..., 2])
+    np.testing.assert_allclose(ndvi.to_numpy()[..., 0], want.astype(np.float32), rtol=1e-6)
+    mask = pyotb.where(inp[:, :, 0] > 1500, 1, 0)
+    np.testing.assert_array_equal(mask.to_numpy()[..., 0], (x[..., 0] > 1500).astype(np.float32))

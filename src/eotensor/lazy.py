@@ -46,8 +46,8 @@ from eotensor.io.pixeltypes import to_pixel_type
 from eotensor.io.raster import RasterSource
 from eotensor.values import as_number, as_strings
 
-__all__ = ["ArrayRaster", "BandSelection", "ChainedSource", "FileRaster", "LazyRaster", "Stack", "as_raster_source",
-           "TileCache", "open", "size_gdal_cache", "write"]
+__all__ = ["ArrayRaster", "BandSelection", "ChainedSource", "FileRaster", "LazyRaster", "Stack", "TileCache",
+           "WindowRaster", "as_raster_source", "open", "size_gdal_cache", "write"]
 
 PIXELWISE = Fields(rfields=((1, 1),), efield=(1, 1), scale=1.0, fully_conv=True)
 """The fields of a pixel-wise result: one output pixel from the same input pixel."""
@@ -359,6 +359,46 @@ class BandSelection(LazyRaster):
     @property
     def upstreams(self) -> list[LazyRaster]:
         return [self.upstream]
+
+
+class WindowRaster(LazyRaster):
+    """A window of an upstream result as a result of its own (OTB's ExtractROI): its grid starts at the window."""
+
+    worth_caching = False  # its upstream's tiles are cached already
+
+    def __init__(self, upstream: LazyRaster, window: Window, param: str = "in") -> None:
+        super().__init__(upstream.workers, upstream.ram_mb, upstream.scheduler)
+        full = upstream.grid.full_window()
+        if not window.size or window.intersect(full) != window:
+            raise ParameterError(f"{param}: the region {window.col},{window.row} {window.width}x{window.height} "
+                                 f"(x, y, width x height) is empty or leaves the {full.width}x{full.height} image")
+        self.upstream = upstream
+        self.window = window
+        self._grid = upstream.grid.window(window)
+
+    @property
+    def grid(self) -> Grid:
+        return self._grid
+
+    @property
+    def count(self) -> int:
+        return self.upstream.count
+
+    @property
+    def token(self) -> str:
+        return repr(("window", self.window, self.upstream.token))
+
+    @property
+    def files(self) -> list[str]:
+        return self.upstream.files
+
+    @property
+    def upstreams(self) -> list[LazyRaster]:
+        return [self.upstream]
+
+    def compute(self, window: Window) -> np.ndarray:
+        shifted = Window(window.row + self.window.row, window.col + self.window.col, window.height, window.width)
+        return self.upstream.tiles.read(shifted)
 
 
 class FileRaster(LazyRaster):

@@ -23,6 +23,7 @@ BUILTIN: dict[str, str] = {
     "BandMath": "eotensor.apps.band_math:APP",
     "BandMathX": "eotensor.apps.band_math:APP_X",
     "ReadImageInfo": "eotensor.apps.read_image_info:APP",
+    "ExtractROI": "eotensor.apps.extract_roi:APP",
 }
 ENTRY_POINT_GROUP = "eotensor.apps"
 
