@@ -185,3 +185,20 @@ def test_chained_sources_in_another_crs_and_failing_upstreams_are_one_line(scene
     with pytest.raises(EotensorError, match="the upstream model broke"):
         head.write(tmp_path / "head.tif")
     assert not list(tmp_path.glob("head*"))  # nothing left behind
+
+
+def test_two_halo_heads_written_together_compute_each_upstream_tile_once(tmp_path):
+    big = np.random.default_rng(0).normal(size=(2, 300, 420)).astype(np.float32)
+    path = write_raster(tmp_path / "big.tif", big)
+    shared = eot.serve(FunctionModel(lambda x: {"y": x * 1.0}, ["x"], ["y"], name="ident"), [eot.source(path)],
+                       fullyconv=True, tile_size=64)
+    heads = [eot.serve(FunctionModel(lambda x, k=k: {"y": x[:, 2:-2, 2:-2] * k}, ["x"], ["y"]),
+                       [eot.source(shared, rfield=5)], fullyconv=True) for k in (1, 2)]
+    assert heads[0].grid == heads[1].grid and heads[0].tile_shape().rows > 2 * 64  # a head tile spans many
+    assert [head.count for head in heads] == [2, 2]  # learnt before counting (a probe computes a block)
+    shared.tiles.clear()
+    computed = []
+    compute = shared.compute
+    shared.compute = lambda window: computed.append(window) or compute(window)
+    eot.write({tmp_path / "h1.tif": heads[0], tmp_path / "h2.tif": heads[1]})
+    assert Counter(computed) == Counter(shared.plan())

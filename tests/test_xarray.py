@@ -82,3 +82,15 @@ def test_importing_eotensor_imports_no_xarray():
     code = "import sys, eotensor; eotensor.open; print('xarray' in sys.modules, 'dask' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.split() == \
         ["False", "False"]
+
+
+def test_results_with_equal_tokens_never_share_dask_keys(scene):
+    _, path, image = scene
+
+    def scaled(k):  # a closure's data is not part of a function model's token
+        return FunctionModel(lambda x: {"y": x * k}, ["x"], ["y"], name="scale")
+
+    a = eot.serve(scaled(2), [eot.source(path)], fullyconv=True)
+    b = eot.serve(scaled(3), [eot.source(path)], fullyconv=True)
+    assert a.token == b.token
+    np.testing.assert_array_equal((b.to_xarray() - a.to_xarray()).values, image.astype(np.float32))

@@ -28,7 +28,6 @@ from eotensor.engine.tiling import (
     auto_tile_shape,
     bytes_per_output_pixel,
     ram_budget_mb,
-    round_up,
 )
 from eotensor.errors import ParameterError
 from eotensor.geometry import Grid, Window
@@ -37,7 +36,7 @@ from eotensor.io.extended import OutputTarget, nodata_problem
 from eotensor.io.geotiff import DEFAULT_BLOCK_SIZE
 from eotensor.io.pixeltypes import to_pixel_type
 from eotensor.io.raster import RasterSource
-from eotensor.lazy import LazyRaster, as_raster_source, size_gdal_cache
+from eotensor.lazy import LazyRaster, as_raster_source, size_gdal_cache, upstream_tiles
 from eotensor.runtimes import Model, load_model
 from eotensor.runtimes.signature import parse_user_placeholder
 from eotensor.values import as_bool, as_number, as_pair, as_strings
@@ -117,9 +116,9 @@ class ServedRaster(LazyRaster):
         """The tile size used: the user's (EF-aligned), else one chosen from the memory budget.
 
         Automatic tiles are multiples of the output's ``block`` (rows, cols) where the budget allows; a
-        pixel-wise result (RF and EF 1) reading another lazy result takes its (first) upstream's tiles, so a
-        head computes each of its upstream's tiles once and a ``&box=`` only those that meet it (a model with
-        a halo keeps its own, memory-sized tiles). The band count is learned first, so
+        pixel-wise result (RF and EF 1) reading another lazy result takes its (first) upstream's tiles when
+        they fit its own budget (:func:`~eotensor.lazy.upstream_tiles`), so a head computes each of its
+        upstream's tiles once and a ``&box=`` only those that meet it. The band count is learned first, so
         every plan of this result is the same.
         """
         fields = self.engine.fields
@@ -127,12 +126,12 @@ class ServedRaster(LazyRaster):
             cols, rows = self._tile_size
             return align_tile_size(rows, cols, fields)
         halo = any(rf != (1, 1) for rf in fields.rfields) or fields.efield != (1, 1)
-        if self.upstreams and not halo:  # a pixel-wise head: its upstream's tiles, each computed once
-            tile = self.upstreams[0].tile_shape(block)
-            return TileShape(round_up(tile.rows, fields.efield[1]), round_up(tile.cols, fields.efield[0]))
         sources = [(s.raster.grid, s.raster.count, s.rfield) for s in self.engine.sources]
         pixel_bytes = bytes_per_output_pixel(sources, self.grid, fields, self.count, halo)
-        return auto_tile_shape(self.grid, fields, pixel_bytes, self.ram_mb, halo, self.strips, block)
+        own = auto_tile_shape(self.grid, fields, pixel_bytes, self.ram_mb, halo, self.strips, block)
+        if self.upstreams and not halo:  # a pixel-wise head: its upstream's tiles, each computed once
+            return upstream_tiles(self.upstreams[0], own, block)
+        return own
 
     @property
     def upstreams(self) -> list[LazyRaster]:

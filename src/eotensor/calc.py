@@ -9,9 +9,11 @@ build one from OTB's text; Python operators build one from trees (pyotb's style)
     mask.write("mask.tif", "uint8")
 
 Operators work band by band, a one-band operand broadcasting over the other's bands (as NumPy's band axis),
-and numbers are constants. Chained operators fold into one tree over the original inputs, so a chain is
-evaluated in one pass (NumExpr fuses its element-wise parts), in float64, then stored as float32 the way
-OTB's BandMath stores it (±inf clamped to ±FLT_MAX): the bytes an ``otbcli_BandMath`` of the same text gives.
+and numbers are constants. Chained operators (and band selections of their results) fold into one tree over
+the original inputs, as pyotb folds them into one BandMath expression: a chain is evaluated in one pass
+(NumExpr fuses its element-wise parts), in float64, then stored as float32 the way OTB's BandMath stores it
+(±inf clamped to ±FLT_MAX): the bytes an ``otbcli_BandMath`` of the whole folded text gives. An app given an
+expression as an image (``BandMath(il=[e])``, ``source(e)``) reads it as its float32 file, like any result.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from eotensor.geometry import Grid, Window
 from eotensor.geometry.fields import crs_name
 from eotensor.io.geotiff import DEFAULT_BLOCK_SIZE
 from eotensor.io.pixeltypes import to_pixel_type
-from eotensor.lazy import PIXELWISE, BandSelection, LazyRaster
+from eotensor.lazy import PIXELWISE, BandSelection, LazyRaster, upstream_tiles
 
 __all__ = ["Expression", "where"]
 
@@ -52,7 +54,11 @@ def _same_grid(inputs: Sequence[LazyRaster], param: str) -> Grid:
 class Expression(LazyRaster):
     """``program`` evaluated pixel by pixel over ``inputs`` (its ``im1``, ``im2``, ...), as float32 bands."""
 
-    def __init__(self, program: Program, inputs: Sequence[LazyRaster], param: str = "il") -> None:
+    def __init__(self, program: Program, inputs: Sequence[LazyRaster], param: str = "il",
+                 count: int | None = None) -> None:
+        """``count``: the output band count when the trees are valid by construction (operators build one scalar
+        tree per band over existing bands); otherwise the program is checked against the inputs, which runs it
+        on one pixel."""
         inputs = list(inputs)
         if not inputs:
             raise ParameterError(f"{param}: an expression needs at least one input image")
@@ -61,7 +67,9 @@ class Expression(LazyRaster):
         self.program = program
         self.inputs = inputs
         self._grid = _same_grid(inputs, param)
-        self._count = program.check([raster.count for raster in inputs])
+        self.depth = max(_depth(output) for output in program.outputs)
+        """Levels of the deepest output tree (operators fold expressions only up to :data:`FOLD_DEPTH`)."""
+        self._count = program.check([raster.count for raster in inputs]) if count is None else count
         # Images used band by band (imXbY only) are read for those bands alone: the program is evaluated with
         # its references renumbered to the bands read.
         whole = {ref.image for ref in program.references if ref.band is None}
@@ -99,14 +107,12 @@ class Expression(LazyRaster):
         return list(self.inputs)
 
     def tile_shape(self, block: tuple[int, int] = (DEFAULT_BLOCK_SIZE, DEFAULT_BLOCK_SIZE)) -> TileShape:
-        """The first input's tiles when they are worth sharing (a model's: each computed once); otherwise strips
-        from the memory budget, counting float32 reads of the images used and float64 results."""
-        if self.inputs[0].worth_caching:
-            return self.inputs[0].tile_shape(block)
+        """Strips from the memory budget, counting float32 reads of the images used and float64 results; the
+        first input's tiles instead when they are worth sharing (a model's) and fit that budget."""
         used = sum(len(self._bands[k]) if k in self._bands else self.inputs[k].count
                    for k in self.program.images_used)
-        pixel_bytes = 4.0 * used + 16.0 * self.count
-        return auto_tile_shape(self.grid, PIXELWISE, pixel_bytes, self.ram_mb, False, False, block)
+        own = auto_tile_shape(self.grid, PIXELWISE, 4.0 * used + 16.0 * self.count, self.ram_mb, False, False, block)
+        return upstream_tiles(self.inputs[0], own, block)
 
     def compute(self, window: Window) -> np.ndarray:
         images: list[np.ndarray | None] = [None] * len(self.inputs)
@@ -119,6 +125,21 @@ class Expression(LazyRaster):
 
 
 # ---------------------------------------------------------------------------------------------- operators
+FOLD_DEPTH = 100
+"""Operators stop folding an expression deeper than this into the next one (it is then read as an image, as its
+float32 file): Python's recursion limits printing and evaluating deeper trees (a sum of hundreds of bands)."""
+
+
+def _depth(node: Node) -> int:
+    """Levels of ``node``'s tree (iteratively: trees may be deep)."""
+    deepest, stack = 0, [(node, 1)]
+    while stack:
+        item, level = stack.pop()
+        deepest = max(deepest, level)
+        stack.extend((child, level + 1) for child in item.children())
+    return deepest
+
+
 def _rename(node: Node, names: dict[str, str]) -> Node:
     """``node`` with its variables renamed (a chained expression's images renumbered in a larger list)."""
     if isinstance(node, Var):
@@ -146,13 +167,13 @@ def _bands(value: Any, inputs: list[LazyRaster]) -> list[Node]:
     """One tree per band of ``value`` over ``inputs``: numbers are constants; a BandMath expression is inlined
     (its images renumbered); a band selection names bands of its upstream; any other result is an image whose
     bands are ``imKbJ``."""
-    if isinstance(value, Expression) and value.program.dialect == BANDMATH:
+    if isinstance(value, Expression) and value.program.dialect == BANDMATH and value.depth < FOLD_DEPTH:
         names = {f"im{k}b{b}": f"im{_index(inputs, raster)}b{b}"
                  for k, raster in enumerate(value.inputs, start=1) for b in range(1, raster.count + 1)}
         return [_rename(output, names) for output in value.program.outputs]
     if isinstance(value, BandSelection):  # bands of an image of the expression, not an image of their own
-        k = _index(inputs, value.upstream)
-        return [Var(f"im{k}b{b + 1}") for b in value.indexes]
+        upstream = _bands(value.upstream, inputs)
+        return [upstream[b] for b in value.indexes]
     if isinstance(value, LazyRaster):
         k = _index(inputs, value)
         return [Var(f"im{k}b{b}") for b in range(1, value.count + 1)]
@@ -178,7 +199,7 @@ def _apply(build: Any, operands: Sequence[Any], what: str) -> Expression:
     bands = [_bands(value, inputs) for value in operands]
     count = _combine(bands, what)
     outputs = [build(*(b[0] if len(b) == 1 else b[j] for b in bands)) for j in range(count)]
-    return Expression(Program(outputs, BANDMATH, param="expression"), inputs, "expression")
+    return Expression(Program(outputs, BANDMATH, param="expression"), inputs, "expression", count=len(outputs))
 
 
 def _binary(op: str, swap: bool = False) -> Any:

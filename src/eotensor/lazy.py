@@ -107,6 +107,7 @@ class TileCache:
             waiting.wait()  # then look again: it is cached, or its computation failed and this thread tries
         try:
             values = self.raster.compute(tile)
+            values.flags.writeable = False  # shared by every consumer: none may change it
             with self._lock:
                 self._tiles[tile] = values
                 cap = 2 * self.raster.ram_mb * 1024 * 1024
@@ -123,8 +124,9 @@ class TileCache:
         if not self.raster.worth_caching:
             return self.raster.compute(window)
         plan = self.raster.plan(window)
-        keep = 4 * -(-self.raster.grid.width // plan.tile.cols) + 4
         tiles = list(plan)
+        per_row = -(-self.raster.grid.width // plan.tile.cols)
+        keep = max(4 * per_row, len(tiles) + 2 * per_row) + 4  # this window's tiles and the rows halos reach
         if len(tiles) == 1 and tiles[0] == window:
             return self._tile(window, keep)
         if window.size * 16 < plan.tile.rows * plan.tile.cols:
@@ -258,8 +260,10 @@ class LazyRaster(ABC):
             inside = tile.intersect(window)
             out[(slice(None), *inside.slices(window))] = array[(slice(None), *inside.slices(tile))]
 
-        self.executor(self.compute, self.plan(window), sink, workers=self.workers)
-        self._after_run()
+        try:
+            self.executor(self.compute, self.plan(window), sink, workers=self.workers)
+        finally:
+            self._after_run()
         return out
 
     def to_numpy(self, window: Window | tuple[int, int, int, int] | Any | None = None) -> np.ndarray:
@@ -308,6 +312,26 @@ for _name in ("__add__", "__radd__", "__sub__", "__rsub__", "__mul__", "__rmul__
               "__rand__", "__or__", "__ror__", "__neg__", "__pos__", "__abs__"):
     setattr(LazyRaster, _name, _operator(_name))
 LazyRaster.__hash__ = object.__hash__  # type: ignore[method-assign] - == builds an expression; identity hashes
+
+
+def _ambiguous(self: LazyRaster) -> bool:
+    raise ParameterError("the truth value of a lazy result is ambiguous (a comparison gives a result per pixel); "
+                         "combine conditions with &, | or eot.where, and compare results with `is`")
+
+
+LazyRaster.__bool__ = _ambiguous  # type: ignore[attr-defined] - `-1 < r < 1` and `r in [...]` must not pass silently
+LazyRaster.__array_ufunc__ = None  # type: ignore[attr-defined] - `ndarray + r` defers to r's reflected operator
+
+
+def upstream_tiles(upstream: LazyRaster, own: TileShape, block: tuple[int, int]) -> TileShape:
+    """The tile shape of a pixel-wise head: its upstream's tiles when they are worth sharing (a model's: each
+    computed once, and a ``&box=`` computes only those that meet it) and no larger than the head's ``own``
+    budget allows; else ``own``."""
+    if upstream.worth_caching:
+        tile = upstream.tile_shape(block)
+        if tile.rows * tile.cols <= own.rows * own.cols:
+            return tile
+    return own
 
 
 class BandSelection(LazyRaster):
@@ -522,7 +546,7 @@ class ChainedSource:
         if not window.size:
             return np.empty((window.height, window.width, self.count), dtype=np.float32)
         values = to_pixel_type(self.upstream.tiles.read(window), np.float32)
-        return np.ascontiguousarray(np.moveaxis(values, 0, -1))
+        return np.moveaxis(values, 0, -1).copy(order="C")  # the engine's own array, never a shared cached tile
 
 
 class Stack:
@@ -600,7 +624,7 @@ def write(outputs: dict[str | os.PathLike, LazyRaster | tuple[LazyRaster, str | 
 
     Results on the same grid (and the same ``&box=``) are written in one pass over the first one's tiles,
     through their tile caches, so whatever they share (one model feeding two heads, bands of one result, a
-    result and its own head) is computed once. Others are written one after the other. Every output is
+    result and its own head) is computed once; each other grid or box gets a pass of its own. Every output is
     checked before any work (not an input, not written twice, creatable) and appears only once complete.
     """
     from eotensor.io.atomic import check_outputs
@@ -615,11 +639,14 @@ def write(outputs: dict[str | os.PathLike, LazyRaster | tuple[LazyRaster, str | 
     targets = [raster._output_target(parse_output(path, pixel_type)) for (raster, pixel_type), path in items]
     check_outputs([("out", t.path) for t in targets], {f for (raster, _), _ in items for f in raster.files})
     rasters = [raster for (raster, _), _ in items]
-    grid = rasters[0].grid
-    box = targets[0].region(grid.width, grid.height)
-    if any(r.grid != grid or t.region(grid.width, grid.height) != box for r, t in zip(rasters, targets)):
-        return [_write_together([r], [t], progress)[0] for r, t in zip(rasters, targets)]
-    return _write_together(rasters, targets, progress)
+    groups: dict[tuple[Any, Window], list[int]] = {}  # one pass per grid and box
+    for k, (raster, target) in enumerate(zip(rasters, targets)):
+        groups.setdefault((raster.grid, target.region(raster.grid.width, raster.grid.height)), []).append(k)
+    written: dict[int, str] = {}
+    for members in groups.values():
+        paths = _write_together([rasters[k] for k in members], [targets[k] for k in members], progress)
+        written.update(zip(members, paths))
+    return [written[k] for k in range(len(items))]
 
 
 def _write_together(rasters: list[LazyRaster], targets: list[OutputTarget], progress: bool) -> list[str]:
@@ -644,7 +671,9 @@ def _write_together(rasters: list[LazyRaster], targets: list[OutputTarget], prog
             for writer, array in zip(writers, arrays):
                 writer.write(array, window)
 
-        first.executor(compute, plan, sink, workers=first.workers, progress=bar)
-    for raster in rasters:
-        raster._after_run()
+        try:
+            first.executor(compute, plan, sink, workers=first.workers, progress=bar)
+        finally:
+            for raster in rasters:
+                raster._after_run()
     return [target.path for target in targets]

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import sys
+import uuid
 from typing import Any
 
 import numpy as np
@@ -69,7 +70,9 @@ def to_xarray(raster: LazyRaster, name: str | None = None) -> Any:
     grid = raster.grid
     tile = raster.tile_shape()
     windows = _Windows(raster)
-    label = "eotensor-" + hashlib.sha256(raster.token.encode()).hexdigest()[:16]
+    # Unique per call: two results with equal tokens (a closure's data is not in a function's token) must never
+    # share Dask keys, or one would be computed for both.
+    label = f"eotensor-{hashlib.sha256(raster.token.encode()).hexdigest()[:12]}-{uuid.uuid4().hex[:12]}"
     data = dask.array.from_array(windows, chunks=(raster.count, tile.rows, tile.cols), name=label, lock=False,
                                  asarray=False, fancy=False, meta=np.empty((0, 0, 0), np.float32))
     coords = {"band": np.arange(1, raster.count + 1),
@@ -124,7 +127,10 @@ class XarrayRaster(LazyRaster):
 
     @property
     def files(self) -> list[str]:
-        return []
+        """The file a DataArray opened with rioxarray/xarray reads (its ``encoding["source"]``), so it is never an
+        output."""
+        source = self.data.encoding.get("source")
+        return [str(source)] if source else []
 
     def compute(self, window: Window) -> np.ndarray:
         rows, cols = window.slices()

@@ -161,9 +161,12 @@ class _Evaluator:
     def value(self, node: Node) -> Any:
         if self.ne is not None and not isinstance(node, Const | Var) and not _one_operation(node):
             local: dict[str, Any] = {}
-            text = self.source(node, local, {})
-            if text is not None:
-                return self.ne.evaluate(text, local_dict=local, global_dict={})
+            try:
+                text = self.source(node, local, {})
+                if text is not None:
+                    return self.ne.evaluate(text, local_dict=local, global_dict={})
+            except (SyntaxError, RecursionError, MemoryError):  # too deep for Python's parser: NumPy, node by node
+                pass
         return self.numpy(node)
 
     def numpy(self, node: Node) -> Any:
@@ -346,4 +349,8 @@ def evaluate(node: Node, variables: Mapping[str, Any], *, param: str = "exp",
     """
     evaluator = _Evaluator(variables, param, text, use_numexpr)
     with np.errstate(all="ignore"):
-        return evaluator.value(node)
+        try:
+            return evaluator.value(node)
+        except RecursionError:
+            raise ExpressionError(f"{param}: the expression is nested too deeply to evaluate (thousands of "
+                                  "operations in one chain); sum long series with an app or in steps") from None
