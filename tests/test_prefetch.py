@@ -52,6 +52,7 @@ def test_prefetched_windows_equal_file_reads(scene, rows, chunk, data):
     row = data.draw(st.integers(0, 89))
     col = data.draw(st.integers(0, 69))
     window = Window(row, col, data.draw(st.integers(1, 90 - row)), data.draw(st.integers(1, 70 - col)))
+    held.read(Window(0, 0, 1, 1))  # a tile's read has used the rows held
     before = held.rows
     got = held.read(window)
     # a read starting below the rows held lets them go; any other keeps them
@@ -68,6 +69,8 @@ def test_rows_are_let_go_once_reads_pass_below_them(scene):
     held = RowPrefetch(RasterSource([a]))
     held.chunk_rows = 10
     held.extend(), held.extend()
+    assert held.rows == 20
+    held.read(Window(60, 0, 5, 5))  # below the rows before any read used them (a probe): rows kept
     assert held.rows == 20
     held.read(Window(15, 0, 10, 70))  # straddles: from the file, rows kept
     assert held.rows == 20

@@ -36,6 +36,7 @@ class RowPrefetch:
         self.rows = 0
         """Rows held, from row 0 down (full width)."""
         self._chunks: list[np.ndarray | None] | None = []
+        self._started = False  # whether a read has used the rows held (reads before that are probes)
         self.chunk_rows = max(1, CHUNK_BYTES // (4 * raster.count * raster.grid.width))
 
     @property
@@ -60,14 +61,16 @@ class RowPrefetch:
     def read(self, window: Window) -> np.ndarray:
         """``window``'s pixels as :meth:`RasterSource.read` gives them: a new float32 (rows, cols, bands) array.
 
-        Chunks that end above ``window`` are let go (tiles run top down); a read below every row held lets them
-        all go.
+        Chunks that end above ``window`` are let go (tiles run top down); once a read has used the rows held, a
+        read below them all lets them all go (a read below them before that is a band-count probe, not a tile).
         """
         chunks, rows, step = self._chunks, self.rows, self.chunk_rows
         if chunks:
             if window.row >= rows:
-                self.release()
-                return self.raster.read(window)
+                if self._started:  # the tiles have passed below the rows held
+                    self.release()
+                return self.raster.read(window)  # before any tile: a band-count probe's central block
+            self._started = True
             for k in range(window.row // step):
                 chunks[k] = None
             if window.row_stop <= rows and window.size:
