@@ -262,9 +262,9 @@ def test_output_pixel_types_cast_as_otb_writes(scene, tmp_path, name, dtype):
     same = eot.TensorflowModelServe({"source1.il": [scene.tif], "model.dir": scene.mix, "model.fullyconv": True,
                                      "out": (str(tmp_path / "p.tif"), name)})
     np.testing.assert_array_equal(read(same.write(tmp_path / "p.tif", name))[0], got)
-    array = app.GetVectorImageAsNumpyArray("out")
-    assert array.dtype == np.dtype(dtype) and array.shape == (37, 29, 2)
-    np.testing.assert_array_equal(array, np.moveaxis(want, 0, -1))
+    array = app.GetVectorImageAsNumpyArray("out")  # the in-memory image, as OTB: the pixel type is for writing
+    assert array.dtype == np.float32 and array.shape == (37, 29, 2)
+    np.testing.assert_array_equal(array, np.moveaxis(scene.image.astype(np.float32) * 3 - 1.5, 0, -1))
 
 
 def test_default_output_pixel_type_is_float(scene, tmp_path):
@@ -368,14 +368,15 @@ def test_numpy_in_and_out(scene):
     one = app.GetImageAsNumpyArray("out")
     assert one.shape == (9, 11) and one.dtype == np.float32
     np.testing.assert_array_equal(one, plane * 3 - 1.5)
-    app.SetParameterOutputImagePixelType("out", otb.ImagePixelType_int16)
-    assert app.GetImageAsNumpyArray("out").dtype == np.int16
+    app.SetParameterOutputImagePixelType("out", otb.ImagePixelType_uint8)  # for writing only, as in OTB
+    np.testing.assert_array_equal(app.GetImageAsNumpyArray("out"), one)
+    assert app.GetImageAsNumpyArray("out").dtype == np.float32
     cube = rng.normal(size=(9, 11, 3)).astype(np.float64)
     app.SetVectorImageFromNumpyArray("source1.il", cube)
     app.SetParameterOutputImagePixelType("out", otb.ImagePixelType_double)
     out = app.GetVectorImageAsNumpyArray("out")
-    assert out.shape == (9, 11, 3) and out.dtype == np.float64
-    np.testing.assert_array_equal(out, (cube.astype(np.float32) * 3 - 1.5).astype(np.float64))
+    assert out.shape == (9, 11, 3) and out.dtype == np.float32
+    np.testing.assert_array_equal(out, cube.astype(np.float32) * 3 - 1.5)
     with pytest.raises(ParameterError, match=r"GetImageAsNumpyArray\(out\): the image has 3 bands; use "
                                              r"GetVectorImageAsNumpyArray"):
         app.GetImageAsNumpyArray("out")
@@ -385,14 +386,54 @@ def test_numpy_in_and_out(scene):
         app.SetVectorImageFromNumpyArray("source1.il", cube.astype(np.complex64))
 
 
-def test_export_and_import_keep_the_grid(scene):
-    app = serve(scene.tif, scene.box)
+def test_export_and_import_keep_the_grid(scene, tmp_path):
+    app = serve(scene.tif, scene.box, out=str(tmp_path / "direct.tif"))
     exported = app.ExportImage("out")
     assert exported["array"].shape == (35, 27, 2) and exported["size"] == (27, 35)
+    assert exported["metadata"]["ProjectionRef"] == app.GetImageProjection("out") != ""  # OTB's key
     other = serve(scene.tif, scene.mix)
     other.ImportImage("source1.il", exported)
     assert other.GetImageOrigin("out") == exported["origin"] and other.GetImageSpacing("out") == exported["spacing"]
     np.testing.assert_array_equal(other.GetVectorImageAsNumpyArray("out"), exported["array"] * 3 - 1.5)
+    # OTB's recipe: export, edit with NumPy, import, write: the file keeps the CRS and the transform
+    app.ExecuteAndWriteOutput()
+    exported["array"] = exported["array"] + 1
+    edited = otb.Registry.CreateApplication("BandMath")
+    edited.ImportImage("il", exported)
+    edited.SetParameterString("exp", "im1b2")
+    edited.SetParameterString("out", str(tmp_path / "edited.tif"))
+    edited.ExecuteAndWriteOutput()
+    direct, written = read(tmp_path / "direct.tif"), read(tmp_path / "edited.tif")
+    assert written[1:3] == direct[1:3] and direct[2] is not None
+    np.testing.assert_array_equal(written[0][0], direct[0][1] + 1)
+    no_crs = otb.Registry.CreateApplication("BandMath")
+    no_crs.ImportImage("il", {**exported, "metadata": {}})
+    no_crs.SetParameterString("exp", "im1b1")
+    assert no_crs.GetImageProjection("out") == ""
+    with pytest.raises(ParameterError, match=r"il: the image's projection is not a CRS"):
+        no_crs.ImportImage("il", {**exported, "metadata": {"ProjectionRef": "not a projection"}})
+
+
+def test_numpy_arrays_are_the_in_memory_values_not_cast_to_the_write_type(scene, tmp_path):
+    app = otb.Registry.CreateApplication("BandMath")
+    app.SetParameterStringList("il", [scene.tif])
+    app.SetParameterString("exp", "im1b1 / 7")
+    app.SetParameterString("out", str(tmp_path / "u8.tif"))
+    app.SetParameterOutputImagePixelType("out", otb.ImagePixelType_uint8)
+    want = (scene.image[0].astype(np.float64) / 7).astype(np.float32)
+    got = app.GetImageAsNumpyArray("out")
+    assert got.dtype == np.float32 and got.shape == (37, 29)
+    np.testing.assert_array_equal(got, want)  # fractions and negatives kept
+    np.testing.assert_array_equal(app.ExportImage("out")["array"][:, :, 0], want)
+    app.ExecuteAndWriteOutput()
+    assert read(tmp_path / "u8.tif")[3] == "uint8"  # the pixel type applies to the file
+
+
+def test_arrays_without_a_grid_lie_on_north_up_unit_pixels(scene):
+    app = serve(scene.tif, scene.mix)
+    app.SetImageFromNumpyArray("source1.il", np.zeros((9, 11), np.float32))
+    assert app.GetImageOrigin("out") == (0.5, 8.5) and app.GetImageSpacing("out") == (1.0, -1.0)
+    assert app.GetImageProjection("out") == ""
 
 
 # ---------------------------------------------------------------------------------------------- install
