@@ -454,3 +454,37 @@ def test_install_registers_the_module_for_this_process_only():
             otb.install()
     finally:
         del sys.modules["otbApplication"]
+
+
+# ---------------------------------------------------------------------------------------------- training
+def test_execute_trains_as_otb_does_and_write_output_does_not_train_again(tmp_path):
+    from tensorflow.train import load_checkpoint
+    from test_model_train import separable, write_patches
+
+    from models import build_tf1_trainable
+
+    pixels, labels = separable(10, 1)
+    x, y = write_patches(tmp_path / "x.tif", pixels), write_patches(tmp_path / "y.tif", labels)
+    model = build_tf1_trainable(tmp_path / "model")
+    ckpt = tmp_path / "ckpt"
+    parameters = {"model.dir": model, "training.source1.il": x, "training.source1.patchsizex": 4,
+                  "training.source1.patchsizey": 4, "training.source1.placeholder": "x", "training.source2.il": y,
+                  "training.source2.patchsizex": 4, "training.source2.patchsizey": 4,
+                  "training.source2.placeholder": "y", "training.targetnodes": ["optimizer", "count"],
+                  "training.userplaceholders": "lr=0.1", "training.batchsize": 5, "training.epochs": 1,
+                  "validation.mode": "none", "model.saveto": str(ckpt)}
+    app = otb.Registry.CreateApplication("TensorflowModelTrain")
+    app.SetParameters(parameters)
+    assert app.Execute() == 0
+    assert load_checkpoint(str(ckpt)).get_tensor("seen") == 10  # trained and saved by Execute(): every sample once
+    for saved in tmp_path.glob("ckpt.*"):
+        saved.unlink()
+    app.WriteOutput()                                              # nothing left to do: not trained again
+    assert not list(tmp_path.glob("ckpt.*"))
+    app.ExecuteAndWriteOutput()                                    # a new run, trained once (the graph's seen: 0)
+    assert load_checkpoint(str(ckpt)).get_tensor("seen") == 10
+    alone = otb.Registry.CreateApplication("TensorflowModelTrain")
+    alone.SetParameters({**parameters, "model.saveto": str(tmp_path / "alone")})
+    alone.WriteOutput()                                            # WriteOutput alone runs it too
+    assert load_checkpoint(str(tmp_path / "alone")).get_tensor("seen") == 10
+

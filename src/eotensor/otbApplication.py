@@ -10,7 +10,8 @@
 
 Every eotensor app (:mod:`eotensor.apps.registry`, plug-ins included) is an :class:`Application`: setters
 convert like OTB's (a boolean from ``"on"``, ``"true"`` or the int ``1``; a choice from its name or index),
-``Execute()`` builds the lazy result (OTB's pipeline, nothing computed), ``WriteOutput()`` streams it, and
+``Execute()`` builds the lazy result (OTB's pipeline, nothing computed; an app whose work is its run, as
+TensorflowModelTrain, runs it there, as OTB does), ``WriteOutput()`` streams it, and
 ``ConnectImage`` / ``GetParameterOutputImage`` / ``SetParameterInputImage`` chain apps in memory through
 :class:`~eotensor.lazy.LazyRaster` results, tile by tile. Differences from OTB, on purpose:
 
@@ -133,6 +134,7 @@ class Application:
         self._values: dict[str, Any] = {}
         self._pixel_types: dict[str, int] = {}
         self._result: Any = None
+        self._ran: Any = None  # the result Execute() already ran (an app that runs_on_execute)
 
     def __repr__(self) -> str:
         return f"<eotensor.otbApplication.Application {self._app.name}>"
@@ -529,9 +531,18 @@ class Application:
             raise type(error)(f"{self._app.name}: {error}") from None
 
     def Execute(self) -> int:
-        """Build the app's lazy result (OTB's pipeline): nothing is computed or written yet."""
+        """Build the app's lazy result (OTB's pipeline): nothing is computed or written yet; an app that works when
+        run (``runs_on_execute``: TensorflowModelTrain trains and saves) is also run, as OTB does."""
         with self._named():
-            self._result = self._app.build(self._parse())
+            values = self._parse()
+            self._result = self._app.build(values)
+            if getattr(self._app, "runs_on_execute", False):
+                try:
+                    self._app.write(self._result, values, sys.stderr.isatty())
+                except BaseException:
+                    self._result = None  # a failed run is not kept: the next call builds and runs anew
+                    raise
+                self._ran = self._result
         return 0
 
     def WriteOutput(self) -> None:
@@ -543,6 +554,8 @@ class Application:
                 raise ParameterError(f"WriteOutput: no output set; set {' or '.join(outputs)} first")
             if self._result is None:
                 self._result = self._app.build(values)
+            elif self._ran is self._result:
+                return  # Execute() did the app's work (runs_on_execute)
             self._app.write(self._result, values, sys.stderr.isatty())
 
     def ExecuteAndWriteOutput(self) -> int:
