@@ -151,3 +151,11 @@ def test_only_the_bands_an_expression_names_are_read(scene, monkeypatch):
     assert asked and all(bands in ([1, 3], [2]) for bands in asked)
     whole = eot.BandMathX(il=[pa], exp="im1 * {1, 0, 0, 0}' + im1b2")  # a whole pixel: every band read
     np.testing.assert_array_equal(whole.read()[0], f32(a[0].astype(np.float64) + a[1]))
+
+
+def test_a_single_lazy_result_is_a_one_image_list(scene):
+    _, pa, _, a, _ = scene
+    one = eot.open(pa)[1]
+    np.testing.assert_array_equal(eot.BandMath(il=one, exp="im1b1 * 2").read()[0], f32(a[1] * 2.0))
+    np.testing.assert_array_equal(eot.BandMathX(il=one, exp="im1 + 1").read(), f32(a[1:2] + 1.0))
+

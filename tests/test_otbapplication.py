@@ -488,3 +488,10 @@ def test_execute_trains_as_otb_does_and_write_output_does_not_train_again(tmp_pa
     alone.WriteOutput()                                            # WriteOutput alone runs it too
     assert load_checkpoint(str(tmp_path / "alone")).get_tensor("seen") == 10
 
+
+def test_a_single_lazy_result_is_a_one_image_list(scene):
+    up = eot.open(scene.tif)
+    got = eot.TensorflowModelServe(source1_il=up, model_dir=scene.mix, model_fullyconv=True)  # not in a list
+    np.testing.assert_array_equal(got.read(), scene.image.astype(np.float32) * 3 - 1.5)
+    with pytest.raises(ParameterError, match="expects a string or a non-empty list of strings, got 3"):
+        eot.TensorflowModelServe(source1_il=3, model_dir=scene.mix)
