@@ -151,3 +151,25 @@ def test_only_the_bands_an_expression_names_are_read(scene, monkeypatch):
     assert asked and all(bands in ([1, 3], [2]) for bands in asked)
     whole = eot.BandMathX(il=[pa], exp="im1 * {1, 0, 0, 0}' + im1b2")  # a whole pixel: every band read
     np.testing.assert_array_equal(whole.read()[0], f32(a[0].astype(np.float64) + a[1]))
+
+
+def test_a_single_lazy_result_is_a_one_image_list(scene):
+    _, pa, _, a, _ = scene
+    one = eot.open(pa)[1]
+    np.testing.assert_array_equal(eot.BandMath(il=one, exp="im1b1 * 2").read()[0], f32(a[1] * 2.0))
+    np.testing.assert_array_equal(eot.BandMathX(il=one, exp="im1 + 1").read(), f32(a[1:2] + 1.0))
+
+
+def test_dataarrays_are_images_of_bandmath_and_extract_roi(scene):
+    import rioxarray
+
+    _, pa, pb, a, b = scene
+    opened = rioxarray.open_rasterio(pa)
+    want = f32(a[2].astype(np.float64) - b[0])
+    np.testing.assert_array_equal(eot.BandMath(il=[opened, pb], exp="im1b3 - im2b1").read()[0], want)
+    np.testing.assert_array_equal(eot.BandMath(il=opened[2], exp="im1b1").read()[0], f32(a[2]))  # one, no list
+    np.testing.assert_array_equal(eot.BandMathX(il=[opened], exp="im1b1; im1b4").read(), f32(a[[0, 3]]))
+    roi = eot.ExtractROI(in_=opened, startx=3, starty=5, sizex=7, sizey=4, cl=["Channel2"])
+    np.testing.assert_array_equal(roi.read(), f32(a[1:2, 5:9, 3:10]))
+    t = eot.open(pa).transform
+    assert roi.crs == eot.open(pa).crs and tuple(roi.transform)[:6] == (t.a, 0, t.c + 3 * t.a, 0, t.e, t.f + 5 * t.e)

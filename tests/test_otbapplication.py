@@ -262,9 +262,9 @@ def test_output_pixel_types_cast_as_otb_writes(scene, tmp_path, name, dtype):
     same = eot.TensorflowModelServe({"source1.il": [scene.tif], "model.dir": scene.mix, "model.fullyconv": True,
                                      "out": (str(tmp_path / "p.tif"), name)})
     np.testing.assert_array_equal(read(same.write(tmp_path / "p.tif", name))[0], got)
-    array = app.GetVectorImageAsNumpyArray("out")
-    assert array.dtype == np.dtype(dtype) and array.shape == (37, 29, 2)
-    np.testing.assert_array_equal(array, np.moveaxis(want, 0, -1))
+    array = app.GetVectorImageAsNumpyArray("out")  # the in-memory image, as OTB: the pixel type is for writing
+    assert array.dtype == np.float32 and array.shape == (37, 29, 2)
+    np.testing.assert_array_equal(array, np.moveaxis(scene.image.astype(np.float32) * 3 - 1.5, 0, -1))
 
 
 def test_default_output_pixel_type_is_float(scene, tmp_path):
@@ -368,14 +368,15 @@ def test_numpy_in_and_out(scene):
     one = app.GetImageAsNumpyArray("out")
     assert one.shape == (9, 11) and one.dtype == np.float32
     np.testing.assert_array_equal(one, plane * 3 - 1.5)
-    app.SetParameterOutputImagePixelType("out", otb.ImagePixelType_int16)
-    assert app.GetImageAsNumpyArray("out").dtype == np.int16
+    app.SetParameterOutputImagePixelType("out", otb.ImagePixelType_uint8)  # for writing only, as in OTB
+    np.testing.assert_array_equal(app.GetImageAsNumpyArray("out"), one)
+    assert app.GetImageAsNumpyArray("out").dtype == np.float32
     cube = rng.normal(size=(9, 11, 3)).astype(np.float64)
     app.SetVectorImageFromNumpyArray("source1.il", cube)
     app.SetParameterOutputImagePixelType("out", otb.ImagePixelType_double)
     out = app.GetVectorImageAsNumpyArray("out")
-    assert out.shape == (9, 11, 3) and out.dtype == np.float64
-    np.testing.assert_array_equal(out, (cube.astype(np.float32) * 3 - 1.5).astype(np.float64))
+    assert out.shape == (9, 11, 3) and out.dtype == np.float32
+    np.testing.assert_array_equal(out, cube.astype(np.float32) * 3 - 1.5)
     with pytest.raises(ParameterError, match=r"GetImageAsNumpyArray\(out\): the image has 3 bands; use "
                                              r"GetVectorImageAsNumpyArray"):
         app.GetImageAsNumpyArray("out")
@@ -385,14 +386,54 @@ def test_numpy_in_and_out(scene):
         app.SetVectorImageFromNumpyArray("source1.il", cube.astype(np.complex64))
 
 
-def test_export_and_import_keep_the_grid(scene):
-    app = serve(scene.tif, scene.box)
+def test_export_and_import_keep_the_grid(scene, tmp_path):
+    app = serve(scene.tif, scene.box, out=str(tmp_path / "direct.tif"))
     exported = app.ExportImage("out")
     assert exported["array"].shape == (35, 27, 2) and exported["size"] == (27, 35)
+    assert exported["metadata"]["ProjectionRef"] == app.GetImageProjection("out") != ""  # OTB's key
     other = serve(scene.tif, scene.mix)
     other.ImportImage("source1.il", exported)
     assert other.GetImageOrigin("out") == exported["origin"] and other.GetImageSpacing("out") == exported["spacing"]
     np.testing.assert_array_equal(other.GetVectorImageAsNumpyArray("out"), exported["array"] * 3 - 1.5)
+    # OTB's recipe: export, edit with NumPy, import, write: the file keeps the CRS and the transform
+    app.ExecuteAndWriteOutput()
+    exported["array"] = exported["array"] + 1
+    edited = otb.Registry.CreateApplication("BandMath")
+    edited.ImportImage("il", exported)
+    edited.SetParameterString("exp", "im1b2")
+    edited.SetParameterString("out", str(tmp_path / "edited.tif"))
+    edited.ExecuteAndWriteOutput()
+    direct, written = read(tmp_path / "direct.tif"), read(tmp_path / "edited.tif")
+    assert written[1:3] == direct[1:3] and direct[2] is not None
+    np.testing.assert_array_equal(written[0][0], direct[0][1] + 1)
+    no_crs = otb.Registry.CreateApplication("BandMath")
+    no_crs.ImportImage("il", {**exported, "metadata": {}})
+    no_crs.SetParameterString("exp", "im1b1")
+    assert no_crs.GetImageProjection("out") == ""
+    with pytest.raises(ParameterError, match=r"il: the image's projection is not a CRS"):
+        no_crs.ImportImage("il", {**exported, "metadata": {"ProjectionRef": "not a projection"}})
+
+
+def test_numpy_arrays_are_the_in_memory_values_not_cast_to_the_write_type(scene, tmp_path):
+    app = otb.Registry.CreateApplication("BandMath")
+    app.SetParameterStringList("il", [scene.tif])
+    app.SetParameterString("exp", "im1b1 / 7")
+    app.SetParameterString("out", str(tmp_path / "u8.tif"))
+    app.SetParameterOutputImagePixelType("out", otb.ImagePixelType_uint8)
+    want = (scene.image[0].astype(np.float64) / 7).astype(np.float32)
+    got = app.GetImageAsNumpyArray("out")
+    assert got.dtype == np.float32 and got.shape == (37, 29)
+    np.testing.assert_array_equal(got, want)  # fractions and negatives kept
+    np.testing.assert_array_equal(app.ExportImage("out")["array"][:, :, 0], want)
+    app.ExecuteAndWriteOutput()
+    assert read(tmp_path / "u8.tif")[3] == "uint8"  # the pixel type applies to the file
+
+
+def test_arrays_without_a_grid_lie_on_north_up_unit_pixels(scene):
+    app = serve(scene.tif, scene.mix)
+    app.SetImageFromNumpyArray("source1.il", np.zeros((9, 11), np.float32))
+    assert app.GetImageOrigin("out") == (0.5, 8.5) and app.GetImageSpacing("out") == (1.0, -1.0)
+    assert app.GetImageProjection("out") == ""
 
 
 # ---------------------------------------------------------------------------------------------- install
@@ -413,3 +454,44 @@ def test_install_registers_the_module_for_this_process_only():
             otb.install()
     finally:
         del sys.modules["otbApplication"]
+
+
+# ---------------------------------------------------------------------------------------------- training
+def test_execute_trains_as_otb_does_and_write_output_does_not_train_again(tmp_path):
+    from tensorflow.train import load_checkpoint
+    from test_model_train import separable, write_patches
+
+    from models import build_tf1_trainable
+
+    pixels, labels = separable(10, 1)
+    x, y = write_patches(tmp_path / "x.tif", pixels), write_patches(tmp_path / "y.tif", labels)
+    model = build_tf1_trainable(tmp_path / "model")
+    ckpt = tmp_path / "ckpt"
+    parameters = {"model.dir": model, "training.source1.il": x, "training.source1.patchsizex": 4,
+                  "training.source1.patchsizey": 4, "training.source1.placeholder": "x", "training.source2.il": y,
+                  "training.source2.patchsizex": 4, "training.source2.patchsizey": 4,
+                  "training.source2.placeholder": "y", "training.targetnodes": ["optimizer", "count"],
+                  "training.userplaceholders": "lr=0.1", "training.batchsize": 5, "training.epochs": 1,
+                  "validation.mode": "none", "model.saveto": str(ckpt)}
+    app = otb.Registry.CreateApplication("TensorflowModelTrain")
+    app.SetParameters(parameters)
+    assert app.Execute() == 0
+    assert load_checkpoint(str(ckpt)).get_tensor("seen") == 10  # trained and saved by Execute(): every sample once
+    for saved in tmp_path.glob("ckpt.*"):
+        saved.unlink()
+    app.WriteOutput()                                              # nothing left to do: not trained again
+    assert not list(tmp_path.glob("ckpt.*"))
+    app.ExecuteAndWriteOutput()                                    # a new run, trained once (the graph's seen: 0)
+    assert load_checkpoint(str(ckpt)).get_tensor("seen") == 10
+    alone = otb.Registry.CreateApplication("TensorflowModelTrain")
+    alone.SetParameters({**parameters, "model.saveto": str(tmp_path / "alone")})
+    alone.WriteOutput()                                            # WriteOutput alone runs it too
+    assert load_checkpoint(str(tmp_path / "alone")).get_tensor("seen") == 10
+
+
+def test_a_single_lazy_result_is_a_one_image_list(scene):
+    up = eot.open(scene.tif)
+    got = eot.TensorflowModelServe(source1_il=up, model_dir=scene.mix, model_fullyconv=True)  # not in a list
+    np.testing.assert_array_equal(got.read(), scene.image.astype(np.float32) * 3 - 1.5)
+    with pytest.raises(ParameterError, match="expects a string or a non-empty list of strings, got 3"):
+        eot.TensorflowModelServe(source1_il=3, model_dir=scene.mix)

@@ -677,3 +677,15 @@ def _write_together(rasters: list[LazyRaster], targets: list[OutputTarget], prog
             for raster in rasters:
                 raster._after_run()
     return [target.path for target in targets]
+
+
+def as_lazy(image: Any, param: str = "il", ram_mb: float | None = None) -> LazyRaster:
+    """One image of an app's list — a lazy result (as is), an ``xarray.DataArray`` or a raster file name — as a
+    lazy result, so every app takes the same three kinds of image."""
+    from eotensor.xarray_io import from_xarray, is_data_array
+
+    if isinstance(image, LazyRaster):
+        return image
+    if is_data_array(image):
+        return from_xarray(image, param)
+    return open(image, ram_mb=ram_mb)

@@ -10,7 +10,8 @@
 
 Every eotensor app (:mod:`eotensor.apps.registry`, plug-ins included) is an :class:`Application`: setters
 convert like OTB's (a boolean from ``"on"``, ``"true"`` or the int ``1``; a choice from its name or index),
-``Execute()`` builds the lazy result (OTB's pipeline, nothing computed), ``WriteOutput()`` streams it, and
+``Execute()`` builds the lazy result (OTB's pipeline, nothing computed; an app whose work is its run, as
+TensorflowModelTrain, runs it there, as OTB does), ``WriteOutput()`` streams it, and
 ``ConnectImage`` / ``GetParameterOutputImage`` / ``SetParameterInputImage`` chain apps in memory through
 :class:`~eotensor.lazy.LazyRaster` results, tile by tile. Differences from OTB, on purpose:
 
@@ -25,6 +26,10 @@ convert like OTB's (a boolean from ``"on"``, ``"true"`` or the int ``1``; a choi
   gives a choice's name, never an ``ApplicationProxy``; attribute access (``app.IN = ...``) is not provided.
 * ``GetParameterFloat`` reads float parameters only; computed values keep double precision (OTB: float32).
 * ``SetParameterBool`` is an addition; complex output pixel types (``ImagePixelType_cfloat``...) are refused.
+* An array set without a grid (``SetImageFromNumpyArray``) lies on north-up unit pixels, row 0 at the top:
+  ``GetImageOrigin`` gives ``(0.5, rows - 0.5)`` and ``GetImageSpacing`` ``(1, -1)`` (OTB: origin ``(0, 0)``,
+  spacing ``(1, 1)``, a south-up grid, which eotensor's engine refuses); pixel values and positions in the array are
+  the same. ``ImportImage`` keeps the grid and CRS it is given.
 
 For tools that ``import otbApplication`` themselves (pyotb), :func:`install` registers this module under that
 name for the running process only; it is never installed as a top-level package (decision 27: it would shadow
@@ -129,6 +134,7 @@ class Application:
         self._values: dict[str, Any] = {}
         self._pixel_types: dict[str, int] = {}
         self._result: Any = None
+        self._ran: Any = None  # the result Execute() already ran (an app that runs_on_execute)
 
     def __repr__(self) -> str:
         return f"<eotensor.otbApplication.Application {self._app.name}>"
@@ -525,9 +531,18 @@ class Application:
             raise type(error)(f"{self._app.name}: {error}") from None
 
     def Execute(self) -> int:
-        """Build the app's lazy result (OTB's pipeline): nothing is computed or written yet."""
+        """Build the app's lazy result (OTB's pipeline): nothing is computed or written yet; an app that works when
+        run (``runs_on_execute``: TensorflowModelTrain trains and saves) is also run, as OTB does."""
         with self._named():
-            self._result = self._app.build(self._parse())
+            values = self._parse()
+            self._result = self._app.build(values)
+            if getattr(self._app, "runs_on_execute", False):
+                try:
+                    self._app.write(self._result, values, sys.stderr.isatty())
+                except BaseException:
+                    self._result = None  # a failed run is not kept: the next call builds and runs anew
+                    raise
+                self._ran = self._result
         return 0
 
     def WriteOutput(self) -> None:
@@ -539,6 +554,8 @@ class Application:
                 raise ParameterError(f"WriteOutput: no output set; set {' or '.join(outputs)} first")
             if self._result is None:
                 self._result = self._app.build(values)
+            elif self._ran is self._result:
+                return  # Execute() did the app's work (runs_on_execute)
             self._app.write(self._result, values, sys.stderr.isatty())
 
     def ExecuteAndWriteOutput(self) -> int:
@@ -618,14 +635,12 @@ class Application:
 
     # ------------------------------------------------------------------ NumPy exchange
     def GetVectorImageAsNumpyArray(self, key: str, dt: str = "float") -> Any:
-        """The output image computed whole, (rows, cols, bands) in its output pixel type (OTB's casting)."""
-        from eotensor.io.pixeltypes import to_pixel_type
-
-        image = self.GetParameterOutputImage(key)
-        return to_pixel_type(image.to_numpy(), PIXEL_TYPES[self.GetParameterOutputImagePixelType(key)])
+        """The output image computed whole, (rows, cols, bands), in the in-memory type (float32), as OTB gives
+        it: the output pixel type applies when the image is written, not here."""
+        return self.GetParameterOutputImage(key).to_numpy()
 
     def GetImageAsNumpyArray(self, key: str, dt: str = "float") -> Any:
-        """A one-band output image computed whole, (rows, cols); more bands are an error, as in OTB."""
+        """A one-band output image computed whole, (rows, cols) in float32; more bands are an error, as in OTB."""
         count = self.GetParameterOutputImage(key).count
         if count != 1:
             raise ParameterError(f"{self._app.name}: GetImageAsNumpyArray({key}): the image has {count} bands; use "
@@ -656,11 +671,13 @@ class Application:
 
     def ExportImage(self, key: str) -> dict[str, Any]:
         """``{"array", "origin", "spacing", "size", "region", "metadata"}`` of an output image (OTB's dict; the
-        origin is the centre of the first pixel, the spacing signed)."""
+        origin is the centre of the first pixel, the spacing signed, the CRS as WKT in ``metadata["ProjectionRef"]``,
+        OTB's key, so that :meth:`ImportImage` keeps the georeferencing)."""
         array = self.GetVectorImageAsNumpyArray(key)
         size = self.GetImageSize(key)
+        projection = self.GetImageProjection(key)
         return {"array": array, "origin": self.GetImageOrigin(key), "spacing": self.GetImageSpacing(key),
-                "size": size, "region": ((0, 0), size), "metadata": {}}
+                "size": size, "region": ((0, 0), size), "metadata": {"ProjectionRef": projection} if projection else {}}
 
     # ------------------------------------------------------------------ image information
     def _image(self, key: str, index: int) -> Any:
@@ -732,7 +749,8 @@ def _lazy(image: Any, app: str, method: str) -> Any:
 
 
 def _array_image(array: Any, info: Mapping[str, Any] | None, app: str, key: str) -> Any:
-    """A NumPy array as a lazy result: on unit pixels, or on the grid ``info``'s origin and spacing give."""
+    """A NumPy array as a lazy result: on unit pixels, or on the grid ``info``'s origin and spacing give, with its
+    CRS (``info["crs"]``, or OTB's ``info["metadata"]["ProjectionRef"]`` as ``ExportImage`` writes it)."""
     import numpy as np
 
     from eotensor.lazy import ArrayRaster
@@ -747,8 +765,17 @@ def _array_image(array: Any, info: Mapping[str, Any] | None, app: str, key: str)
         from eotensor.geometry import Grid
 
         (ox, oy), (sx, sy) = info["origin"], info["spacing"]
+        crs = info.get("crs") or (info.get("metadata") or {}).get("ProjectionRef") or None
+        if crs is not None:
+            from rasterio.crs import CRS
+            from rasterio.errors import CRSError
+
+            try:
+                crs = CRS.from_user_input(crs)
+            except CRSError as error:
+                raise ParameterError(f"{app}: {key}: the image's projection is not a CRS ({error})") from None
         grid = Grid.from_transform(Affine(sx, 0, ox - sx / 2, 0, sy, oy - sy / 2), array.shape[1], array.shape[0],
-                                   info.get("crs"))
+                                   crs)
     return ArrayRaster(array, grid)
 
 

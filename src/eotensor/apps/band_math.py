@@ -3,8 +3,8 @@
 ``eotensor BandMath -il a.tif b.tif -out m.tif -exp "ndvi(im1b3, im1b4) > 0.3 ? im2b1 : 0"`` and
 ``eotensor BandMathX -il a.tif -out o.tif -exp "im1 + {1,1,1,1}; dotpr(im1, im1)"`` take OTB 8.1's syntax
 (:mod:`eotensor.expressions`): the text is parsed into a tree, never ``eval``-ed. Each image of ``-il`` is one
-image (``im1``, ``im2``, ...; not stacked); from Python an image may be any lazy result, so an app's output
-feeds BandMath in memory. The result is a lazy :class:`~eotensor.calc.Expression`.
+image (``im1``, ``im2``, ...; not stacked); from Python an image may be any lazy result or an ``xarray.DataArray``,
+so an app's output feeds BandMath in memory. The result is a lazy :class:`~eotensor.calc.Expression`.
 """
 
 from __future__ import annotations
@@ -43,10 +43,10 @@ class _Config:
 
 def _build(values: Values, dialect: str) -> Any:
     from eotensor.calc import Expression
-    from eotensor.lazy import LazyRaster, open
+    from eotensor.lazy import as_lazy
 
     cfg = _Config.from_values(values)
-    images = [item if isinstance(item, LazyRaster) else open(item, ram_mb=cfg.ram_mb) for item in cfg.images]
+    images = [as_lazy(item, "il", cfg.ram_mb) for item in cfg.images]
     return Expression.from_text(cfg.expression, images, dialect)
 
 

@@ -3,7 +3,7 @@
 ``eotensor ExtractROI -in a.tif -startx 100 -starty 50 -sizex 512 -sizey 512 -cl Channel3 Channel2 -out roi.tif``
 or ``-mode extent -mode.extent.ulx .. -mode.extent.lry ..`` (inclusive corners, in pixels or, with
 ``-mode.extent.unit phy``, map coordinates). pyotb builds its ``Input`` and slicing on this app. From Python,
-``in`` may be any lazy result.
+``in`` may be any lazy result or an ``xarray.DataArray``.
 """
 
 from __future__ import annotations
@@ -57,10 +57,9 @@ def _channels(names: list[str], count: int) -> list[int]:
 def build(values: Values) -> Any:
     """The region (and bands) of ``in``: a lazy result; nothing is read yet."""
     from eotensor.geometry import Window
-    from eotensor.lazy import LazyRaster, WindowRaster, open
+    from eotensor.lazy import WindowRaster, as_lazy
 
-    image = values["in"]
-    source = image if isinstance(image, LazyRaster) else open(image, ram_mb=values["ram"])
+    source = as_lazy(values["in"], "in", values["ram"])
     grid = source.grid
     if values["mode"] == "extent":
         corners = [values["mode.extent.ulx"], values["mode.extent.uly"], values["mode.extent.lrx"],

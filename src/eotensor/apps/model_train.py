@@ -11,7 +11,7 @@ of an app (which writes only when an output is given) would stop after :func:`bu
 from __future__ import annotations
 
 import sys
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from eotensor.apps import options
 from eotensor.apps.params import App, Choice, Group, Kind, Param, Repeat, Values, parse_python
@@ -134,7 +134,10 @@ def write(result: Trainer, values: Values, progress: bool = False) -> list[str]:
 
 
 class TrainingApp(App):
-    """An app whose work is training: called from Python it builds, trains and saves, like the command line."""
+    """An app whose work is training: called from Python it builds, trains and saves, like the command line;
+    OTB's ``Execute()`` trains too (``runs_on_execute``, read by :mod:`eotensor.otbApplication`)."""
+
+    runs_on_execute: ClassVar[bool] = True
 
     def __call__(self, options: dict[str, Any] | None = None, **kwargs: Any) -> Any:
         return self.run(parse_python(self, options, **kwargs))

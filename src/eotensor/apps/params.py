@@ -440,7 +440,8 @@ def _number(key: str, param: Param, text: Any) -> int | float:
 
 
 def _from_python(key: str, param: Param, value: Any) -> Any:
-    """Typed value of a Python keyword: strings parse as on the command line; a path or string is one list item."""
+    """Typed value of a Python keyword: strings parse as on the command line; a path, string or in-memory image is
+    one list item."""
     kind = param.kind
     if isinstance(value, os.PathLike):
         value = os.fspath(value)
@@ -455,11 +456,22 @@ def _from_python(key: str, param: Param, value: Any) -> Any:
             return OutputImage(os.fspath(value[0]), value[1] or param.pixel_type)
         raise ParameterError(f"-{key} expects a filename or (filename, pixel type), got {value!r}")
     if kind.is_list:
-        items = [value] if isinstance(value, str) else value
+        items = [value] if isinstance(value, str) or _is_image(value) else value
         if not isinstance(items, Sequence) or not items:
             raise ParameterError(f"-{key} expects a string or a non-empty list of strings, got {value!r}")
         return [os.fspath(v) if isinstance(v, os.PathLike) else v for v in items]
     return value
+
+
+def _is_image(value: Any) -> bool:
+    """Whether ``value`` is one in-memory image (a lazy result or an ``xarray.DataArray``): one list item, as a
+    string is. The engine is imported only for such a value, never by this module."""
+    if isinstance(value, (list, tuple)):
+        return False
+    from eotensor.lazy import LazyRaster
+    from eotensor.xarray_io import is_data_array
+
+    return isinstance(value, LazyRaster) or is_data_array(value)
 
 
 def _validate_value(key: str, param: Param, value: Any) -> Any:
