@@ -4,19 +4,23 @@ file left after success or failure, the CLI spelling."""
 
 from __future__ import annotations
 
+import _thread
 import os
 import textwrap
+import threading
+import time
 
 import numpy as np
 import pytest
 import rasterio
+import rasterio.errors
 import rasterio.shutil
 from rasterio.enums import Resampling
 
 import eotensor as eot
 from eotensor.apps.cli import main
 from eotensor.errors import OutputFileError
-from eotensor.io.cog import overview_factors, validate_cog
+from eotensor.io.cog import _in_background, overview_factors, validate_cog
 from eotensor.io.extended import CogLayout, parse_output
 from eotensor.runtimes import FunctionModel, TensorSpec
 from eotensor.testing import write_raster
@@ -210,3 +214,18 @@ def test_cli_spelling(image, tmp_path):
         with rasterio.open(image) as src:
             np.testing.assert_array_equal(ds.read(), np.clip(src.read() * 2, 0, None).astype(np.uint16))
     only(tmp_path, "model.py", "map.tif")
+
+
+def test_ctrl_c_ends_the_wait_for_a_long_gdal_step_at_once():
+    """The finishing steps run in a helper thread: an interrupt reaches the caller while the step still runs, and
+    the step's own errors reach the caller as they are."""
+    release, started = threading.Event(), time.monotonic()
+    timer = threading.Timer(0.2, _thread.interrupt_main)
+    timer.start()
+    with pytest.raises(KeyboardInterrupt):
+        _in_background(lambda: release.wait(30))
+    assert time.monotonic() - started < 5
+    release.set()
+    with pytest.raises(rasterio.errors.RasterioError):
+        _in_background(lambda: rasterio.open("/nonexistent/x.tif"))
+    assert _in_background(lambda: 42) == 42

@@ -2,23 +2,32 @@
 
 GDAL's COG driver only copies, so a COG output is streamed like any GeoTIFF into a temporary tiled file
 (:class:`~eotensor.io.geotiff.GeoTiffWriter`, which owns the temporary names and the rename), then
-:func:`add_overviews` builds the overviews on that file, block by block within GDAL's bounded cache, and the
-writer copies it with the COG driver, which keeps those overviews and lays the file out as a COG: the
-directories first, then the blocks from the smallest overview to the full resolution. :func:`validate_cog`
+:func:`write_cog` builds the overviews on that file, block by block within GDAL's bounded cache, and copies it
+to a second temporary name with the COG driver, which keeps those overviews and lays the file out as a COG:
+the directories first, then the blocks from the smallest overview to the full resolution. :func:`validate_cog`
 then checks the result as GDAL's ``validate_cloud_optimized_geotiff.py`` does, through the metadata GDAL
 exposes (``IMAGE_STRUCTURE`` and ``TIFF`` domains), since ``osgeo_utils`` is not a dependency.
+
+Both GDAL steps take minutes on a large output and offer no cancel hook through rasterio, so they run in a
+helper thread (GDAL releases the GIL) while the calling thread waits: Ctrl-C and the CLI's signals stop the
+wait at once, and the writer deletes the temporary files while GDAL, in the background, finishes writing to
+them (unlinked; the result is dropped).
 """
 
 from __future__ import annotations
 
 import struct
+import threading
+from collections.abc import Callable
+from typing import TypeVar
 
 import rasterio
+import rasterio.shutil
 from rasterio.enums import Resampling
 
 from eotensor.io.extended import CogLayout, OutputTarget
 
-__all__ = ["COG_BLOCK_SIZE", "add_overviews", "overview_factors", "validate_cog"]
+__all__ = ["COG_BLOCK_SIZE", "overview_factors", "validate_cog", "write_cog"]
 
 COG_BLOCK_SIZE = 512
 """The COG driver's default tile size (``gdal:co:BLOCKSIZE`` changes it)."""
@@ -26,6 +35,7 @@ COG_BLOCK_SIZE = 512
 _RESAMPLING = {name: Resampling[{"cubicspline": "cubic_spline"}.get(name, name)] for name in
                ("nearest", "average", "mode", "bilinear", "cubic", "cubicspline", "lanczos", "gauss", "rms")}
 _GHOST = b"GDAL_STRUCTURAL_METADATA_SIZE="
+T = TypeVar("T")
 
 
 def overview_factors(layout: CogLayout, width: int, height: int, block: int = COG_BLOCK_SIZE) -> tuple[int, ...]:
@@ -43,12 +53,28 @@ def overview_factors(layout: CogLayout, width: int, height: int, block: int = CO
     return tuple(factors)
 
 
-def add_overviews(path: str, target: OutputTarget) -> dict[str, str]:
-    """Build ``target``'s overviews inside the GeoTIFF ``path``; return the COG driver's options for its copy.
+def _in_background(step: Callable[[], T]) -> T:
+    """Run ``step`` (a long GDAL call) in a daemon thread and wait for its result or error; an exception in the
+    waiting thread (Ctrl-C, the CLI's signals) ends the wait at once and leaves ``step`` running."""
+    outcome: dict[str, object] = {}
 
-    GDAL computes them block by block (its cache is the process-wide one eotensor bounds), never holding the
-    image; no-data pixels are left out of averages. ``gdal:co:NUM_THREADS`` also threads this step.
-    """
+    def run() -> None:
+        try:
+            outcome["value"] = step()
+        except BaseException as error:  # noqa: BLE001 - carried to the waiting thread
+            outcome["error"] = error
+
+    thread = threading.Thread(target=run, name="eotensor-cog", daemon=True)
+    thread.start()
+    while thread.is_alive():
+        thread.join(0.1)  # a signal handler runs between waits
+    if "error" in outcome:
+        raise outcome["error"]  # type: ignore[misc]
+    return outcome["value"]  # type: ignore[return-value]
+
+
+def _add_overviews(path: str, target: OutputTarget) -> dict[str, str]:
+    """Build ``target``'s overviews inside the GeoTIFF ``path``; return the COG driver's options for its copy."""
     layout = target.cog
     if layout is None:
         raise ValueError(f"{target.path} is not a COG output")
@@ -61,6 +87,23 @@ def add_overviews(path: str, target: OutputTarget) -> dict[str, str]:
                 ds.build_overviews(list(factors), _RESAMPLING[layout.resampling])
     options["OVERVIEWS"] = "FORCE_USE_EXISTING" if factors else "NONE"
     return options
+
+
+def write_cog(source: str, dest: str, target: OutputTarget) -> None:
+    """Build ``target``'s overviews inside the tiled GeoTIFF ``source``, then copy it to ``dest`` with GDAL's COG
+    driver and ``target``'s ``gdal:co`` options.
+
+    GDAL computes the overviews block by block (its cache is the process-wide one eotensor bounds), never
+    holding the image; no-data pixels are left out of averages; ``gdal:co:NUM_THREADS`` threads this step as
+    well as the copy's compression. Both steps run so that Ctrl-C is seen at once (see the module docstring).
+    GDAL's errors are raised as rasterio raises them.
+    """
+
+    def steps() -> None:
+        options = _add_overviews(source, target)
+        rasterio.shutil.copy(source, dest, driver="COG", **options)
+
+    _in_background(steps)
 
 
 def _structure_start(path: str) -> int:

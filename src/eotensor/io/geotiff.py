@@ -29,7 +29,7 @@ from rasterio.windows import Window as RioWindow
 from eotensor.errors import OutputFileError
 from eotensor.geometry import as_window
 from eotensor.io.atomic import AtomicOutput, CommitOnSuccess
-from eotensor.io.cog import add_overviews, validate_cog
+from eotensor.io.cog import validate_cog, write_cog
 from eotensor.io.extended import OutputTarget, gdal_bool
 from eotensor.io.pixeltypes import to_pixel_type
 
@@ -381,14 +381,12 @@ class GeoTiffWriter(CommitOnSuccess):
 
     def _copy(self, output: AtomicOutput) -> None:
         """Copy the complete GeoTIFF into the target's format: PNG or JPEG, then decode the copy once; a COG with
-        the overviews :func:`~eotensor.io.cog.add_overviews` builds on the GeoTIFF, then check the copy is
-        complete and valid (:func:`~eotensor.io.cog.validate_cog`)."""
+        overviews (:func:`~eotensor.io.cog.write_cog`), then check that the copy is complete and valid."""
         driver = self.target.format.driver
+        options = self.target.creation_options
         try:
-            options = add_overviews(self.temp_path, self.target) if self.target.cog else self.target.creation_options
-            with _CreationOptionWarnings():
-                rasterio.shutil.copy(self.temp_path, output.temp_path, driver=driver, **options)
             if self.target.cog:
+                write_cog(self.temp_path, output.temp_path, self.target)
                 problem = (_unwritten_block(output.temp_path, gdal_bool(options, "SPARSE_OK", False))
                            or next(iter(validate_cog(output.temp_path)), None))
                 if problem:
@@ -397,6 +395,8 @@ class GeoTiffWriter(CommitOnSuccess):
                         "the previous file, if any, is unchanged"
                     )
                 return
+            with _CreationOptionWarnings():
+                rasterio.shutil.copy(self.temp_path, output.temp_path, driver=driver, **options)
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", NotGeoreferencedWarning)
                 with rasterio.open(output.temp_path, driver=driver) as ds:
