@@ -56,7 +56,7 @@ def test_unknown_key_names_the_key():
     message = str(info.value)
     assert message == (
         'out "o.tif?&foo=1": unknown extended-filename key "foo"; '
-        "expected one of box, gdal:co:KEY, nodata, streaming:*"
+        "expected one of box, cog, gdal:co:KEY, nodata, overviews, ovr, streaming:*"
     )
 
 

@@ -274,13 +274,15 @@ class LazyRaster(ABC):
         """The output as it will be written (e.g. tagged with a no-data value); the default: as given."""
         return target
 
-    def write(self, out: str | os.PathLike, pixel_type: str | None = None, progress: bool = False) -> str:
+    def write(self, out: str | os.PathLike, pixel_type: str | None = None, progress: bool = False, *,
+              cog: bool = False) -> str:
         """Stream the result to a raster file (OTB extended filename accepted); return the path written.
 
-        The format comes from the extension; the file appears under its final name only once complete; none
-        of the files the result reads may be the output. :func:`write` writes several results in one pass.
+        The format comes from the extension; ``cog=True`` (as ``?&cog=true``) makes a Cloud-Optimized GeoTIFF;
+        the file appears under its final name only once complete; none of the files the result reads may be
+        the output. :func:`write` writes several results in one pass.
         """
-        return write({out: (self, pixel_type)}, progress)[0]
+        return write({out: (self, pixel_type)}, progress, cog=cog)[0]
 
     def to_xarray(self, name: str | None = None) -> Any:
         """A lazily computed, Dask-backed ``xarray.DataArray`` (band, y, x) with the CRS and transform as rioxarray
@@ -619,8 +621,10 @@ def as_raster_source(images: Any, param: str) -> Any:
 
 
 def write(outputs: dict[str | os.PathLike, LazyRaster | tuple[LazyRaster, str | None]],
-          progress: bool = False) -> list[str]:
+          progress: bool = False, *, cog: bool = False) -> list[str]:
     """Write several results, ``{path: result}`` or ``{path: (result, pixel_type)}``; return the paths written.
+
+    ``cog=True`` makes every output a Cloud-Optimized GeoTIFF (as ``?&cog=true`` does for one).
 
     Results on the same grid (and the same ``&box=``) are written in one pass over the first one's tiles,
     through their tile caches, so whatever they share (one model feeding two heads, bands of one result, a
@@ -636,7 +640,7 @@ def write(outputs: dict[str | os.PathLike, LazyRaster | tuple[LazyRaster, str | 
         if not isinstance(raster, LazyRaster):
             raise ParameterError(f'write: "{path}" is given {type(raster).__name__}, not a lazy result')
     size_gdal_cache(max(raster.ram_mb for (raster, _), _ in items))
-    targets = [raster._output_target(parse_output(path, pixel_type)) for (raster, pixel_type), path in items]
+    targets = [raster._output_target(parse_output(path, pixel_type, cog=cog)) for (raster, pixel_type), path in items]
     check_outputs([("out", t.path) for t in targets], {f for (raster, _), _ in items for f in raster.files})
     rasters = [raster for (raster, _), _ in items]
     groups: dict[tuple[Any, Window], list[int]] = {}  # one pass per grid and box

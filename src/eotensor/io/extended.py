@@ -5,7 +5,8 @@
   ``.tif``/``.tiff`` GeoTIFF (streamed), ``.png`` and ``.jpg``/``.jpeg`` (written as a temporary GeoTIFF,
   then copied: their pixel-type limits are checked here, before any work). An existing character device
   or FIFO (``/dev/null``) is written as a GeoTIFF whatever its name. Anything else is an error listing what
-  is supported.
+  is supported. ``cog=true`` (with ``overviews=`` and ``ovr=``) asks for a Cloud-Optimized GeoTIFF: a
+  :class:`CogLayout` on the target, written by :mod:`eotensor.io.cog` (decision 30).
 * Input side: :func:`parse_input` splits ``in.tif?&bands=1,3:4`` into an :class:`InputSpec`; the band
   selection is resolved against the file's band count with :func:`resolve_bands`.
 """
@@ -24,9 +25,11 @@ from eotensor.io.atomic import is_write_through
 from eotensor.io.pixeltypes import parse_pixel_type
 
 __all__ = [
+    "COG_RESAMPLINGS",
     "EXTENDED_KEYS",
     "INPUT_KEYS",
     "OUTPUT_FORMATS",
+    "CogLayout",
     "InputSpec",
     "OutputFormat",
     "OutputTarget",
@@ -35,7 +38,7 @@ __all__ = [
     "resolve_bands",
 ]
 
-EXTENDED_KEYS = "box, gdal:co:KEY, nodata, streaming:*"
+EXTENDED_KEYS = "box, cog, gdal:co:KEY, nodata, overviews, ovr, streaming:*"
 """The extended-filename keys an output accepts, as error messages list them."""
 
 
@@ -57,6 +60,8 @@ class OutputFormat:
 
 
 _GTIFF = OutputFormat("GTiff")
+_COG = OutputFormat("COG")
+"""A Cloud-Optimized GeoTIFF (``cog=true``): GDAL's COG driver only copies, so it is written as a GeoTIFF first."""
 OUTPUT_FORMATS: dict[str, OutputFormat] = {
     ".tif": _GTIFF,
     ".tiff": _GTIFF,
@@ -65,6 +70,34 @@ OUTPUT_FORMATS: dict[str, OutputFormat] = {
     ".jpeg": OutputFormat("JPEG", ("uint8",), (1, 3)),
 }
 """Output formats by (lower-case) extension."""
+
+
+COG_RESAMPLINGS = ("nearest", "average", "mode", "bilinear", "cubic", "cubicspline", "lanczos", "gauss", "rms")
+"""The ``ovr=`` overview resampling methods, as GDAL names them."""
+
+_COG_OWNED = {
+    "TILED": "a COG is always tiled; choose its tile size with gdal:co:BLOCKSIZE=N",
+    "BLOCKXSIZE": "a COG has square tiles; choose their size with gdal:co:BLOCKSIZE=N",
+    "BLOCKYSIZE": "a COG has square tiles; choose their size with gdal:co:BLOCKSIZE=N",
+    "OVERVIEWS": "eotensor builds the overviews; use &overviews=auto|none|2,4,8",
+    "OVERVIEW_COUNT": "eotensor builds the overviews; use &overviews=auto|none|2,4,8",
+    "RESAMPLING": "eotensor builds the overviews; choose their resampling with &ovr=",
+    "OVERVIEW_RESAMPLING": "eotensor builds the overviews; choose their resampling with &ovr=",
+    "TILING_SCHEME": "the file holds the result's own grid; reproject it afterwards (gdalwarp)",
+    "TARGET_SRS": "the file holds the result's own grid; reproject it afterwards (gdalwarp)",
+}
+"""COG-driver options that ``cog=true`` refuses, and why: eotensor decides them (or they would change the grid)."""
+
+
+@dataclass(frozen=True)
+class CogLayout:
+    """How a Cloud-Optimized GeoTIFF output gets its overviews (``cog=true&overviews=...&ovr=...``)."""
+
+    overviews: tuple[int, ...] | None = None
+    """Overview factors, increasing; None: automatic (halved until one block holds the whole level, GDAL's COG
+    rule); ``()``: none."""
+    resampling: str = "nearest"
+    """How overview pixels are computed, one of :data:`COG_RESAMPLINGS`."""
 
 
 @dataclass(frozen=True)
@@ -85,7 +118,9 @@ class OutputTarget:
     param: str = "out"
     """The parameter the output came from, for error messages."""
     format: OutputFormat = _GTIFF
-    """The output format, from the extension."""
+    """The output format, from the extension (COG for ``cog=true``)."""
+    cog: CogLayout | None = None
+    """The overviews of a Cloud-Optimized GeoTIFF output (``cog=true``); None for any other output."""
 
     def region(self, width: int, height: int) -> Window:
         """The window of a ``width`` x ``height`` output grid this file covers: the box, else all of it.
@@ -131,11 +166,18 @@ def _parse_box(text: str) -> tuple[int, int, int, int] | None:
     return x0, y0, w, h
 
 
-def _output_format(path: str, dtype: np.dtype, spec: str, param: str) -> OutputFormat:
-    """The format ``path``'s extension asks for, its pixel-type limit checked (decision 34)."""
+def _output_format(path: str, dtype: np.dtype, spec: str, param: str, cog: bool = False) -> OutputFormat:
+    """The format ``path``'s extension asks for, its pixel-type limit checked (decision 34); COG when ``cog``."""
     if is_write_through(path):
-        return _GTIFF  # /dev/null, a FIFO: the GeoTIFF bytes are written through, whatever the name
+        return _COG if cog else _GTIFF  # /dev/null, a FIFO: the bytes are written through, whatever the name
     extension = os.path.splitext(path)[1].lower()
+    if cog:
+        if OUTPUT_FORMATS.get(extension) is not _GTIFF:
+            raise OutputFileError(
+                f'{param} "{spec}": cog=true writes a GeoTIFF, not "{extension or "no extension"}"; '
+                "expected a .tif or .tiff name"
+            )
+        return _COG
     supported = ", ".join(OUTPUT_FORMATS)
     try:
         fmt = OUTPUT_FORMATS[extension]
@@ -160,6 +202,51 @@ def gdal_bool(options: dict[str, str], key: str, default: bool) -> bool:
     return options[key].strip().upper() not in ("NO", "FALSE", "OFF", "0")
 
 
+def _parse_overviews(value: str) -> tuple[int, ...] | None:
+    """``auto`` -> None, ``none`` -> (), ``2,4,8`` -> (2, 4, 8) (sorted, repeats dropped); raises ValueError."""
+    text = value.strip().lower()
+    if text == "auto":
+        return None
+    if text == "none":
+        return ()
+    factors = sorted({int(token) for token in text.split(",")})
+    if not factors or factors[0] < 2:
+        raise ValueError(value)
+    return tuple(factors)
+
+
+def _cog_layout(items: dict[str, str], options: dict[str, str], dtype: np.dtype, spec: str,
+                param: str) -> CogLayout | None:
+    """The :class:`CogLayout` that the ``cog``, ``overviews`` and ``ovr`` items ask for (None: not a COG)."""
+    cog = items.get("cog", "false").strip().lower()
+    if cog not in ("true", "false", "yes", "no", "on", "off", "1", "0"):
+        raise OutputFileError(f'{param} "{spec}": cog "{items["cog"]}" is not a yes/no value; expected true or false')
+    if cog in ("false", "no", "off", "0"):
+        for key in ("overviews", "ovr"):
+            if key in items:
+                raise OutputFileError(
+                    f'{param} "{spec}": {key} applies to Cloud-Optimized GeoTIFFs only; add &cog=true'
+                )
+        return None
+    try:
+        overviews = _parse_overviews(items.get("overviews", "auto"))
+    except ValueError:
+        raise OutputFileError(
+            f'{param} "{spec}": overviews "{items["overviews"]}" is not a valid overview list; expected auto, '
+            "none or integer factors >= 2 such as 2,4,8"
+        ) from None
+    resampling = items.get("ovr", "nearest" if dtype.kind in "iu" else "average").strip().lower()
+    if resampling not in COG_RESAMPLINGS:
+        raise OutputFileError(
+            f'{param} "{spec}": ovr "{items["ovr"]}" is not an overview resampling; expected one of '
+            f"{', '.join(COG_RESAMPLINGS)}"
+        )
+    for key, why in _COG_OWNED.items():
+        if key in options:
+            raise OutputFileError(f'{param} "{spec}": gdal:co:{key}={options[key]} conflicts with cog=true: {why}')
+    return CogLayout(overviews, resampling)
+
+
 def _check_block_options(options: dict[str, str], spec: str, param: str) -> None:
     """GeoTIFF block sizes must be positive integers, multiples of 16 when tiled (checked before any work)."""
     tiled = gdal_bool(options, "TILED", True)
@@ -178,7 +265,8 @@ def _check_block_options(options: dict[str, str], spec: str, param: str) -> None
             )
 
 
-def parse_output(spec: str | os.PathLike, pixel_type: str | None = None, param: str = "out") -> OutputTarget:
+def parse_output(spec: str | os.PathLike, pixel_type: str | None = None, param: str = "out",
+                 cog: bool = False) -> OutputTarget:
     """Parse an OTB extended output filename and a pixel type into an :class:`OutputTarget`.
 
     ``spec`` is ``file.tif`` optionally followed by ``?&key=value&key=value...``:
@@ -187,13 +275,22 @@ def parse_output(spec: str | os.PathLike, pixel_type: str | None = None, param: 
     * ``gdal:co:KEY=VALUE``: a GDAL creation option of the output's driver, repeatable
       (``gdal:co:COMPRESS=DEFLATE``; ``gdal:co:ZLEVEL=9`` for a PNG, ``gdal:co:QUALITY=90`` for a JPEG);
     * ``nodata=V``: the no-data value (``nan`` allowed for float types); it must fit the pixel type;
+    * ``cog=true``: a Cloud-Optimized GeoTIFF (a ``.tif``/``.tiff`` name; ``gdal:co:`` options are then the GDAL
+      COG driver's: COMPRESS, PREDICTOR, BLOCKSIZE, LEVEL...), with ``overviews=auto|none|2,4,8`` (default
+      auto: halved until one block holds a whole level) computed by ``ovr=nearest|average|mode|...``
+      (default: nearest for integer pixel types, average for float ones). The COG driver's options that
+      eotensor decides (TILED, BLOCKXSIZE/BLOCKYSIZE, OVERVIEWS, OVERVIEW_COUNT, RESAMPLING,
+      OVERVIEW_RESAMPLING) or that would change the grid (TILING_SCHEME, TARGET_SRS) are refused. The
+      ``cog`` argument set to True is the same as ``cog=true``;
     * ``streaming:type``, ``streaming:sizemode``, ``streaming:sizevalue`` (any ``streaming:*``): OTB's
       writer splitting, accepted for compatibility and ignored (eotensor plans its own tiles).
 
     The format comes from the extension (see :data:`OUTPUT_FORMATS`). A key given twice keeps its last
     value. Any other key, an item without ``=``, a malformed box, a no-data value the pixel type cannot
-    hold, an unsupported extension or a pixel type the format cannot hold raises :class:`OutputFileError`;
-    an unknown pixel type raises :class:`ParameterError`.
+    hold, an unsupported extension or a pixel type the format cannot hold, a malformed ``cog``, ``overviews``
+    or ``ovr``, ``overviews``/``ovr`` without ``cog=true``, ``cog=true`` on a name that is not ``.tif``/``.tiff``
+    or with a refused ``gdal:co:`` option raises :class:`OutputFileError`; an unknown pixel type raises
+    :class:`ParameterError`.
     """
     spec = os.fspath(spec)
     path, _, extended = spec.partition("?")
@@ -203,6 +300,7 @@ def parse_output(spec: str | os.PathLike, pixel_type: str | None = None, param: 
     box: tuple[int, int, int, int] | None = None
     options: dict[str, str] = {}
     nodata: float | None = None
+    cog_items: dict[str, str] = {}
     for item in extended.split("&"):
         if not item:
             continue
@@ -237,15 +335,20 @@ def parse_output(spec: str | os.PathLike, pixel_type: str | None = None, param: 
             problem = nodata_problem(nodata, dtype)
             if problem:
                 raise OutputFileError(f'{param} "{spec}": nodata {value} {problem}')
+        elif lowered in ("cog", "overviews", "ovr"):
+            cog_items[lowered] = value
         else:
             raise OutputFileError(
                 f'{param} "{spec}": unknown extended-filename key "{key}"; expected one of {EXTENDED_KEYS}'
             )
-    fmt = _output_format(path, dtype, spec, param)
+    if cog:
+        cog_items["cog"] = "true"
+    layout = _cog_layout(cog_items, options, dtype, spec, param)
+    fmt = _output_format(path, dtype, spec, param, cog=layout is not None)
     if fmt.streamed:
         _check_block_options(options, spec, param)
     return OutputTarget(path=path, dtype=dtype, box=box, creation_options=options, nodata=nodata, param=param,
-                        format=fmt)
+                        format=fmt, cog=layout)
 
 
 # --- input side ----------------------------------------------------------------------------------------

@@ -3,8 +3,9 @@
 * :func:`block_shape` is the one rule for the output's block size; the tile planner calls it before the
   writer exists, and the writer uses it, so tiles and blocks stay aligned whatever the options say.
 * :class:`GeoTiffWriter` writes the tiles, checks that every block reached the disk, and commits through
-  :class:`~eotensor.io.atomic.AtomicOutput`. Formats GDAL can only copy (PNG, JPEG) are written as a
-  temporary GeoTIFF first, then copied (decision 34).
+  :class:`~eotensor.io.atomic.AtomicOutput`. Formats GDAL can only copy (PNG, JPEG, and Cloud-Optimized
+  GeoTIFFs after their overviews, :mod:`eotensor.io.cog`) are written as a temporary GeoTIFF first, then
+  copied (decisions 30, 34).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from rasterio.windows import Window as RioWindow
 from eotensor.errors import OutputFileError
 from eotensor.geometry import as_window
 from eotensor.io.atomic import AtomicOutput, CommitOnSuccess
+from eotensor.io.cog import validate_cog, write_cog
 from eotensor.io.extended import OutputTarget, gdal_bool
 from eotensor.io.pixeltypes import to_pixel_type
 
@@ -52,8 +54,8 @@ def block_shape(target: OutputTarget, width: int, height: int) -> tuple[int, int
     ``gdal:co:BLOCKXSIZE`` / ``gdal:co:BLOCKYSIZE`` when given (checked by ``parse_output``), else
     :data:`DEFAULT_BLOCK_SIZE`, or for a smaller file the file's size rounded up to a multiple of 16
     (a 1x1 output has 16x16 blocks, not 256x256). With ``gdal:co:TILED=NO`` the blocks are strips: the
-    file's full width, the same rule giving their height. Formats that are copied (PNG, JPEG) go through a
-    GeoTIFF with the default rule (their ``gdal:co`` options belong to the copy).
+    file's full width, the same rule giving their height. Formats that are copied (PNG, JPEG, COG) go through
+    a GeoTIFF with the default rule (their ``gdal:co`` options belong to the copy).
     """
     region = target.region(width, height)
     width, height = region.width, region.height
@@ -214,9 +216,9 @@ class GeoTiffWriter(CommitOnSuccess):
     next to the target; symlinks, read-only files, ``/dev/null`` and FIFOs handled as it says) and kept
     open for the whole run. :meth:`commit` (called by ``__exit__`` when no exception is raised) closes it,
     checks that every block reached the file (GDAL does not report a failed final flush), copies it to
-    PNG/JPEG when the target asks, and renames it onto the final name; a failure at any step is an
-    :class:`OutputFileError` and the previous output stays. :meth:`abort` (called on any exception,
-    ``KeyboardInterrupt`` included) closes and deletes the temporary files.
+    PNG/JPEG or (overviews built) to a COG when the target asks, and renames it onto the final name; a
+    failure at any step is an :class:`OutputFileError` and the previous output stays. :meth:`abort` (called
+    on any exception, ``KeyboardInterrupt`` included) closes and deletes the temporary files.
 
     Thread-safety: one thread may call :meth:`write` while others compute. The writer holds no lock and
     is not re-entrant: never call its methods from two threads at once.
@@ -251,7 +253,7 @@ class GeoTiffWriter(CommitOnSuccess):
         if not fmt.streamed:
             self._check_copy_format()
         self.creation_options = options = _creation_options(target, self.count, int(width), int(height))
-        made = () if target.format.streamed else (".aux.xml",)  # a copied format's georeferencing
+        made = () if fmt.driver in ("GTiff", "COG") else (".aux.xml",)  # a PNG/JPEG's georeferencing
         self._output = AtomicOutput(self.path, self.param, _SIDECARS, made)
         self.temp_path = self._output.temp_path if fmt.streamed else self._output.scratch(".tif")
         try:
@@ -378,11 +380,23 @@ class GeoTiffWriter(CommitOnSuccess):
             raise
 
     def _copy(self, output: AtomicOutput) -> None:
-        """Copy the complete GeoTIFF into the target's format (PNG, JPEG), then decode the copy once."""
+        """Copy the complete GeoTIFF into the target's format: PNG or JPEG, then decode the copy once; a COG with
+        overviews (:func:`~eotensor.io.cog.write_cog`), then check that the copy is complete and valid."""
         driver = self.target.format.driver
+        options = self.target.creation_options
         try:
+            if self.target.cog:
+                write_cog(self.temp_path, output.temp_path, self.target)
+                problem = (_unwritten_block(output.temp_path, gdal_bool(options, "SPARSE_OK", False))
+                           or next(iter(validate_cog(output.temp_path)), None))
+                if problem:
+                    raise OutputFileError(
+                        f'{self.param} "{self.path}": the COG written is not valid ({output.explain(problem)}); '
+                        "the previous file, if any, is unchanged"
+                    )
+                return
             with _CreationOptionWarnings():
-                rasterio.shutil.copy(self.temp_path, output.temp_path, driver=driver, **self.target.creation_options)
+                rasterio.shutil.copy(self.temp_path, output.temp_path, driver=driver, **options)
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", NotGeoreferencedWarning)
                 with rasterio.open(output.temp_path, driver=driver) as ds:
