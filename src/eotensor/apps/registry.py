@@ -20,6 +20,11 @@ BUILTIN: dict[str, str] = {
     "DensePolygonClassStatistics": "eotensor.apps.dense_polygon_class_statistics:APP",
     "ModelInfo": "eotensor.apps.model_info:APP",
     "TensorflowModelTrain": "eotensor.apps.model_train:APP",
+    "ComputeImagesStatistics": "eotensor.apps.compute_images_statistics:APP",
+    "TrainImagesClassifier": "eotensor.apps.train_images_classifier:APP",
+    "ImageClassifier": "eotensor.apps.image_classifier:APP",
+    "TrainClassifierFromDeepFeatures": "eotensor.apps.train_classifier_from_deep_features:APP",
+    "ImageClassifierFromDeepFeatures": "eotensor.apps.image_classifier_from_deep_features:APP",
 }
 ENTRY_POINT_GROUP = "eotensor.apps"
 

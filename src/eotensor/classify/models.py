@@ -62,10 +62,19 @@ def sklearn() -> Any:
     """``sklearn``, or a one-line error naming the extra that installs it."""
     try:
         import sklearn as module
-        import skops.io  # noqa: F401 - both are needed together
-    except ImportError as error:
-        raise MissingDependencyError(f"classifiers need scikit-learn and skops ({error.name} is missing); "
-                                     "pip install 'eotensor[classify]'") from None
+    except ImportError:
+        raise MissingDependencyError("classifiers need scikit-learn (not installed); pip install "
+                                     "'eotensor[classify]'") from None
+    return module
+
+
+def skops_io() -> Any:
+    """``skops.io`` (imported when a model file is written or read: it takes seconds), or a one-line error."""
+    try:
+        import skops.io as module
+    except ImportError:
+        raise MissingDependencyError("classifier model files need skops (not installed); pip install "
+                                     "'eotensor[classify]'") from None
     return module
 
 
@@ -205,13 +214,11 @@ class ClassifierModel:
 
     def save(self, path: str | os.PathLike, param: str = "io.out") -> str:
         """Write the model file and its ``.json`` sidecar, both renamed into place when complete; return ``path``."""
-        import skops.io as sio
-
         from eotensor.errors import OutputFileError
         from eotensor.io.atomic import AtomicOutput
 
         path = os.fspath(path)
-        data = sio.dumps(self.estimator)
+        data = skops_io().dumps(self.estimator)
         with AtomicOutput(path, param, sidecars=(SIDECAR,)) as output:
             try:
                 with open(output.temp_path, "wb") as stream:
@@ -227,8 +234,7 @@ def load_classifier(path: str | os.PathLike, param: str = "model") -> Classifier
     """A model file written by :meth:`ClassifierModel.save`, checked (sidecar, hash, trusted types) before skops
     builds anything; every refusal is one line naming ``param`` and the file."""
     sklearn()
-    import skops.io as sio
-
+    sio = skops_io()
     path = os.fspath(path)
     side = path + SIDECAR
     if not os.path.isfile(path):
