@@ -8,7 +8,8 @@ OTB's sub-keys mapped where they have a meaning there (the app's ``-help`` lists
   (0: the square root of the features, OpenCV's default), ``nbtrees`` → ``n_estimators``; ``ra``, ``cat``
   and ``acc`` (OpenCV's early stop on the out-of-bag error) have no counterpart;
 * ``libsvm`` → ``SVC`` (``m csvc``) or ``NuSVC`` (``m nusvc``): ``k`` → ``kernel``, ``c`` → ``C``, ``gamma``,
-  ``coef0``, ``degree``, ``nu``, ``prob`` → ``probability`` (a confidence map needs it);
+  ``coef0``, ``degree``, ``nu``; ``prob on`` wraps it in ``CalibratedClassifierCV(ensemble=False)`` (Platt
+  scaling on cross-validated decisions, as libsvm's probabilities; a confidence map needs them);
 * ``knn`` → ``KNeighborsClassifier`` (``k``); ``dt`` → ``DecisionTreeClassifier`` (``max``, ``min``);
   ``boost`` → ``AdaBoostClassifier`` over depth-``m`` trees, ``w`` of them; ``bayes`` → ``GaussianNB``;
   ``ann`` → ``MLPClassifier`` (``sizes``, ``f``: ident/sig → identity/logistic, ``iter``, ``eps``; ``t back``
@@ -89,14 +90,17 @@ def _rf(o: Mapping[str, Any], seed: int) -> Any:
 def _libsvm(o: Mapping[str, Any], seed: int) -> Any:
     from sklearn.svm import SVC, NuSVC
 
-    common = dict(kernel=o["k"], gamma=o["gamma"], coef0=o["coef0"], degree=o["degree"], probability=o["prob"],
-                  random_state=seed)
-    if o["m"] == "nusvc":
-        return NuSVC(nu=o["nu"], **common)
-    if o["m"] != "csvc":
-        raise ParameterError(f'classifier.libsvm.m: "{o["m"]}" (one-class) has no classes to map; expected csvc or '
-                             "nusvc")
-    return SVC(C=o["c"], **common)
+    common = dict(kernel=o["k"], gamma=o["gamma"], coef0=o["coef0"], degree=o["degree"], random_state=seed)
+    if o["m"] == "oneclass":
+        raise ParameterError('classifier.libsvm.m: "oneclass" has no classes to map; expected csvc or nusvc')
+    svm = NuSVC(nu=o["nu"], **common) if o["m"] == "nusvc" else SVC(C=o["c"], **common)
+    if not o["prob"]:
+        return svm
+    from sklearn.calibration import CalibratedClassifierCV
+
+    # libsvm's probabilities: Platt scaling fitted on cross-validated decisions (SVC(probability=True) is
+    # deprecated in scikit-learn 1.9 for exactly this)
+    return CalibratedClassifierCV(svm, ensemble=False)
 
 
 def _knn(o: Mapping[str, Any], seed: int) -> Any:
@@ -233,8 +237,6 @@ class ClassifierModel:
 def load_classifier(path: str | os.PathLike, param: str = "model") -> ClassifierModel:
     """A model file written by :meth:`ClassifierModel.save`, checked (sidecar, hash, trusted types) before skops
     builds anything; every refusal is one line naming ``param`` and the file."""
-    sklearn()
-    sio = skops_io()
     path = os.fspath(path)
     side = path + SIDECAR
     if not os.path.isfile(path):
@@ -257,6 +259,8 @@ def load_classifier(path: str | os.PathLike, param: str = "model") -> Classifier
     if hashlib.sha256(data).hexdigest() != meta.get("sha256"):
         raise InputFileError(f'{param}: "{path}" was changed after it was written (its SHA-256 differs from '
                              f'"{side}"); refusing to load it')
+    sklearn()
+    sio = skops_io()  # only now: the checks above cost nothing, this import takes seconds
     try:
         untrusted = sio.get_untrusted_types(data=data)
     except Exception as error:  # noqa: BLE001 - skops raises several kinds on a bad archive

@@ -39,8 +39,8 @@ class Classification(LazyRaster):
         if norm is not None:
             norm.check(features.count, "imstat", param)
         if confidence and not model.has_probabilities:
-            raise ParameterError(f'confmap: the {model.kind} classifier of "{model_path}" gives no class probabilities; '
-                                 "train it with probabilities (libsvm: -classifier.libsvm.prob on; sgd: "
+            raise ParameterError(f'confmap: the {model.kind} classifier of "{model_path}" gives no class '
+                                 "probabilities; train it with probabilities (libsvm: -classifier.libsvm.prob on; sgd: "
                                  "-classifier.sgd.loss log_loss) or leave -confmap out")
         if mask is not None and (mask.grid.width, mask.grid.height) != (features.grid.width, features.grid.height):
             raise InputFileError(f"mask: {mask.grid.width}x{mask.grid.height} pixels but {param} has "

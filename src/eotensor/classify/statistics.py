@@ -105,8 +105,8 @@ def image_statistics(images: Sequence[Any], background: float | None = None, par
             return _Moments.of(pixels)
 
         bar = Progress(len(plan), "statistics") if progress else None
-        raster.executor(compute, plan, lambda moments, window: parts.append(moments), workers=raster.workers,
-                        progress=bar)
+        raster.executor(compute, plan, lambda moments, window, parts=parts: parts.append(moments),
+                        workers=raster.workers, progress=bar)
         image = parts[0]
         for part in parts[1:]:
             image = image + part
