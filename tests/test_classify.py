@@ -99,6 +99,26 @@ def test_feature_spans_cover_what_feature_counts_counts(raw_scene):
     assert burnt[3:9, 3:12].all() and burnt.sum() == 54  # a box is exactly its pixels
 
 
+def test_samples_read_only_the_boxes_around_them():
+    """Sample values come from small windows around the drawn pixels, tile by tile, never the whole image."""
+    from eotensor.classify.samples import read_pixels
+    from eotensor.lazy import ArrayRaster
+
+    class Logged(ArrayRaster):
+        def compute(self, window):
+            seen.append(window)
+            return super().compute(window)
+
+    seen = []
+    array = np.arange(300 * 200 * 2, dtype=np.float32).reshape(300, 200, 2)
+    raster = Logged(array)
+    raster.ram_mb = 0.05  # strips of a few rows
+    rows, cols = np.array([5, 7, 7, 250, 251]), np.array([10, 12, 30, 100, 101])
+    values = read_pixels(raster, rows, cols)
+    assert np.array_equal(values, array[rows, cols])
+    assert sum(w.size for w in seen) < 100 and max(w.width for w in seen) <= 21
+
+
 def test_sample_sizes_are_otbs():
     """Per-class sizes as otbcli_TrainImagesClassifier 8.1 draws them (its confusion totals, measured)."""
     from eotensor.classify.samples import sample_sizes, split_samples

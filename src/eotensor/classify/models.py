@@ -179,10 +179,15 @@ class ClassifierModel:
             normalisation: Normalisation | None) -> ClassifierModel:
         """Fit ``estimator`` on ``features`` (n, f), normalised first when ``normalisation`` is given."""
         x = normalisation.apply(features) if normalisation is not None else features
+        parallel = "n_jobs" in estimator.get_params()
+        if parallel:  # fit on every core (threads); predictions run one per executor thread, hence reset below
+            estimator.set_params(n_jobs=-1)
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", category=UserWarning, module="sklearn")
             warnings.filterwarnings("ignore", message=".*ConvergenceWarning.*|.*did not converge.*")
             estimator.fit(x, labels)
+        if parallel:
+            estimator.set_params(n_jobs=None)
         return cls(estimator, kind, features.shape[1], np.asarray(estimator.classes_, np.int64), normalisation)
 
     @property

@@ -24,6 +24,9 @@ from eotensor.lazy import LazyRaster
 
 __all__ = ["Classification"]
 
+TILE_PIXELS = 1 << 18
+"""Pixels per classification tile, about (a forest of 100 trees predicts some 10^5 pixels a second per core)."""
+
 
 class Classification(LazyRaster):
     """Labels (and confidence) of every pixel of ``features`` by ``model``."""
@@ -78,8 +81,12 @@ class Classification(LazyRaster):
         return [self.features, *([self.mask] if self.mask is not None else [])]
 
     def tile_shape(self, block: tuple[int, int] = (DEFAULT_BLOCK_SIZE, DEFAULT_BLOCK_SIZE)) -> TileShape:
-        """The features' tiles (a served model's own), so each is computed once."""
-        return self.features.tile_shape(block)
+        """The features' tiles (a served model's own), cut into bands of whole output blocks of about
+        :data:`TILE_PIXELS` pixels: predicting costs far more per pixel than reading, so smaller tiles keep every
+        worker busy; the features' tiles are computed once (their tile cache) whatever the cut."""
+        tile = self.features.tile_shape(block)
+        rows = max(block[0], TILE_PIXELS // max(1, tile.cols) // block[0] * block[0])
+        return TileShape(min(tile.rows, rows), tile.cols)
 
     def compute(self, window: Window) -> np.ndarray:
         values = self.features.tiles.read(window)
