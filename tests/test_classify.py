@@ -175,6 +175,36 @@ def test_train_and_classify_raw_bands(raw_scene, tmp_path):
     assert (labels[:, ~masked] == truth[:, ~masked]).mean() > 0.8
 
 
+def test_points_validate_and_images_pair_with_vectors(raw_scene, tmp_path):
+    """Validation from points in another CRS (each point's pixel; bm 1: as many per class as the smallest class
+    has); two images, each with its vectors; a mismatched count is an error."""
+    import shapely
+
+    from eotensor.apps.train_images_classifier import TrainImagesClassifier
+    from eotensor.io.vector import reproject_geometries
+
+    rng = np.random.default_rng(1)
+    points, classes = [], []
+    for label, (c0, c1), n in ((1, (0, 50), 30), (2, (50, 100), 40), (3, (100, 150), 50)):
+        cols, rows = rng.integers(c0, c1, n), rng.integers(0, 160, n)
+        points += list(shapely.points(ORIGIN[0] + (cols + 0.5) * SPACING, ORIGIN[1] - (rows + 0.5) * SPACING))
+        classes += [label] * n
+    wgs84 = reproject_geometries(np.asarray(points, dtype=object), "EPSG:32631", "EPSG:4326")
+    _vectors(tmp_path / "points.gpkg", wgs84, classes, crs="EPSG:4326")
+    image, vectors = raw_scene / "im.tif", raw_scene / "train.gpkg"
+    training = TrainImagesClassifier(io_il=[image, image], io_vd=[vectors, vectors], io_valid=tmp_path / "points.gpkg",
+                                     sample_vfn="cls", classifier="bayes", sample_bm=0, sample_mt=100, sample_mv=-1,
+                                     io_confmatout=tmp_path / "cm.csv", io_out=tmp_path / "m.skops")
+    assert training.result.train.per_class == {1: 100, 2: 100, 3: 100}
+    # mv -1 with mt 100 and vtr 0.5: at most 100 validation samples a class; the one validation file serves
+    # both images, so each point is a candidate twice
+    assert _csv_matrix(tmp_path / "cm.csv").sum(axis=1).tolist() == [60, 80, 100]
+    assert training.confusion.overall_accuracy > 0.8
+    with pytest.raises(ParameterError, match=r"io.vd: 3 vector file\(s\) for 2 image\(s\)"):
+        TrainImagesClassifier(io_il=[image, image], io_vd=[vectors] * 3, sample_vfn="cls", classifier="bayes",
+                              io_out=tmp_path / "n.skops")
+
+
 def test_statistics_are_otbs_and_each_reads_the_others(raw_scene, tmp_path):
     """ComputeImagesStatistics matches otbcli's file byte for byte (two images, -bv); a classifier trained with
     either XML normalises identically."""
@@ -374,6 +404,7 @@ def test_deep_features_separate_what_raw_bands_cannot(tmp_path):
     feature file): OA against the truth above 0.95, tiled == untiled, the same map as ImageClassifier on the
     features written to a file; the raw-band twins on the same scene stay near chance."""
     import eotensor as eot
+    from eotensor.apps.cli import main
     from eotensor.apps.image_classifier import ImageClassifier
     from eotensor.apps.image_classifier_from_deep_features import ImageClassifierFromDeepFeatures
     from eotensor.apps.train_classifier_from_deep_features import TrainClassifierFromDeepFeatures
@@ -393,7 +424,11 @@ def test_deep_features_separate_what_raw_bands_cannot(tmp_path):
 
     deep = {"source1.il": tmp_path / "tex.tif", "source1.rfieldx": 5, "source1.rfieldy": 5, "deepmodel.dir": model,
             "deepmodel.fullyconv": True, "output.names": "features", "model": tmp_path / "deep.skops"}
-    ImageClassifierFromDeepFeatures(deep, out=tmp_path / "deep.tif", confmap=(tmp_path / "conf.tif", "float"))
+    assert main(["ImageClassifierFromDeepFeatures", "-source1.il", str(tmp_path / "tex.tif"), "-source1.rfieldx", "5",
+                 "-source1.rfieldy", "5", "-deepmodel.dir", model, "-deepmodel.fullyconv", "on", "-output.names",
+                 "features", "-model", str(tmp_path / "deep.skops"), "-out", str(tmp_path / "deep.tif"),
+                 "-confmap", str(tmp_path / "conf.tif"), "float"]) == 0
+    assert rasterio.open(tmp_path / "conf.tif").dtypes[0] == "float32"
     tiled = ImageClassifierFromDeepFeatures(deep, optim_tilesizex=16, optim_tilesizey=8, optim_ram=1)
     labels = rasterio.open(tmp_path / "deep.tif")
     assert np.array_equal(tiled.read()[0], labels.read(1)) and tiled.plan().tile.cols == 16
