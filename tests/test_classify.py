@@ -358,6 +358,28 @@ def test_cli_and_import_costs(raw_scene, tmp_path, capsys):
     assert done.returncode != 0 and len(done.stderr.strip().splitlines()) == 1 and "sidecar" in done.stderr
 
 
+def test_composite_tables_mount_the_apps_rows():
+    """The deep-features apps mount TensorflowModelServe's and the classifier apps' rows (the same objects), with
+    OTBTF's spellings, in -help too."""
+    from eotensor.apps import image_classifier, model_serve, train_images_classifier
+    from eotensor.apps.image_classifier_from_deep_features import APP as CLASSIFY
+    from eotensor.apps.params import format_help
+    from eotensor.apps.train_classifier_from_deep_features import APP as TRAIN
+
+    serve = model_serve.APP.table
+    assert CLASSIFY.table.param("deepmodel.dir") is serve.param("model.dir")
+    assert TRAIN.table.param("model.dir") is serve.param("model.dir")
+    assert TRAIN.table.param("source{n}.rfieldx") is serve.param("source{n}.rfieldx")
+    assert TRAIN.table.param("optim.tilesizey") is serve.param("optim.tilesizey")
+    assert TRAIN.table.param("classifier.rf.nbtrees") is train_images_classifier.APP.table.param("classifier.rf.nbtrees")
+    assert CLASSIFY.table.param("confmap") is image_classifier.APP.table.param("confmap")
+    keys = {row.key for row in TRAIN.table.rows}
+    assert {"vd", "valid", "out", "confmatout", "sample.vfn", "rand", "ram"} <= keys and "io.il" not in keys
+    assert "out" not in {row.key for row in CLASSIFY.table.rows if row.origin.startswith("tfmodel.")}
+    text = format_help(TRAIN)
+    assert "\n  -vd " in text and "-io.vd" not in text and "-deepmodel.dir" in format_help(CLASSIFY)
+
+
 # ------------------------------------------------------------------------------------------- deep features
 def _texture_scene(tmp, size=(72, 96)):
     """One band of 0/20 pixels in three textures with the same histogram: random (1), checkerboard (2), row

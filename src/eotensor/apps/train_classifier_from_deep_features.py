@@ -10,18 +10,22 @@ samples read only the tiles of the features that hold them, and no feature file 
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from eotensor.apps import model_serve
 from eotensor.apps import train_images_classifier as train
-from eotensor.apps.params import App, Group, Values, run_python, share
+from eotensor.apps.params import App, Values, run_python, share
 
 RENAMES = {"io.vd": "vd", "io.valid": "valid", "io.out": "out", "io.confmatout": "confmatout"}
 """TrainImagesClassifier's keys as OTBTF's composite spells them."""
 
+IO_ROWS = tuple(dataclasses.replace(row, key=f"io.{row.key}") for row in train.IO_SHARED)
+"""TrainImagesClassifier's shared ``io`` rows under their full keys (so that the renames show in ``-help`` too)."""
+
 PARAMS = (
     share(model_serve.PARAMS, "tfmodel", only=("source", "model", "output", "optim")),
-    share((Group("io", "Training vectors and outputs.", train.IO_SHARED), *train.SHARED), "train", RENAMES),
+    share((*IO_ROWS, *train.SHARED), "train", RENAMES),
 )
 
 NOTES = f"""\
