@@ -10,6 +10,8 @@ $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e ".[tf,test]"
+	# pyotb 2.2 pins numpy<2 but needs only NumPy's basics: the otbApplication tests run it on eotensor.
+	$(PY) -m pip install -q --no-deps "pyotb==2.2.*"
 	rm -f $(VENV)/.installed-*
 	touch $@
 

@@ -137,3 +137,43 @@ def test_an_attribute_set_after_super_init_is_named(tmp_path):
 
     with pytest.raises(AttributeError, match=r"Late.n_classes is not set when create_network runs"):
         Late(({"x": tf.TensorSpec((None, 8, 8, 2), tf.float32)},))
+
+
+def test_a_saved_modelbase_trains_further_with_tensorflowmodeltrain(tmp_path):
+    """ModelBase.save writes the compiled model without the crops, which TensorflowModelTrain trains; its
+    model.export then has the outputs of that file (no crops): the crops come from ModelBase.export."""
+    import keras
+
+    from eotensor.apps.model_train import TensorflowModelTrain
+    from eotensor.dataset import DatasetFromPatchesImages
+    from eotensor.model.base import ModelBase
+    from eotensor.runtimes.tensorflow import load_saved_model
+
+    class Net(ModelBase):
+        def normalize_inputs(self, inputs):
+            return inputs
+
+        def get_outputs(self, normalized_inputs):
+            return {"prob": keras.layers.Conv2D(2, 1, activation="softmax", name="conv")(normalized_inputs["x"])}
+
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 2, (24, 4, 4, 1)).astype(np.uint8)
+    sign = labels.astype(np.float32) * 2 - 1
+    pixels = np.concatenate([sign, -sign], axis=-1)
+    files = {"x": [_write_patches(tmp_path / "x.tif", pixels)], "prob": [_write_patches(tmp_path / "y.tif", labels)]}
+    tf_ds = DatasetFromPatchesImages(filenames_dict=files, seed=0).get_tf_dataset(batch_size=8, targets_keys=["prob"])
+    keras.utils.set_random_seed(0)
+    model = Net(tf_ds.element_spec, inference_cropping=[1])
+    model.compile(optimizer=keras.optimizers.Adam(0.1), loss={"prob": "sparse_categorical_crossentropy"})
+    model.fit(tf_ds, epochs=1, verbose=0, shuffle=False)
+    model.save(str(tmp_path / "net.keras"))
+    assert set(keras.saving.load_model(tmp_path / "net.keras").output) == {"prob"}
+
+    source = dict(patchsizex=4, patchsizey=4)
+    trainer = TensorflowModelTrain(
+        model_dir=str(tmp_path / "net.keras"), training_source1_il=files["x"], training_source1_placeholder="x",
+        training_source2_il=files["prob"], training_source2_placeholder="prob", training_batchsize=8,
+        training_epochs=2, model_export=str(tmp_path / "export"), rand=0,
+        **{f"training_source{n}_{k}": v for n in (1, 2) for k, v in source.items()})
+    assert len(trainer.losses) == 2 and trainer.losses[-1]["loss"] < trainer.losses[0]["loss"]
+    assert set(load_saved_model(tmp_path / "export").outputs) == {"prob"}

@@ -139,3 +139,21 @@ def test_probe_uses_sizes_that_are_multiples_of_the_programs_step(tmp_path):
     report = ModelInfo(model_dir=str(tmp_path / "pool.pt2"))
     assert report.probe is not None, report.why
     assert float(report.probe.scale) == 2 and report.probe.efield == (1, 1)
+
+
+def test_a_net_that_only_takes_multiples_of_16_is_probed_with_such_sizes():
+    """A stride-16 encoder-decoder refuses 32 x 35 inputs: the probe retries with multiples of 2, 4, 8, 16."""
+    from eotensor.engine.probe import probe_model
+    from eotensor.errors import ModelError
+    from eotensor.runtimes import FunctionModel
+
+    def pooled(x):
+        rows, cols = x.shape[1], x.shape[2]
+        if rows % 16 or cols % 16:
+            raise ModelError(f"Incompatible shapes for {rows} x {cols}")
+        blocks = x.reshape(1, rows // 16, 16, cols // 16, 16, x.shape[3]).max(axis=(2, 4))
+        return {"y": np.repeat(np.repeat(blocks, 16, axis=1), 16, axis=2)[:, 8:-8, 8:-8]}  # crop 8: RF 32, EF 16
+
+    probe, why = probe_model(FunctionModel(pooled, ["x"], ["y"]), "nhwc", bands=2)
+    assert probe is not None, why
+    assert (probe.rfield, probe.efield, probe.scale) == ((32, 32), (16, 16), Fraction(1))

@@ -255,6 +255,8 @@ def test_keras_rmse_validation_and_bad_inputs(tmp_path, data):
         (dict(training_targetnodes="optimizer"), "training.targetnodes: applies to TF1 graphs only"),
         (dict(model_saveto=str(tmp_path / "x.h5")), "must end in .keras"),
         (dict(model_dir=str(tmp_path / "none.keras")), "model.dir"),
+        (dict(model_dir=str(tmp_path / "none.keras"), training_source1_il=str(tmp_path / "none.tif")),
+         "model.dir"),  # the model is loaded before the patches are read
         (dict(training_source2_placeholder="x"), 'model input "x" is fed twice'),
     ]
     for change, expected in cases:
@@ -272,3 +274,161 @@ def test_cli_error_is_one_line_and_non_zero(tmp_path, data, capsys):
     assert main(["TensorflowModelTrain", *argv]) == 1
     err = capsys.readouterr().err.strip()
     assert err.startswith("TensorflowModelTrain: error: training.source2.il: input file") and "\n" not in err
+
+
+def cli(args, capsys):
+    """Run TensorflowModelTrain through the CLI with Python keywords; (exit status, stderr)."""
+    from eotensor.apps.cli import main
+
+    argv = [token for key, value in args.items() if value is not None
+            for token in (f"-{key.replace('_', '.')}", *(value if isinstance(value, list) else [str(value)]))]
+    status = main(["TensorflowModelTrain", *argv])
+    return status, capsys.readouterr().err.strip()
+
+
+def test_outputs_are_checked_before_any_epoch(tmp_path, data, capsys):
+    """model.saveto and model.export fail at setup, not after the epochs; a directory holding more than a
+    SavedModel is never replaced."""
+    tf1 = build_tf1_trainable(tmp_path / "model")
+    keras_model = build_keras_classifier(tmp_path / "net.keras")
+    user = tmp_path / "user"
+    user.mkdir()
+    (user / "saved_model.pb").write_bytes(b"old")
+    (user / "notes.txt").write_text("mine")
+    cases = [
+        (tf1_args(tf1, data, model_saveto=str(tmp_path / "nodir" / "variables")),
+         f'model.saveto: cannot write "{tmp_path / "nodir" / "variables"}": the directory'),
+        (keras_args(keras_model, data, model_saveto=str(tmp_path / "nodir" / "net.keras")),
+         "model.saveto: cannot write"),
+        (keras_args(keras_model, data, model_export=str(tmp_path / "nodir" / "export")), "model.export: cannot write"),
+        (keras_args(keras_model, data, model_export=str(user)), "holds notes.txt, which is not part of a SavedModel"),
+    ]
+    for args, expected in cases:
+        status, err = cli(dict(args, training_epochs=1000, validation_step=1), capsys)
+        assert status == 1 and expected in err and "\n" not in err, err
+        assert "Epoch" not in err  # not one epoch ran
+    assert sorted(os.listdir(user)) == ["notes.txt", "saved_model.pb"]
+    assert (user / "saved_model.pb").read_bytes() == b"old" and (user / "notes.txt").read_text() == "mine"
+    assert not (tmp_path / "nodir").exists()
+    assert not [f for f in os.listdir(tmp_path) if f.startswith(".eot-")]
+
+
+def test_graph_errors_give_their_cause(tmp_path, data, capsys):
+    """A label out of range: TF1 graphs and Keras models say so in one line (not "Node: ..." nor a traceback)."""
+    bad = write_patches(tmp_path / "bad_y.tif", np.full((50, PS, PS, 1), 5, np.uint8))
+    model = build_tf1_trainable(tmp_path / "model")
+    with pytest.raises(EotensorError) as error:
+        TensorflowModelTrain(**tf1_args(model, data, training_source2_il=bad, training_epochs=1))
+    message = str(error.value)
+    assert "the graph failed: Received a label value of 5 which is outside the valid range" in message, message
+    assert "\n" not in message
+
+    status, err = cli(keras_args(build_keras_classifier(tmp_path / "net.keras"), data, training_source2_il=bad,
+                                 training_epochs=1, validation_mode="none"), capsys)
+    assert status == 1 and "\n" not in err, err
+    assert err.startswith("TensorflowModelTrain: error: model.dir") and "Received a label value of 5" in err, err
+
+
+def test_validation_roles_are_checked_at_setup(tmp_path, data):
+    """A validation source renamed into an output leaves a model input unfed; an output of other channels than
+    the reference bands cannot be compared: both fail at setup, naming validation.sourceN.name."""
+    tf1 = build_tf1_trainable(tmp_path / "model")
+    keras_model = build_keras_classifier(tmp_path / "net.keras")
+    cases = [
+        (tf1_args(tf1, data, validation_source1_name="loss"),
+         'validation.source1.name: output "loss" needs model input(s) x, y, which validation does not feed'),
+        (keras_args(keras_model, data, validation_source1_name="label", validation_source2_name="prob"),
+         'validation.source1.name: "label" leaves model input "x" (fed by training.source1) without a source'),
+        (keras_args(keras_model, data, validation_source2_name=None),  # compares "prob" (2 channels) with labels
+         'validation.source2.name: output "prob" has 2 channels but validation.source2.il has 1 band(s)'),
+    ]
+    for args, expected in cases:
+        with pytest.raises(EotensorError) as error:
+            TensorflowModelTrain(**{k: v for k, v in args.items() if v is not None})
+        assert expected in str(error.value) and "\n" not in str(error.value), str(error.value)
+
+
+def build_tf1_counter(path, samples, epochs):
+    """A TF1 graph that counts, per epoch, how often each sample is fed: input ``x`` (float32 patches whose
+    pixels hold the sample's index), an unused input ``ref``; node ``record`` adds one to ``hits[epoch, index]``
+    for every patch of the batch (the epoch is ``seen // samples``, ``seen`` the patches fed before); outputs
+    ``half`` (every other pixel of ``x``, a quarter of its values) and ``same`` (``x``)."""
+    from models import _tf
+
+    tf = _tf()
+    graph = tf.Graph()
+    with graph.as_default():
+        x = tf.compat.v1.placeholder(tf.float32, [None, None, None, 1], name="x")
+        ref = tf.compat.v1.placeholder(tf.float32, [None, None, None, 1], name="ref")
+        hits = tf.compat.v1.get_variable("hits", [epochs, samples], tf.int32, tf.compat.v1.zeros_initializer())
+        seen = tf.compat.v1.get_variable("seen", [], tf.int32, tf.compat.v1.zeros_initializer())
+        ids = tf.cast(x[:, 0, 0, 0], tf.int32)
+        epoch = tf.fill(tf.shape(ids), seen.read_value() // samples)
+        update = hits.scatter_nd_add(tf.stack([epoch, ids], axis=1), tf.ones_like(ids))
+        with tf.control_dependencies([update]):
+            tf.group(seen.assign_add(tf.shape(ids)[0]), name="record")
+        with tf.compat.v1.Session(graph=graph) as session:
+            session.run(tf.compat.v1.global_variables_initializer())
+            tf.compat.v1.saved_model.simple_save(session, os.fspath(path), inputs={"x": x, "ref": ref},
+                                                 outputs={"half": x[:, ::2, ::2, 0], "same": tf.identity(x)})
+    return os.fspath(path)
+
+
+@pytest.fixture(scope="module")
+def indexed(tmp_path_factory):
+    """50 patches whose pixels hold their index, and 50 zero patches."""
+    root = tmp_path_factory.mktemp("indexed")
+    ids = np.broadcast_to(np.arange(50, dtype=np.float32)[:, None, None, None], (50, PS, PS, 1))
+    return (write_patches(root / "ids.tif", np.ascontiguousarray(ids)),
+            write_patches(root / "zeros.tif", np.zeros((50, PS, PS, 1), np.float32)))
+
+
+def counter_args(model, files, **extra):
+    ids, zeros = files
+    args = dict(model_dir=model, training_source1_il=ids, training_source1_patchsizex=PS,
+                training_source1_patchsizey=PS, training_source1_placeholder="x", training_source2_il=zeros,
+                training_source2_patchsizex=PS, training_source2_patchsizey=PS, training_source2_placeholder="ref",
+                training_targetnodes="record", training_batchsize=16, training_epochs=3, rand=1)
+    args.update(extra)
+    return args
+
+
+def test_each_sample_exactly_once_per_epoch(tmp_path, indexed):
+    from tensorflow.train import load_checkpoint
+
+    for streaming in (False, True):
+        model = build_tf1_counter(tmp_path / f"model{streaming}", 50, 3)
+        prefix = str(tmp_path / f"ckpt{streaming}")
+        TensorflowModelTrain(**counter_args(model, indexed, training_usestreaming=streaming, model_saveto=prefix))
+        hits = load_checkpoint(prefix).get_tensor("hits")
+        np.testing.assert_array_equal(hits, np.ones((3, 50), np.int32))
+
+
+def test_size_error_in_the_training_pass_names_the_validation_parameter(tmp_path, indexed):
+    model = build_tf1_counter(tmp_path / "model", 50, 1)
+    ids, zeros = indexed
+    args = counter_args(model, indexed, training_epochs=1, validation_mode="rmse", validation_step=1,
+                        validation_source1_il=ids, validation_source2_il=zeros, validation_source2_name="half")
+    with pytest.raises(EotensorError, match=r'^validation.source2.name: output "half" gives 64 values for 16 '
+                                            r"patches but the reference patches hold 256"):
+        TensorflowModelTrain(**args)
+    trainer = TensorflowModelTrain(**dict(args, validation_source2_name="same"))  # the same sizes: compared
+    assert trainer.reports[0].dataset == "training" and trainer.reports[0].metrics["same"].count == 50 * PS * PS
+
+
+def test_seed_above_32_bits_is_a_parameter_error(tmp_path, data):
+    model = build_keras_classifier(tmp_path / "net.keras")  # Keras refuses such seeds with a ValueError
+    with pytest.raises(EotensorError, match="^-rand ") as error:
+        TensorflowModelTrain(**keras_args(model, data, rand=2**32, training_epochs=1, validation_mode="none"))
+    assert "\n" not in str(error.value)
+
+
+def test_the_app_object_trains_from_python_as_the_function_does(tmp_path, data):
+    import eotensor as eot
+    from eotensor.apps.model_train import APP
+
+    for call in (APP, eot.TensorflowModelTrain):
+        model = build_tf1_trainable(tmp_path / f"model{len(os.listdir(tmp_path))}")
+        trainer = call(**tf1_args(model, data, training_epochs=2, validation_step=2))
+        assert len(trainer.losses) == 2 and [r.epoch for r in trainer.reports] == [2, 2]
+        assert trainer.session._closed

@@ -4,9 +4,9 @@
     image and of the labels) -> DatasetFromPatchesImages -> FCNNModel.fit -> model.export() (SavedModel)
     -> TensorflowModelServe (fully convolutional, RF 64, EF 32, output predictions_crop16) -> map -> scores
 
-Run ``python examples/fcnn/workflow.py --size 2048 --epochs 5 --outdir fcnn-output`` (``make example``). Every
-step prints its time; the last lines give the served map's precision, recall and accuracy against the label
-raster. :func:`run` does the same from Python and returns the numbers.
+Run ``python examples/fcnn/workflow.py --size 2048 --epochs 3 --outdir example-output`` (what ``make example``
+runs; without ``--epochs`` it trains 5 epochs). Every step prints its time; the last lines give the served map's
+precision, recall and accuracy against the label raster. :func:`run` does the same from Python and returns the numbers.
 """
 
 from __future__ import annotations

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 _LIBRARY = {
     "ServedRaster": "eotensor.api", "serve": "eotensor.api", "source": "eotensor.api",
     "LazyRaster": "eotensor.lazy", "open": "eotensor.lazy", "write": "eotensor.lazy",
-    "from_xarray": "eotensor.xarray_io",
+    "from_xarray": "eotensor.xarray_io", "where": "eotensor.calc",
     "Grid": "eotensor.geometry", "Window": "eotensor.geometry",
     "FunctionModel": "eotensor.runtimes", "Model": "eotensor.runtimes", "TensorSpec": "eotensor.runtimes",
     "load_model": "eotensor.runtimes",
@@ -28,12 +28,13 @@ _LIBRARY = {
 
 __all__ = [
     "EotensorError", "FunctionModel", "Grid", "LazyRaster", "Model", "ServedRaster", "TensorSpec", "Window", "errors",
-    "from_xarray", "load_model", "open", "serve", "source", "write",
+    "from_xarray", "load_model", "open", "serve", "source", "where", "write",
 ]
 
 if TYPE_CHECKING:
     from eotensor import errors
     from eotensor.api import ServedRaster, serve, source
+    from eotensor.calc import where
     from eotensor.errors import EotensorError
     from eotensor.geometry import Grid, Window
     from eotensor.lazy import LazyRaster, open, write

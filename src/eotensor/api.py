@@ -116,19 +116,21 @@ class ServedRaster(LazyRaster):
     def tile_shape(self, block: tuple[int, int] = (DEFAULT_BLOCK_SIZE, DEFAULT_BLOCK_SIZE)) -> TileShape:
         """The tile size used: the user's (EF-aligned), else one chosen from the memory budget.
 
-        Automatic tiles are multiples of the output's ``block`` (rows, cols) where the budget allows; a result
-        reading another lazy result takes its (first) upstream's tiles. The band count is learned first, so
+        Automatic tiles are multiples of the output's ``block`` (rows, cols) where the budget allows; a
+        pixel-wise result (RF and EF 1) reading another lazy result takes its (first) upstream's tiles, so a
+        head computes each of its upstream's tiles once and a ``&box=`` only those that meet it (a model with
+        a halo keeps its own, memory-sized tiles). The band count is learned first, so
         every plan of this result is the same.
         """
         fields = self.engine.fields
         if self._tile_size is not None:
             cols, rows = self._tile_size
             return align_tile_size(rows, cols, fields)
-        if self.upstreams:  # a chain: the upstream's tiles, so each is computed once and a box stays small
+        halo = any(rf != (1, 1) for rf in fields.rfields) or fields.efield != (1, 1)
+        if self.upstreams and not halo:  # a pixel-wise head: its upstream's tiles, each computed once
             tile = self.upstreams[0].tile_shape(block)
             return TileShape(round_up(tile.rows, fields.efield[1]), round_up(tile.cols, fields.efield[0]))
         sources = [(s.raster.grid, s.raster.count, s.rfield) for s in self.engine.sources]
-        halo = any(rf != (1, 1) for rf in fields.rfields) or fields.efield != (1, 1)
         pixel_bytes = bytes_per_output_pixel(sources, self.grid, fields, self.count, halo)
         return auto_tile_shape(self.grid, fields, pixel_bytes, self.ram_mb, halo, self.strips, block)
 

@@ -46,8 +46,8 @@ from eotensor.io.pixeltypes import to_pixel_type
 from eotensor.io.raster import RasterSource
 from eotensor.values import as_number, as_strings
 
-__all__ = ["ArrayRaster", "BandSelection", "ChainedSource", "FileRaster", "LazyRaster", "Stack", "as_raster_source",
-           "TileCache", "open", "size_gdal_cache", "write"]
+__all__ = ["ArrayRaster", "BandSelection", "ChainedSource", "FileRaster", "LazyRaster", "Stack", "TileCache",
+           "WindowRaster", "as_raster_source", "open", "size_gdal_cache", "write"]
 
 PIXELWISE = Fields(rfields=((1, 1),), efield=(1, 1), scale=1.0, fully_conv=True)
 """The fields of a pixel-wise result: one output pixel from the same input pixel."""
@@ -120,6 +120,8 @@ class TileCache:
 
     def read(self, window: Window) -> np.ndarray:
         """The result's pixels of ``window`` (bands, rows, cols), in its own dtype; do not modify the array."""
+        if not self.raster.worth_caching:
+            return self.raster.compute(window)
         plan = self.raster.plan(window)
         keep = 4 * -(-self.raster.grid.width // plan.tile.cols) + 4
         tiles = list(plan)
@@ -209,6 +211,11 @@ class LazyRaster(ABC):
         """The dtype :meth:`read` and :meth:`to_numpy` return (and a source reads): float32."""
         return np.dtype(np.float32)
 
+    def compute_bands(self, window: Window, bands: Sequence[int]) -> np.ndarray:
+        """Only ``bands`` (0-based) of ``window``, (len(bands), rows, cols): from the shared tiles by default;
+        a file reads just those bands."""
+        return self.tiles.read(window)[list(bands)]
+
     def tile_shape(self, block: tuple[int, int] = (DEFAULT_BLOCK_SIZE, DEFAULT_BLOCK_SIZE)) -> TileShape:
         """The tile size: strips from the memory budget, multiples of the output's ``block`` (rows, cols)."""
         return auto_tile_shape(self.grid, PIXELWISE, 4.0 * (self.count + 1), self.ram_mb, False, False, block)
@@ -217,6 +224,10 @@ class LazyRaster(ABC):
              block: tuple[int, int] = (DEFAULT_BLOCK_SIZE, DEFAULT_BLOCK_SIZE)) -> TilePlan:
         """The tile plan over ``region`` (default: the whole grid), with this result's fingerprint token."""
         return plan_tiles(self.grid, self.tile_shape(block), region, self.token)
+
+    worth_caching = True
+    """Whether consumers should share whole computed tiles (a model's output); False where a window is as cheap
+    to get again as to keep (a file read, an array slice): consumers then read exactly their windows."""
 
     @property
     def upstreams(self) -> list[LazyRaster]:
@@ -279,8 +290,30 @@ class LazyRaster(ABC):
         return BandSelection(self, bands)
 
 
+def _operator(name: str) -> Any:
+    """The shim behind ``LazyRaster.<name>``: pixel-wise expressions live in :mod:`eotensor.calc`."""
+
+    def method(self: LazyRaster, *args: Any) -> Any:
+        from eotensor.calc import OPERATORS
+
+        return OPERATORS[name](self, *args)
+
+    method.__name__ = name
+    method.__doc__ = f"``{name}``: a lazy pixel-wise expression (see :mod:`eotensor.calc`)."
+    return method
+
+
+for _name in ("__add__", "__radd__", "__sub__", "__rsub__", "__mul__", "__rmul__", "__truediv__", "__rtruediv__",
+              "__pow__", "__rpow__", "__lt__", "__le__", "__gt__", "__ge__", "__eq__", "__ne__", "__and__",
+              "__rand__", "__or__", "__ror__", "__neg__", "__pos__", "__abs__"):
+    setattr(LazyRaster, _name, _operator(_name))
+LazyRaster.__hash__ = object.__hash__  # type: ignore[method-assign] - == builds an expression; identity hashes
+
+
 class BandSelection(LazyRaster):
     """Some bands of an upstream result, in the order given (lazy, pixel-wise)."""
+
+    worth_caching = False  # its upstream's tiles are cached already
 
     def __init__(self, upstream: LazyRaster, bands: int | Sequence[int] | slice) -> None:
         super().__init__(upstream.workers, upstream.ram_mb, upstream.scheduler)
@@ -328,8 +361,50 @@ class BandSelection(LazyRaster):
         return [self.upstream]
 
 
+class WindowRaster(LazyRaster):
+    """A window of an upstream result as a result of its own (OTB's ExtractROI): its grid starts at the window."""
+
+    worth_caching = False  # its upstream's tiles are cached already
+
+    def __init__(self, upstream: LazyRaster, window: Window, param: str = "in") -> None:
+        super().__init__(upstream.workers, upstream.ram_mb, upstream.scheduler)
+        full = upstream.grid.full_window()
+        if not window.size or window.intersect(full) != window:
+            raise ParameterError(f"{param}: the region {window.col},{window.row} {window.width}x{window.height} "
+                                 f"(x, y, width x height) is empty or leaves the {full.width}x{full.height} image")
+        self.upstream = upstream
+        self.window = window
+        self._grid = upstream.grid.window(window)
+
+    @property
+    def grid(self) -> Grid:
+        return self._grid
+
+    @property
+    def count(self) -> int:
+        return self.upstream.count
+
+    @property
+    def token(self) -> str:
+        return repr(("window", self.window, self.upstream.token))
+
+    @property
+    def files(self) -> list[str]:
+        return self.upstream.files
+
+    @property
+    def upstreams(self) -> list[LazyRaster]:
+        return [self.upstream]
+
+    def compute(self, window: Window) -> np.ndarray:
+        shifted = Window(window.row + self.window.row, window.col + self.window.col, window.height, window.width)
+        return self.upstream.tiles.read(shifted)
+
+
 class FileRaster(LazyRaster):
     """An image list stacked on bands (:class:`~eotensor.io.raster.RasterSource`) as a lazy result."""
+
+    worth_caching = False  # GDAL keeps its own block cache
 
     def __init__(self, raster: RasterSource, workers: int | None = None, ram_mb: float | None = None,
                  scheduler: str = "threads") -> None:
@@ -355,6 +430,9 @@ class FileRaster(LazyRaster):
     def compute(self, window: Window) -> np.ndarray:
         return np.moveaxis(self.raster.read(window), -1, 0)
 
+    def compute_bands(self, window: Window, bands: Sequence[int]) -> np.ndarray:
+        return np.moveaxis(self.raster.read_bands(window, bands), -1, 0)
+
 
 def open(images: str | os.PathLike | Sequence[str | os.PathLike], *, workers: int | None = None,  # noqa: A001
          ram_mb: float | None = None) -> LazyRaster:
@@ -367,6 +445,8 @@ class ArrayRaster(LazyRaster):
     """A NumPy array (rows, cols) or (rows, cols, bands) on a grid, as a lazy result (OTB's
     ``SetImageFromNumpyArray``). Without a grid: north-up unit pixels, row 0 at the top (transform
     ``(1, 0, 0, 0, -1, rows)``), no CRS. The array is not copied: do not change it while a result uses it."""
+
+    worth_caching = False
 
     def __init__(self, array: np.ndarray, grid: Grid | None = None) -> None:
         super().__init__()

@@ -1,8 +1,11 @@
 """TensorflowModelTrain: OTBTF's training app, parameter for parameter, for TF1 graphs and Keras 3 models.
 
 The table below is the app; :func:`build` reads the values into :class:`~eotensor.training.TrainOptions` and makes
-the trainer (models loaded, patches checked and read, nothing trained yet); :func:`write` trains, validates and
-saves. The trainers live in :mod:`eotensor.training`.
+the trainer (models loaded, outputs and patches checked, patches read, nothing trained yet); :func:`write` trains,
+validates and saves. The trainers live in :mod:`eotensor.training`.
+
+No parameter is an output file (``model.saveto`` is a checkpoint prefix, as in OTBTF), so the generic Python call
+of an app (which writes only when an output is given) would stop after :func:`build`: ``APP(...)`` always trains.
 """
 
 from __future__ import annotations
@@ -80,7 +83,7 @@ PARAMS = (
         ), extra=1),
     )),
     Param("rand", Kind.INT, "Seed of the shuffling (and of Keras' random operations): the same seed, the same run.",
-          minimum=0),
+          minimum=0, maximum=2**32 - 1),
 )
 
 
@@ -130,7 +133,14 @@ def write(result: Trainer, values: Values, progress: bool = False) -> list[str]:
         result.close()
 
 
-APP = App(
+class TrainingApp(App):
+    """An app whose work is training: called from Python it builds, trains and saves, like the command line."""
+
+    def __call__(self, options: dict[str, Any] | None = None, **kwargs: Any) -> Any:
+        return self.run(parse_python(self, options, **kwargs))
+
+
+APP = TrainingApp(
     name="TensorflowModelTrain",
     description="Train a TF1 graph SavedModel or a Keras 3 model on patches images (OTBTF's training app).",
     params=PARAMS,
@@ -143,4 +153,4 @@ APP = App(
 def TensorflowModelTrain(options: dict[str, Any] | None = None, **kwargs: Any) -> Trainer:  # noqa: N802
     """Train from Python with OTB keys (``model_dir=...``, ``training_source1_il=[...]``); returns the trainer,
     whose ``reports`` hold the validation metrics and ``losses`` the logged means per epoch."""
-    return APP.run(parse_python(APP, options, **kwargs))
+    return APP(options, **kwargs)

@@ -107,6 +107,9 @@ class Param:
     """``Kind.OUTPUT_FILE``: the extension the filename must have (``.xml``)."""
     of: str | None = None
     """``Kind.FIELD``: the key (relative, like ``key``) of the vector parameter whose fields are the choices."""
+    computed: bool = False
+    """A value the app computes rather than reads (OTB's output parameters: ReadImageInfo's ``sizex``): never given;
+    ``build``'s result holds it in its ``output_values`` mapping, and the help lists it as such."""
 
 
 @dataclass(frozen=True)
@@ -475,6 +478,17 @@ def _validate_value(key: str, param: Param, value: Any) -> Any:
     return value
 
 
+def check_value(key: str, param: Param, value: Any) -> Any:
+    """One Python value of the concrete ``key`` converted and checked as :func:`parse_python` would (a one-line
+    :class:`ParameterError` otherwise): for callers that set parameters one at a time (``otbApplication``)."""
+    return _validate_value(key, param, _from_python(key, param, value))
+
+
+def default_value(param: Param) -> Any:
+    """The value ``param`` takes when not given (a choice: its first option unless it names another)."""
+    return _default(param)
+
+
 def _default(param: Param) -> Any:
     if param.kind is Kind.CHOICE and param.default is None:
         return param.choices[0].name
@@ -500,6 +514,8 @@ def _parse(app: App, given: Sequence[tuple[str, Any, bool]], env: Mapping[str, s
             raise ParameterError(_unknown(app, spelling, keyword))
         row, n, alias = found
         key = _concrete(row.key, n)
+        if row.param.computed:
+            raise ParameterError(f"-{key} is computed by {app.name}, not given; read it after the run")
         if alias:
             print(f"note: {shown} is read as -{key}", file=sys.stderr)
         if key in resolved:
@@ -622,6 +638,8 @@ def _help_items(items: Sequence[Item], prefix: str, indent: str, lines: list[str
 def _flags(p: Param, show: Callable[[str], str], when: str = "") -> str:
     """" (mandatory)", " (default: ...)" and the like, for one help line."""
     default = _default(p)
+    if p.computed:
+        return " (computed by the app)"
     if p.mandatory:
         flags = f" (mandatory{when})"
     elif isinstance(default, bool):

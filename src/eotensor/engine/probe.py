@@ -63,34 +63,60 @@ def probe_fields(model: Model, channels: int | None = None, sizes: tuple[int, in
     spec, why = _image_input(model)
     if spec is None:
         return None, why
+    first_error = ""
+    for power in PROBE_POWERS:  # a strided net (U-Net, FCN) may only take multiples of 2**levels
+        multiple = (math.lcm(steps[0], power), math.lcm(steps[1], power))
+        probe, why, failed_at_once = _probe(model, spec, channels, sizes, multiple)
+        if not failed_at_once:
+            return probe, why
+        first_error = first_error or why
+    return None, first_error
+
+
+PROBE_POWERS = (1, 2, 4, 8, 16, 32, 64)
+"""Multiples the probe sizes try in turn when a model refuses the first size (strided networks)."""
+PROBE_LARGEST = 1100
+"""Largest probe rows or columns once sizes are multiples of a step (memory: the probe runs the whole model)."""
+
+
+def _probe(model: Model, spec: TensorSpec, channels: int | None, sizes: tuple[int, int],
+           steps: tuple[int, int]) -> tuple[FieldProbe | None, str, bool]:
+    """One probe with sizes multiple of ``steps``: (probe, why not, whether the very first call failed)."""
     declared = spec.shape[3] if spec.shape is not None else None
     bands = declared or channels or 1
     output = sorted(model.outputs)[0]
     step_r, step_c = steps
     base_rows = _multiple(max(PROBE_BASE, sizes[0]), step_r)
     base_cols = _multiple(max(PROBE_BASE, sizes[1]) + 3, step_c)  # rows and columns apart: the axes told apart
+    span = max(16, min(PROBE_SPAN, (PROBE_LARGEST - base_cols) // step_c))
     rows, cols = [], []
-    for k in [*range(16), PROBE_SPAN]:
+    for k in [*range(16), span]:
         shape = (1, base_rows + k * step_r, base_cols + k * step_c, bands)
         try:
             result = np.asarray(model.run({spec.key: np.zeros(shape, spec.dtype)}, [output])[0])
         except ModelError as error:
-            return None, f"the model failed on a {shape[1]} x {shape[2]} input ({error})"
+            return None, f"the model failed on a {shape[1]} x {shape[2]} input ({error})", not rows
         if result.ndim not in (3, 4) or result.shape[0] != 1:
             return None, (f'output "{output}" has shape {result.shape} for a {shape[1]} x {shape[2]} input: not an '
-                          "image; a patch-based model (-model.fullyconv off)")
+                          "image; a patch-based model (-model.fullyconv off)"), False
         rows.append((shape[1], result.shape[1]))
         cols.append((shape[2], result.shape[2]))
     fx, fy = solve_axis_fields(cols), solve_axis_fields(rows)
     if fx is None or fy is None or fx.scale != fy.scale:
         return None, (f'output "{output}" sizes follow no receptive-field rule (rows {rows[0]}, {rows[-1]}; '
-                      f"columns {cols[0]}, {cols[-1]})")
-    probe = FieldProbe((fx.rfield, fy.rfield), (fx.efield, fy.efield), fx.scale)
+                      f"columns {cols[0]}, {cols[-1]})"), False
+    fields = []
+    for f, step in ((fx, step_c), (fy, step_r)):
+        # inputs must be multiples of ``step``: so must every block's input, EF x S (RF grows along)
+        block_step = Fraction(step) / f.scale  # output pixels per ``step`` input pixels
+        ef = f.efield if block_step.denominator != 1 else math.lcm(f.efield, int(block_step))
+        fields.append((int(f.rfield + (ef - f.efield) * f.scale), ef))
+    probe = FieldProbe((fields[0][0], fields[1][0]), (fields[0][1], fields[1][1]), fx.scale)
     if not _shift_invariant(model, spec, output, probe, (base_rows, base_cols, bands), steps):
         return None, (f'output "{output}" near an input\'s edges depends on where the input ends (the model pads '
                       "its borders, e.g. 'same' convolutions), so no RF makes tiles seamless; serve it with an RF "
-                      "larger than EF whose margin it crops (a _cropN output), or pass the fields by hand")
-    return probe, ""
+                      "larger than EF whose margin it crops (a _cropN output), or pass the fields by hand"), False
+    return probe, "", False
 
 
 def _multiple(size: int, step: int) -> int:

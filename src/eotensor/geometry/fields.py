@@ -161,7 +161,7 @@ def output_grid(sources: Sequence[Grid], fields: Fields) -> Grid:
     for i, src in enumerate(sources[1:], start=2):
         if src.crs and sources[0].crs and src.crs != sources[0].crs:
             raise GeometryError(
-                f"source{i}.il is in {_crs_name(src.crs)} but source1.il is in {_crs_name(sources[0].crs)}; "
+                f"source{i}.il is in {crs_name(src.crs)} but source1.il is in {crs_name(sources[0].crs)}; "
                 "every source must be in the same CRS: reproject one (gdalwarp -t_srs)"
             )
     check_fully_conv_scales(sources, fields)
@@ -192,7 +192,7 @@ def output_grid(sources: Sequence[Grid], fields: Fields) -> Grid:
     return grid
 
 
-def _crs_name(crs: object) -> str:
+def crs_name(crs: object) -> str:
     """A CRS as users know it: ``EPSG:32631`` where it has a code, else its WKT name."""
     to_string = getattr(crs, "to_string", None)
     return str(to_string() if to_string else crs)

@@ -208,6 +208,30 @@ class RasterSource:
                 band += n
         return pixels
 
+    def read_bands(self, window: Window, bands: Sequence[int]) -> np.ndarray:
+        """Only the stacked ``bands`` (0-based, in this order) of ``window``: float32 (rows, cols, len(bands)).
+
+        What a pixel-wise expression needs when it uses a few bands of a multi-band image: GDAL reads just
+        those. Complex images are read whole, then selected.
+        """
+        if any(any(image.complex_bands) for image in self.images):
+            return np.ascontiguousarray(self.read(window)[..., list(bands)])
+        where = [(k, i) for k, image in enumerate(self.images) for i in image.indexes]
+        pixels = np.empty((window.height, window.width, len(bands)), dtype=np.float32)
+        if window.size:
+            planes = pixels.transpose(2, 0, 1)
+            rio_window = window.to_rasterio()
+            self.check_unchanged()
+            datasets = self._datasets()
+            for j, band in enumerate(bands):
+                k, index = where[band]
+                try:
+                    datasets[k].read(index, out=planes[j], window=rio_window)
+                except (RasterioError, OSError) as error:
+                    raise InputFileError(f'{self.param}: cannot read "{self.images[k].path}" '
+                                         f"({error_text(error)})") from None
+        return pixels
+
     def check_unchanged(self) -> None:
         """Raise :class:`InputFileError` if a file changed since the source was opened (one ``stat`` per file)."""
         for image in self.images:

@@ -6,7 +6,10 @@ for every output and every crop ``c`` of ``inference_cropping``, an extra output
 output without ``c`` pixels on each side. Keras 3's ``model.export()`` names signature outputs by these
 dict keys (decision 7), so ``TensorflowModelServe -output.names <key>_crop16`` serves the centre that the
 network computes without border effects, with RF = the training patch size and EF = RF - 2c.
-Calls the model does not define (``compile``, ``fit``, ``save``, ``export``...) go to the Keras model.
+``compile``, ``fit``, ``evaluate`` and ``save`` work on :attr:`ModelBase.training_model`, the same layers without
+the crops (Keras 3 asks a target of every output): ``save("net.keras")`` writes the compiled model that
+``TensorflowModelTrain`` trains further, while ``export`` (the serving artefact) keeps the crops. Other calls
+(``predict``, ``export``, ``summary``...) go to the Keras model with the crops.
 """
 
 from __future__ import annotations
@@ -94,6 +97,12 @@ class ModelBase(abc.ABC):
     def test_on_batch(self, *args: Any, **kwargs: Any) -> Any:
         """Keras ``test_on_batch`` on :attr:`training_model`."""
         return self.training_model.test_on_batch(*args, **kwargs)
+
+    def save(self, filepath: Any, *args: Any, **kwargs: Any) -> None:
+        """Keras ``save`` of :attr:`training_model`: compiled (loss, optimizer and its state), without the
+        ``_crop<N>`` outputs, so ``TensorflowModelTrain -model.dir net.keras`` trains it further. Serve the
+        ``export()`` of this object (crops included); a ``.keras`` file re-exported elsewhere has no crops."""
+        self.training_model.save(filepath, *args, **kwargs)
 
     def __getattr__(self, name: str) -> Any:
         if "model" not in self.__dict__:  # still building: an attribute the subclass has not set yet

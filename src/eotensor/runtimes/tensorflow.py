@@ -126,7 +126,11 @@ def set_threads(intra_op: int | None = None, inter_op: int | None = None) -> Non
 
 _FUNCTION_NODE = re.compile(r"\{\{function_node [^}]*\}\}\s*")
 _OP_SUFFIX = re.compile(r"\s*\[Op:[^\]]*\](\s*name:.*)?$")
-_HEADERS = ("Graph execution error:", "Detected at node", "<stack traces unavailable>")
+_HEADERS = ("Graph execution error:", "Detected at node", "Node: '", "Original stack trace for",
+            "<stack traces unavailable>")
+"""Lines of TensorFlow's error boilerplate: where (a node name) rather than why (the message after them)."""
+_LONGEST = 300
+"""The longest line kept: TensorFlow may list every value of a batch."""
 
 
 def _first_line(error: BaseException) -> str:
@@ -137,7 +141,7 @@ def _first_line(error: BaseException) -> str:
             continue
         line = _OP_SUFFIX.sub("", _FUNCTION_NODE.sub("", line)).strip()
         if line:
-            return line
+            return line if len(line) <= _LONGEST else line[:_LONGEST - 3] + "..."  # e.g. every label of a batch
     return type(error).__name__
 
 

@@ -9,7 +9,7 @@ kept in :attr:`Trainer.reports` either way.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -92,6 +92,19 @@ class Trainer(ABC):
                 raise ParameterError(f"{source.param}.il: {bands} band(s) in {', '.join(source.images)} but tensor "
                                      f'"{spec.key}" has {channels} channels')
 
+    def check_compared(self, outputs: Mapping[str, TensorSpec]) -> None:
+        """Each compared output's declared channels (image outputs ``[B, h, w, C]`` only) against the band count
+        of the validation source it is compared with: a mismatch would fail at the first validation."""
+        for i, key in self.compared:
+            shape = outputs[key].shape
+            channels = shape[-1] if shape is not None and len(shape) == 4 else None
+            bands = self.valid_data.bands(i) if self.valid_data is not None else None
+            if channels is not None and bands is not None and channels != bands:
+                source = self.options.validation[i]
+                raise ParameterError(f'{source.param}.name: output "{key}" has {channels} channels but '
+                                     f"{source.param}.il has {bands} band(s) ({', '.join(source.images)}); name an "
+                                     "output with as many channels as the reference patches have bands")
+
     @abstractmethod
     def predict(self, batch: list[np.ndarray]) -> dict[str, np.ndarray]:
         """The compared outputs of the model (inference mode) for one batch of every source."""
@@ -118,7 +131,7 @@ class Trainer(ABC):
             return
         for name, data in (("training", self.train_data), ("validation", self.valid_data)):
             report = validate(data, self.compared, self.predict, self.options.batch_size, self.options.validation_mode,
-                              epoch, name)
+                              epoch, name, [source.param for source in self.options.validation])
             self.reports.append(report)
             self.log(report.report())
 

@@ -29,6 +29,32 @@ from eotensor.training.patches import batch_slices
 __all__ = ["GraphTrainer", "user_constants"]
 
 
+def _checkpoint_directory(prefix: str) -> str:
+    """The directory of the checkpoint ``prefix`` (``model.saveto``): it must exist and be writable."""
+    directory = os.path.dirname(os.path.abspath(prefix))
+    if not os.path.isdir(directory):
+        raise OutputFileError(f'model.saveto: cannot write "{prefix}": the directory "{directory}" does not exist')
+    if not os.access(directory, os.W_OK | os.X_OK):
+        raise OutputFileError(f'model.saveto: cannot write "{prefix}": the directory "{directory}" is not writable')
+    return directory
+
+
+def _unfed_inputs(graph: Any, fetch: str, inputs: Mapping[str, str], fed: set[str]) -> list[str]:
+    """The keys of ``inputs`` (tensor name -> signature key) outside ``fed`` (tensor names) that the tensor
+    ``fetch`` depends on: a walk up the graph through data and control inputs, stopped at fed tensors (the walk
+    :class:`~eotensor.runtimes.tensorflow.TensorflowModel` makes before pruning a served graph)."""
+    seen, stack, needed = set(), [graph.get_tensor_by_name(fetch).op], set()
+    while stack:
+        op = stack.pop()
+        if op.name in seen:
+            continue
+        seen.add(op.name)
+        needed.update(inputs[t.name] for t in op.outputs if t.name in inputs and t.name not in fed)
+        stack.extend(t.op for t in op.inputs if t.name not in fed)
+        stack.extend(op.control_inputs)
+    return sorted(needed)
+
+
 def user_constants(specs: Mapping[str, TensorSpec], items: Sequence[str], param: str) -> dict[str, np.ndarray]:
     """``name=value`` items -> {signature key: value cast exactly to the declared dtype}; a key given twice is an
     error."""
@@ -48,6 +74,8 @@ class GraphTrainer(Trainer):
         if not options.target_nodes:
             raise ParameterError("training.targetnodes: missing; name the graph nodes to run on every batch (e.g. "
                                  "optimizer)")
+        if options.save_to:
+            _checkpoint_directory(options.save_to)  # now, not after the epochs
         self.tf = import_tensorflow()
         self.session, meta, name = load_graph_session(options.model, options.tags)
         try:
@@ -58,6 +86,7 @@ class GraphTrainer(Trainer):
             self._compared: list[tuple[int, str]] = []
             if self.validating:
                 self._roles()
+                self.check_compared(self.outputs)
             if options.restore_from:
                 self._checkpoint("restore", options.restore_from)
         except BaseException:
@@ -113,6 +142,25 @@ class GraphTrainer(Trainer):
             raise ParameterError(f"validation.mode {self.options.validation_mode}: no validation.sourceN.name names "
                                  "an output to compare; give the reference source the output's name (e.g. "
                                  "-validation.source2.name prediction)")
+        self._check_validation_feeds([key for _, key in fed])
+
+    def _check_validation_feeds(self, fed: list[str]) -> None:
+        """Every compared output must be computable from what validation feeds: the sources named after their
+        training placeholder and ``validation.userplaceholders``."""
+        inputs = {self.tensor_names[k]: k for k in self.inputs}
+        feeding = {self.source_keys[i]: i for i in range(len(self.options.training))}
+        for i, key in self._compared:
+            unfed = _unfed_inputs(self.session.graph, self.tensor_names[key], inputs,
+                                  {self.tensor_names[k] for k in fed})
+            if unfed:
+                param = self.options.validation[i].param
+                hints = [f"{self.options.validation[feeding[k]].param}.name makes the source of \"{k}\" an output"
+                         for k in unfed if k in feeding]
+                raise ParameterError(
+                    f'{param}.name: output "{key}" needs model input(s) {", ".join(unfed)}, which validation does not '
+                    f"feed (fed: {', '.join(sorted(fed)) or 'none'})" + (f"; {'; '.join(hints)}" if hints else "")
+                    + "; a validation source named after its training placeholder feeds its input, "
+                    "validation.userplaceholders feed constants")
 
     @property
     def compared(self) -> list[tuple[int, str]]:
@@ -170,9 +218,7 @@ class GraphTrainer(Trainer):
         prefix = self.options.save_to
         if not prefix:
             return []
-        directory, base = os.path.split(os.path.abspath(prefix))
-        if not os.path.isdir(directory):
-            raise OutputFileError(f'model.saveto: cannot write "{prefix}": the directory "{directory}" does not exist')
+        directory, base = _checkpoint_directory(prefix), os.path.basename(os.path.abspath(prefix))
         scratch = tempfile.mkdtemp(prefix=".eot-", suffix=".tmp", dir=directory)
         try:
             self._checkpoint("save", os.path.join(scratch, base))

@@ -19,10 +19,11 @@ from typing import Any
 
 import numpy as np
 
-from eotensor.errors import ModelError, OutputFileError, ParameterError
-from eotensor.io.atomic import AtomicOutput, error_text
+from eotensor.errors import EotensorError, ModelError, OutputFileError, ParameterError
+from eotensor.io.atomic import AtomicOutput, check_outputs, error_text
 from eotensor.runtimes.keras import KerasModel, _named
 from eotensor.runtimes.signature import resolve_names
+from eotensor.runtimes.tensorflow import error_line, import_tensorflow
 from eotensor.training.base import Trainer, TrainOptions, check_fed_once
 from eotensor.training.patches import batch_slices
 
@@ -34,8 +35,6 @@ def _load(path: str) -> Any:
     if not os.path.isfile(path):
         raise ModelError(f'model.dir: "{path}" does not exist or is not a file; expected a .keras file')
     os.environ.setdefault("KERAS_BACKEND", "tensorflow")
-    from eotensor.runtimes.tensorflow import import_tensorflow
-
     import_tensorflow()
     import keras
 
@@ -51,6 +50,30 @@ def _load(path: str) -> Any:
         raise ModelError(f'model.dir: "{path}" was saved without compile(); compile it with a loss and an optimizer '
                          "before saving it to train it here")
     return model
+
+
+SAVED_MODEL_ENTRIES = frozenset({"saved_model.pb", "fingerprint.pb", "variables", "assets", "assets.extra"})
+"""What a SavedModel directory holds: an export replaces a directory holding these alone, nothing else."""
+
+
+def _export_target(target: str) -> tuple[str, str]:
+    """Check ``model.export`` before any work: a new name in an existing writable directory, an empty directory
+    or a SavedModel directory holding nothing else (replaced). Returns (absolute path, its directory)."""
+    final = os.path.abspath(target)
+    parent = os.path.dirname(final)
+    if os.path.exists(final):
+        entries = set(os.listdir(final)) if os.path.isdir(final) else None
+        if entries is None or (entries and ("saved_model.pb" not in entries or entries - SAVED_MODEL_ENTRIES)):
+            other = sorted(entries - SAVED_MODEL_ENTRIES) if entries else []
+            why = (f"holds {', '.join(other[:3])}, which is not part of a SavedModel" if other
+                   else "is not a SavedModel directory")
+            raise OutputFileError(f'model.export: "{target}" exists and {why}; it is replaced only when it holds '
+                                  "a SavedModel alone; choose another name")
+    if not os.path.isdir(parent):
+        raise OutputFileError(f'model.export: cannot write "{target}": the directory "{parent}" does not exist')
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise OutputFileError(f'model.export: cannot write "{target}": the directory "{parent}" is not writable')
+    return final, parent
 
 
 def _pack(structure: Any, keys: Sequence[str], arrays: dict[str, np.ndarray]) -> Any:
@@ -76,8 +99,11 @@ class KerasTrainer(Trainer):
         if options.save_to and not options.save_to.lower().endswith(".keras"):
             raise ParameterError(f'model.saveto: "{options.save_to}" must end in .keras (a Keras model is saved as a '
                                  ".keras file)")
-        super().__init__(options, log)
-        self.model = _load(options.model)
+        if options.save_to:  # the outputs are checked now, not after the epochs
+            check_outputs([("model.saveto", options.save_to)], [p for s in options.training for p in s.images])
+        if options.export:
+            _export_target(options.export)
+        self.model = _load(options.model)  # the model, then the patches: a wrong model fails before any read
         self.served = KerasModel(self.model, options.model)
         inputs = getattr(self.model, "_inputs_struct", None)
         self._in_structure = self.model.inputs if inputs is None else inputs
@@ -87,7 +113,6 @@ class KerasTrainer(Trainer):
         self._out_keys = [k for k, _ in _named(self._out_structure, "output_{i}")]
         self.roles = [self._role(s.name, f"{s.param}.placeholder") for s in options.training]
         check_fed_once([(f"{s.param}.placeholder", key) for s, (_, key) in zip(options.training, self.roles)])
-        self.check_bands([self.served.inputs[key] if role == "input" else None for role, key in self.roles])
         unfed = [k for k in self._in_keys if ("input", k) not in self.roles]
         if unfed:
             raise ParameterError(f"training.sourceN.placeholder: model input(s) {', '.join(unfed)} get no source; "
@@ -96,15 +121,30 @@ class KerasTrainer(Trainer):
             raise ParameterError(f"training.sourceN.placeholder: no source names a model output (outputs: "
                                  f"{', '.join(self._out_keys)}); the targets are the sources named after outputs")
         self.valid_roles: list[tuple[str, str]] = []
+        if options.validation_mode != "none":
+            self._validation_roles(options)
+        super().__init__(options, log)
+        self.check_bands([self.served.inputs[key] if role == "input" else None for role, key in self.roles])
         if self.validating:
-            self.valid_roles = [self._role(v.name or t.name, f"{v.param}.name")
-                                for t, v in zip(options.training, options.validation)]
-            check_fed_once([(f"{v.param}.name", key) for v, (role, key) in zip(options.validation, self.valid_roles)
-                            if role == "input"])
+            self.check_compared(self.served.outputs)
         if options.seed is not None:
             import keras
 
             keras.utils.set_random_seed(options.seed)
+
+    def _validation_roles(self, options: TrainOptions) -> None:
+        """Validation source N is an input (named after its training placeholder, or unnamed) or the output it is
+        compared with; every model input must still get a source."""
+        pairs = list(zip(options.training, options.validation))
+        self.valid_roles = [self._role(v.name or t.name, f"{v.param}.name") for t, v in pairs]
+        check_fed_once([(f"{v.param}.name", key) for (_, v), (role, key) in zip(pairs, self.valid_roles)
+                        if role == "input"])
+        for i, ((train, valid), role) in enumerate(zip(pairs, self.valid_roles)):
+            if self.roles[i][0] == "input" and role != ("input", self.roles[i][1]):
+                raise ParameterError(
+                    f'{valid.param}.name: "{valid.name}" leaves model input "{self.roles[i][1]}" (fed by '
+                    f'{train.param}) without a source while validating; leave it empty (or "{train.name}") to feed '
+                    "the input, and name the compared output on the reference source")
 
     def _role(self, name: str, param: str) -> tuple[str, str]:
         """``("input", key)`` when ``name`` names a model input, ``("output", key)`` when it names an output."""
@@ -166,10 +206,13 @@ class KerasTrainer(Trainer):
 
         done = keras.callbacks.LambdaCallback(on_epoch_end=lambda epoch, logs: self.end_epoch(
             epoch + 1, {k: float(v) for k, v in (logs or {}).items()}))
-        try:
-            self.model.fit(self._batches(), epochs=self.options.epochs, verbose=0, callbacks=[done])
-        except (ValueError, TypeError, KeyError) as error:
-            raise ModelError(f'model.dir "{self.options.model}": training failed: {error_text(error)}') from None
+        tf = import_tensorflow()
+        try:  # shuffle=False: the batches come shuffled (and seeded) from Batches, the short one last
+            self.model.fit(self._batches(), epochs=self.options.epochs, verbose=0, callbacks=[done], shuffle=False)
+        except EotensorError:
+            raise  # a validation pass's own one-line error
+        except (tf.errors.OpError, ValueError, TypeError, KeyError) as error:
+            raise ModelError(f'model.dir "{self.options.model}": training failed: {error_line(error)}') from None
 
     def save(self) -> list[str]:
         """``model.saveto`` (a .keras file) and ``model.export`` (a SavedModel directory), each complete or absent."""
@@ -188,26 +231,27 @@ class KerasTrainer(Trainer):
 
     def _export(self, target: str) -> str:
         """``model.export()`` into a temporary directory next to ``target``, then renamed onto it. An existing
-        ``target`` is replaced only when it is a SavedModel or empty."""
-        final = os.path.abspath(target)
-        parent = os.path.dirname(final)
-        if os.path.exists(final) and not (os.path.isdir(final) and (
-                not os.listdir(final) or os.path.isfile(os.path.join(final, "saved_model.pb")))):
-            raise OutputFileError(f'model.export: "{target}" exists and is not a SavedModel directory; choose '
-                                  "another name")
-        if not os.path.isdir(parent):
-            raise OutputFileError(f'model.export: cannot write "{target}": the directory "{parent}" does not exist')
+        ``target`` is replaced only when it is empty or holds a SavedModel alone (see :func:`_export_target`);
+        if the new one cannot take its place, the old one is put back."""
+        final, parent = _export_target(target)
         scratch = tempfile.mkdtemp(prefix=".eot-", suffix=".tmp", dir=parent)
         try:
             try:
                 self.model.export(os.path.join(scratch, "new"), verbose=False)
             except Exception as error:  # noqa: BLE001 - Keras/TF raise many kinds
                 raise ModelError(f'model.export: cannot export "{self.options.model}": {error_text(error)}') from None
+            old = os.path.join(scratch, "old")
             if os.path.exists(final):
-                os.replace(final, os.path.join(scratch, "old"))
-            os.replace(os.path.join(scratch, "new"), final)
+                os.replace(final, old)
+            try:
+                os.replace(os.path.join(scratch, "new"), final)
+            except OSError:
+                if os.path.exists(old):
+                    os.replace(old, final)
+                raise
         except OSError as error:
-            raise OutputFileError(f'model.export: cannot write "{target}" ({error_text(error)})') from None
+            raise OutputFileError(f'model.export: cannot write "{target}" ({error_text(error)}); the previous '
+                                  "export, if any, is unchanged") from None
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
         return target

@@ -39,8 +39,12 @@ class ValidationReport:
 
 
 def validate(data: PatchesData, compared: Sequence[tuple[int, str]], predict: Predict, batch_size: int,
-             mode: str, epoch: int, dataset: str) -> ValidationReport:
-    """Run ``predict`` over ``data`` in order; compare output ``key`` with source ``i`` for each ``(i, key)``."""
+             mode: str, epoch: int, dataset: str, params: Sequence[str] | None = None) -> ValidationReport:
+    """Run ``predict`` over ``data`` in order; compare output ``key`` with source ``i`` for each ``(i, key)``.
+
+    ``params``: per source, the parameter group that names the compared output (``validation.source2``), for
+    messages; the pass over the training data reads ``training.sourceN`` patches but the output is named by
+    ``validation.sourceN.name`` (default: ``data``'s own source groups)."""
     measure = confusion_matrix if mode == "class" else rmse
     totals: dict[str, ConfusionMatrix | ErrorStats] = {}
     for _, batch in data.batches(batch_size):
@@ -48,9 +52,9 @@ def validate(data: PatchesData, compared: Sequence[tuple[int, str]], predict: Pr
         for i, key in compared:
             produced, reference = np.asarray(outputs[key]), batch[i]
             if produced.size != reference.size:
-                source = data.sources[i]
+                param = params[i] if params is not None else data.sources[i].param
                 raise ModelOutputError(
-                    f'{source.param}.name: output "{key}" gives {produced.size} values for {len(reference)} patches '
+                    f'{param}.name: output "{key}" gives {produced.size} values for {len(reference)} patches '
                     f"but the reference patches hold {reference.size} ({len(reference)} x "
                     f"{' x '.join(str(d) for d in reference.shape[1:])}); compare an output with patches of its size")
             result = measure(reference, produced)
