@@ -24,6 +24,11 @@ BUILTIN: dict[str, str] = {
     "BandMathX": "eotensor.apps.band_math:APP_X",
     "ReadImageInfo": "eotensor.apps.read_image_info:APP",
     "ExtractROI": "eotensor.apps.extract_roi:APP",
+    "ComputeImagesStatistics": "eotensor.apps.compute_images_statistics:APP",
+    "TrainImagesClassifier": "eotensor.apps.train_images_classifier:APP",
+    "ImageClassifier": "eotensor.apps.image_classifier:APP",
+    "TrainClassifierFromDeepFeatures": "eotensor.apps.train_classifier_from_deep_features:APP",
+    "ImageClassifierFromDeepFeatures": "eotensor.apps.image_classifier_from_deep_features:APP",
 }
 ENTRY_POINT_GROUP = "eotensor.apps"
 

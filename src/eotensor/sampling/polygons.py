@@ -137,8 +137,10 @@ class _Edges:
         np.add.at(active, self.row_stop, -1)
         return int(np.cumsum(active).max())
 
-    def count(self, window: Window, n_polygons: int) -> np.ndarray:
-        """Pixels of rows ``window.row .. row_stop`` whose centre lies in each polygon (int64, one per polygon).
+    def spans(self, window: Window) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """``(polygon, row, start, stop)``: the runs of pixels of rows ``window.row .. row_stop`` whose centre lies
+        in each polygon, ``start .. stop`` counted in column centres ascending (the S of the crossings), one run
+        per pair of crossings that encloses centres.
 
         Each crossing is reduced to S, the number of column centres strictly left of it: a centre is inside
         when the crossings at or left of it leave it inside, so a line's inside centres are the S differences
@@ -150,9 +152,9 @@ class _Edges:
         first = np.maximum(self.row_start[pick], r0)
         rows = np.minimum(self.row_stop[pick], r1) - first
         pick, first, rows = pick[rows > 0], first[rows > 0], rows[rows > 0]
-        counts = np.zeros(n_polygons, dtype=np.int64)
+        empty = np.zeros(0, dtype=np.int64)
         if not len(pick):
-            return counts
+            return empty, empty, empty, empty
         edge = np.repeat(pick, rows)
         row = np.repeat(first - np.cumsum(rows) + rows, rows) + np.arange(len(edge))
         y = self.row_y[row]
@@ -162,31 +164,36 @@ class _Edges:
         line = self.polygon[edge] * (r1 - r0) + (row - r0)  # one scan line of one polygon
         holed = self.holed[edge]
         simple = ~holed
-        counts += _even_odd(line[simple], left[simple], len(self.xs) + 1, r1 - r0, n_polygons)
+        parts = [_even_odd(line[simple], left[simple], len(self.xs) + 1)]
         if holed.any():
-            counts += _outside_holes(line[holed], left[holed], self.ring[edge[holed]], self.exterior[edge[holed]],
-                                     r1 - r0, n_polygons)
-        return counts
+            parts.append(_outside_holes(line[holed], left[holed], self.ring[edge[holed]], self.exterior[edge[holed]]))
+        line, start, stop = (np.concatenate(arrays) for arrays in zip(*parts))
+        keep = stop > start
+        line, start, stop = line[keep], start[keep], stop[keep]
+        return line // (r1 - r0), line % (r1 - r0) + r0, start, stop
+
+    def count(self, window: Window, n_polygons: int) -> np.ndarray:
+        """Pixels of rows ``window.row .. row_stop`` whose centre lies in each polygon (int64, one per polygon)."""
+        polygon, _, start, stop = self.spans(window)
+        return np.bincount(polygon, weights=stop - start, minlength=n_polygons).astype(np.int64)
 
 
-def _even_odd(line: np.ndarray, left: np.ndarray, base: int, rows: int, n_polygons: int) -> np.ndarray:
-    """Inside centres of polygons with one ring: between the 1st and 2nd crossing of a line, the 3rd and 4th...
+def _even_odd(line: np.ndarray, left: np.ndarray, base: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Inside runs ``(line, start, stop)`` of polygons with one ring: between the 1st and 2nd crossing of a line,
+    the 3rd and 4th...
 
     A closed ring crosses every line an even number of times, so once sorted by (line, S) the crossings pair
-    up (0, 1), (2, 3), ... globally, each pair within one line, and a pair's key difference is its S difference.
+    up (0, 1), (2, 3), ... globally, each pair within one line.
     """
-    if not len(line):
-        return np.zeros(n_polygons, dtype=np.int64)
     key = line * base + left
     key.sort()  # by polygon, line, then S
-    inside = key[1::2] - key[::2]
-    return np.bincount(key[::2] // (base * rows), weights=inside, minlength=n_polygons).astype(np.int64)
+    return key[::2] // base, key[::2] % base, key[1::2] % base
 
 
-def _outside_holes(line: np.ndarray, left: np.ndarray, ring: np.ndarray, exterior: np.ndarray, rows: int,
-                   n_polygons: int) -> np.ndarray:
-    """Inside centres of polygons with holes, by OTB's rule: inside the exterior ring and in no hole (which
-    differs from even-odd when holes overlap or leave the shell)."""
+def _outside_holes(line: np.ndarray, left: np.ndarray, ring: np.ndarray,
+                   exterior: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Inside runs ``(line, start, stop)`` of polygons with holes, by OTB's rule: inside the exterior ring and in
+    no hole (which differs from even-odd when holes overlap or leave the shell)."""
     order = np.lexsort((left, line))
     line, left, ring, exterior = line[order], left[order], ring[order], exterior[order]
     # each ring's state flips at each of its crossings: +1 entering, -1 leaving, in x order
@@ -203,10 +210,8 @@ def _outside_holes(line: np.ndarray, left: np.ndarray, ring: np.ndarray, exterio
     outer, holes = np.cumsum(outer_flip), np.cumsum(hole_flip)
     outer -= outer[head] - outer_flip[head]
     holes -= holes[head] - hole_flip[head]
-    span = np.zeros(len(line), dtype=np.int64)
-    span[:-1] = (left[1:] - left[:-1]) * (line[1:] == line[:-1])
-    inside = (outer > 0) & (holes == 0)
-    return np.bincount(line[inside] // rows, weights=span[inside], minlength=n_polygons).astype(np.int64)
+    inside = np.flatnonzero((outer[:-1] > 0) & (holes[:-1] == 0) & (line[1:] == line[:-1]))
+    return line[inside], left[inside], left[inside + 1]
 
 
 def _point_counts(points: np.ndarray, grid: Grid) -> np.ndarray:
@@ -325,3 +330,49 @@ def class_counts(counts: np.ndarray, classes: Sequence[str], listed: np.ndarray 
         if kept:
             totals[name] = totals.get(name, 0) + count
     return totals
+
+
+Spans = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
+"""``(feature, row, col_start, col_stop)`` (int64 each): runs of pixels of one image row covered by one feature."""
+
+
+def feature_spans(geometries: Sequence[Any] | np.ndarray, grid: Grid, ram_mb: float | None = None,
+                  scheduler: str = "threads", workers: int | None = None, param: str = "ram") -> Spans:
+    """The pixels of ``grid`` each feature covers, as runs along rows, by the rules :func:`feature_counts` counts
+    with (the same sweep): a polygon's pixels whose centre is inside, a point's pixel (half-up rounding). Lines
+    are left out (a pixel a line touches is no sample of an area). Overlapping features, and the overlapping
+    parts of one multi-geometry, each give their own runs; runs come sorted by row.
+
+    Polygons are swept in full-width strips sized from ``ram_mb`` by ``scheduler``, as :func:`feature_counts`.
+    """
+    import shapely
+
+    geometries = np.asarray(geometries, dtype=object)
+    parts, owner = explode(geometries)
+    kind = shapely.get_type_id(parts)
+    found: list[Spans] = []
+    points = np.flatnonzero(kind == _POINT)
+    if len(points):
+        col = grid.x.index(shapely.get_x(parts[points])).astype(np.int64)
+        row = grid.y.index(shapely.get_y(parts[points])).astype(np.int64)
+        inside = (col >= 0) & (col < grid.width) & (row >= 0) & (row < grid.height)
+        found.append((owner[points][inside], row[inside], col[inside], col[inside] + 1))
+    polygons = np.flatnonzero(kind == _POLYGON)
+    if len(polygons):
+        edges = _Edges(parts[polygons], grid)
+        pixel_bytes = BYTES_PER_CROSSING * edges.max_crossings_per_row(grid.height) / max(1, grid.width)
+        plan = strip_plan(grid, pixel_bytes, ram_mb, param=param)
+
+        def sink(spans: Spans, window: Window) -> None:
+            polygon, row, start, stop = spans
+            if grid.x.spacing < 0:  # column c has the (width - 1 - c)-th smallest centre
+                start, stop = grid.width - stop, grid.width - start
+            found.append((owner[polygons][polygon], row, start, stop))
+
+        run_tiles(edges.spans, plan, sink, scheduler, workers)
+    if not found:
+        empty = np.zeros(0, dtype=np.int64)
+        return empty, empty, empty, empty
+    feature, row, start, stop = (np.concatenate(arrays).astype(np.int64) for arrays in zip(*found))
+    order = np.argsort(row, kind="stable")
+    return feature[order], row[order], start[order], stop[order]

@@ -1,0 +1,112 @@
+"""The classification map: a lazy result that reads its features' window and predicts each pixel.
+
+:class:`Classification` is a :class:`~eotensor.lazy.LazyRaster` over any features result — opened files, or a
+served model's output (deep features, never written to a file) — so it streams through the pipelined executor,
+writes atomically, chains into other apps, and gives the same pixels whatever the tiling: a pixel's class depends
+only on that pixel's features. Band 1 is the label; with ``confidence``, band 2 is the largest class
+probability. Pixels where ``mask`` is 0 get ``nodata_label`` (confidence 0) and are not predicted.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import numpy as np
+
+from eotensor.classify.models import ClassifierModel
+from eotensor.classify.statistics import Normalisation
+from eotensor.engine.tiling import TileShape
+from eotensor.errors import InputFileError, ParameterError
+from eotensor.geometry import Grid, Window
+from eotensor.io.geotiff import DEFAULT_BLOCK_SIZE
+from eotensor.lazy import LazyRaster
+
+__all__ = ["Classification"]
+
+TILE_PIXELS = 1 << 18
+"""Pixels per classification tile, about (a forest of 100 trees predicts some 10^5 pixels a second per core)."""
+
+
+class Classification(LazyRaster):
+    """Labels (and confidence) of every pixel of ``features`` by ``model``."""
+
+    def __init__(self, features: LazyRaster, model: ClassifierModel, model_path: str = "",
+                 normalisation: Normalisation | None = None, mask: LazyRaster | None = None, nodata_label: int = 0,
+                 confidence: bool = False, param: str = "in") -> None:
+        super().__init__(features.workers, features.ram_mb, features.scheduler)
+        if model.features != features.count:
+            raise ParameterError(f'model: "{model_path}" was trained on {model.features} feature(s) but {param} has '
+                                 f"{features.count} band(s); expected the same features")
+        norm = normalisation if normalisation is not None else model.normalisation
+        if norm is not None:
+            norm.check(features.count, "imstat", param)
+        if confidence and not model.has_probabilities:
+            raise ParameterError(f'confmap: the {model.kind} classifier of "{model_path}" gives no class '
+                                 "probabilities; train it with probabilities (libsvm: -classifier.libsvm.prob on; sgd: "
+                                 "-classifier.sgd.loss log_loss) or leave -confmap out")
+        if mask is not None and (mask.grid.width, mask.grid.height) != (features.grid.width, features.grid.height):
+            raise InputFileError(f"mask: {mask.grid.width}x{mask.grid.height} pixels but {param} has "
+                                 f"{features.grid.width}x{features.grid.height}; expected the same grid")
+        self.features = features
+        self.model = model
+        self.model_path = os.fspath(model_path)
+        self.normalisation = norm
+        self.mask = mask
+        self.nodata_label = int(nodata_label)
+        self.confidence = bool(confidence)
+
+    @property
+    def grid(self) -> Grid:
+        return self.features.grid
+
+    @property
+    def count(self) -> int:
+        return 2 if self.confidence else 1
+
+    @property
+    def token(self) -> str:
+        stamp = os.stat(self.model_path).st_mtime_ns if os.path.isfile(self.model_path) else 0
+        norm = None if self.normalisation is None else self.normalisation.to_dict()
+        return repr(("classify", self.model_path, stamp, norm, self.nodata_label, self.confidence,
+                     self.features.token, None if self.mask is None else self.mask.token))
+
+    @property
+    def files(self) -> list[str]:
+        return [*self.features.files, *([self.model_path] if self.model_path else []),
+                *(self.mask.files if self.mask is not None else [])]
+
+    @property
+    def upstreams(self) -> list[LazyRaster]:
+        return [self.features, *([self.mask] if self.mask is not None else [])]
+
+    def tile_shape(self, block: tuple[int, int] = (DEFAULT_BLOCK_SIZE, DEFAULT_BLOCK_SIZE)) -> TileShape:
+        """The features' tiles (a served model's own), cut into bands of whole output blocks of about
+        :data:`TILE_PIXELS` pixels: predicting costs far more per pixel than reading, so smaller tiles keep every
+        worker busy; the features' tiles are computed once (their tile cache) whatever the cut."""
+        tile = self.features.tile_shape(block)
+        rows = max(block[0], TILE_PIXELS // max(1, tile.cols) // block[0] * block[0])
+        return TileShape(min(tile.rows, rows), tile.cols)
+
+    def compute(self, window: Window) -> np.ndarray:
+        values = self.features.tiles.read(window)
+        pixels = values.reshape(values.shape[0], -1).T
+        keep = np.ones(len(pixels), dtype=bool)
+        if self.mask is not None:
+            keep = self.mask.tiles.read(window)[0].ravel() != 0
+        labels, confidence = self.model.predict(pixels[keep], self.confidence, self.normalisation)
+        out = np.zeros((self.count, len(pixels)), dtype=np.float64)
+        out[0] = self.nodata_label
+        out[0, keep] = labels
+        if self.confidence:
+            out[1, keep] = confidence
+        return out.reshape(self.count, window.height, window.width)
+
+
+def open_mask(path: Any) -> LazyRaster | None:
+    """``mask`` as a lazy result (its first band), or None."""
+    if path is None:
+        return None
+    from eotensor.lazy import open
+
+    return path if isinstance(path, LazyRaster) else open(path)

@@ -1,0 +1,212 @@
+"""Training and validation samples: the pixels under labelled geometries, how many per class, and their values.
+
+Which pixels: a polygon's pixels whose centre lies inside it and a point's pixel (half-up rounding), by the rules
+and the scan-line sweep of :func:`eotensor.sampling.polygons.feature_spans` (lines give no sample); a pixel under
+two features is a candidate of each. Geometries in another CRS are reprojected to the image's.
+
+How many (OTB 8.1's TrainImagesClassifier, checked against ``otbcli_TrainImagesClassifier``): with
+``sample.bm 1`` (the default) every class gets as many samples as the smallest class has pixels, and ``mt`` and
+``mv`` are not used; with ``sample.bm 0`` the per-class total is capped from ``mt``, ``mv`` and ``vtr``
+(:func:`sample_sizes`). Of each class's samples, ``floor(n x vtr)`` go to validation (vtr as OTB's float32), the
+rest to training. With separate validation vectors (``io.valid``) each set is sized on its own. Samples are drawn
+without replacement by NumPy's generator seeded with ``rand`` (OTB's periodic sampler differs in which pixels,
+not in how many).
+
+Values: only the selected pixels are read, tile by tile of the image's own plan (for a served model, the tiles
+it computes), each tile reading just the box around its selected pixels, through the result's executor.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from eotensor.errors import InputFileError, ParameterError
+from eotensor.geometry import Window
+
+__all__ = ["Candidates", "SampleSet", "read_pixels", "sample_sizes", "split_samples"]
+
+
+@dataclass(frozen=True)
+class Candidates:
+    """Every pixel under a labelled feature, as runs along rows: image index, class, row, first and last column + 1."""
+
+    image: np.ndarray
+    label: np.ndarray
+    row: np.ndarray
+    start: np.ndarray
+    stop: np.ndarray
+
+    @classmethod
+    def from_vectors(cls, vectors: Sequence[str], grids: Sequence[Any], field: str, param: str,
+                     field_param: str = "sample.vfn", ram_mb: float | None = None,
+                     names: Sequence[str] = ()) -> Candidates:
+        """The candidates of ``vectors`` (one per grid, or one for all) on ``grids`` (one per image), labelled
+        by the integer field ``field``; features with a null label are left out."""
+        from eotensor.io import vector
+        from eotensor.sampling.polygons import feature_spans
+
+        if len(vectors) not in (1, len(grids)):
+            raise ParameterError(f"{param}: {len(vectors)} vector file(s) for {len(grids)} image(s); expected one per "
+                                 "image, or one for all")
+        parts = []
+        for k, grid in enumerate(grids):
+            path = vectors[k if len(vectors) > 1 else 0]
+            layer = vector.read_vector(path, param, field, field_param)
+            labels, present = vector.integer_values(layer, field_param)
+            image_name = names[k] if k < len(names) else f"image {k + 1}"
+            geometries = vector.reproject_geometries(layer.geometries, vector.target_crs(layer, grid.crs, image_name),
+                                                     grid.crs)
+            geometries = np.where(present, geometries, None)
+            feature, row, start, stop = feature_spans(geometries, grid, ram_mb)
+            parts.append((np.full(len(row), k, np.int64), labels[feature], row, start, stop))
+        return cls(*(np.concatenate(arrays) for arrays in zip(*parts)))
+
+    @property
+    def per_class(self) -> dict[int, int]:
+        """Class -> candidate pixels, classes ascending."""
+        classes, index = np.unique(self.label, return_inverse=True)
+        counts = np.bincount(index, weights=self.stop - self.start, minlength=len(classes)).astype(np.int64)
+        return {int(c): int(n) for c, n in zip(classes, counts) if n > 0}
+
+    def draw(self, sizes: dict[int, int], rng: np.random.Generator) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        """For each class of ``sizes`` (ascending), ``sizes[c]`` of its pixels drawn without replacement, in drawn
+        order: ``(image, row, col)`` arrays per class."""
+        drawn = []
+        for label in sorted(sizes):
+            runs = np.flatnonzero(self.label == label)
+            lengths = (self.stop - self.start)[runs]
+            ends = np.cumsum(lengths)
+            index = rng.choice(int(ends[-1]), size=sizes[label], replace=False) if len(runs) else np.zeros(0, np.int64)
+            run = np.searchsorted(ends, index, side="right")
+            offset = index - (ends[run] - lengths[run])
+            picked = runs[run]
+            drawn.append((self.image[picked], self.row[picked], self.start[picked] + offset))
+        return drawn
+
+
+def _floor_product(n: int, ratio: float) -> int:
+    """``(long)(n * ratio)`` in double precision, the ratio a float32 (OTB's float parameter)."""
+    return int(float(n) * float(np.float32(ratio)))
+
+
+def sample_sizes(available: dict[int, int], mt: int, mv: int, bm: bool, vtr: float,
+                 validation: dict[int, int] | None = None) -> tuple[dict[int, int], dict[int, int] | None]:
+    """How many samples to draw per class: ``(training or total, validation)`` by OTB 8.1's rules.
+
+    Without separate validation vectors (``validation`` None) the first map is each class's total, split later by
+    :func:`split_samples`, and the second is None. With them, the first map sizes the training set (from
+    ``available``) and the second the validation set (from ``validation``).
+    """
+    def capped(counts: dict[int, int], maximum: int) -> dict[int, int]:
+        if bm:
+            smallest = min(counts.values())
+            return {c: smallest for c in counts}
+        return {c: n if maximum < 0 else min(n, maximum) for c, n in counts.items()}
+
+    ratio = float(np.float32(vtr))
+    if validation is None:
+        total = -1
+        if not bm:
+            if mt > -1 and ratio < 0.99999:
+                total = int(mt / (1.0 - ratio))
+            if mv > -1 and ratio > 0.00001:
+                total = min(total, int(mv / ratio)) if total > -1 else int(mv / ratio)
+        return capped(available, total), None
+    train_max, valid_max = mt, mv
+    if mt > -1 and mv <= -1 and ratio < 0.99999:
+        valid_max = int(mt * ratio / (1.0 - ratio))
+    if mt <= -1 and mv > -1 and ratio > 0.00001:
+        train_max = int(mv * (1.0 - ratio) / ratio)
+    return capped(available, train_max), capped(validation, valid_max)
+
+
+def split_samples(n: int, vtr: float) -> tuple[int, int]:
+    """``(training, validation)`` counts of ``n`` samples of one class: ``floor(n x vtr)`` for validation."""
+    valid = _floor_product(n, vtr)
+    return n - valid, valid
+
+
+@dataclass(frozen=True)
+class SampleSet:
+    """Samples: feature values (n, features) float32 and their labels (n,) int64."""
+
+    features: np.ndarray
+    labels: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    @property
+    def per_class(self) -> dict[int, int]:
+        """Class -> samples."""
+        classes, counts = np.unique(self.labels, return_counts=True)
+        return {int(c): int(n) for c, n in zip(classes, counts)}
+
+
+def read_pixels(raster: Any, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """The values (n, bands) float32 of ``raster`` (a :class:`~eotensor.lazy.LazyRaster`) at the pixels
+    ``(rows[i], cols[i])``: each tile of its plan that holds some computes only the box around them, in the
+    result's executor; a tile holding none is never read."""
+    out = np.empty((len(rows), raster.count), dtype=np.float32)
+    if not len(rows):
+        return out
+    plan = raster.plan()
+    tile_rows, tile_cols = plan.tile.rows, plan.tile.cols
+    key = (rows // tile_rows) * (-(-raster.grid.width // tile_cols)) + cols // tile_cols
+    order = np.argsort(key, kind="stable")
+    keys, first = np.unique(key[order], return_index=True)
+    groups = np.split(order, first[1:])
+    windows, members = [], {}
+    for group in groups:
+        r, c = rows[group], cols[group]
+        window = Window(int(r.min()), int(c.min()), int(r.max() - r.min() + 1), int(c.max() - c.min() + 1))
+        windows.append(window)
+        members[window] = group
+
+    def sink(values: np.ndarray, window: Window) -> None:
+        group = members[window]
+        out[group] = values[:, rows[group] - window.row, cols[group] - window.col].T
+
+    raster.executor(raster.compute, windows, sink, workers=raster.workers)
+    raster._after_run()
+    return out
+
+
+def gather(rasters: Sequence[Any], drawn: list[tuple[np.ndarray, np.ndarray, np.ndarray]],
+           labels: Sequence[int]) -> list[SampleSet]:
+    """The values of drawn pixels (:meth:`Candidates.draw`), one :class:`SampleSet` per class, each image's pixels
+    read in one pass."""
+    image = np.concatenate([d[0] for d in drawn])
+    rows = np.concatenate([d[1] for d in drawn])
+    cols = np.concatenate([d[2] for d in drawn])
+    values = np.empty((len(rows), rasters[0].count), dtype=np.float32)
+    for k, raster in enumerate(rasters):
+        mine = np.flatnonzero(image == k)
+        values[mine] = read_pixels(raster, rows[mine], cols[mine])
+    bounds = np.cumsum([0] + [len(d[0]) for d in drawn])
+    return [SampleSet(values[a:b], np.full(b - a, label, np.int64))
+            for a, b, label in zip(bounds[:-1], bounds[1:], labels)]
+
+
+def concat(sets: Sequence[SampleSet], bands: int) -> SampleSet:
+    """One :class:`SampleSet` of ``sets``."""
+    if not sets:
+        return SampleSet(np.zeros((0, bands), np.float32), np.zeros(0, np.int64))
+    return SampleSet(np.concatenate([s.features for s in sets]), np.concatenate([s.labels for s in sets]))
+
+
+def check_classes(available: dict[int, int], param: str, vectors: Sequence[str | os.PathLike]) -> None:
+    """A one-line error when no pixel or a single class lies under the geometries."""
+    names = ", ".join(f'"{os.fspath(v)}"' for v in vectors)
+    if not available:
+        raise InputFileError(f"{param}: no pixel centre of the image(s) lies under a labelled geometry of {names}; "
+                             "expected polygons or points over the image (same CRS, or one that reprojects)")
+    if len(available) < 2:
+        label = next(iter(available))
+        raise InputFileError(f"{param}: the geometries of {names} give samples of one class only ({label}); expected "
+                             "at least two classes")

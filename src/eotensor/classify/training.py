@@ -1,0 +1,132 @@
+"""Training a classifier on image pixels under labelled geometries, and validating it, as OTB's
+TrainImagesClassifier does: draw the samples (:mod:`eotensor.classify.samples`), fit, predict the validation
+samples, and measure them with :class:`~eotensor.metrics.ConfusionMatrix`."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from eotensor.classify.models import ClassifierModel, make_classifier
+from eotensor.classify.samples import (
+    Candidates,
+    SampleSet,
+    check_classes,
+    concat,
+    gather,
+    sample_sizes,
+    split_samples,
+)
+from eotensor.classify.statistics import Normalisation
+from eotensor.errors import OutputFileError, ParameterError
+from eotensor.metrics import ConfusionMatrix, confusion_matrix
+
+__all__ = ["SampleOptions", "TrainingResult", "confusion_csv", "train_classifier", "write_confusion_csv"]
+
+
+@dataclass(frozen=True)
+class SampleOptions:
+    """``sample.*``: per-class maxima (-1: no maximum), bound by the smallest class, validation ratio, class field."""
+
+    mt: int = 1000
+    mv: int = 1000
+    bm: bool = True
+    vtr: float = 0.5
+    field: str = ""
+
+    def check(self, param: str = "sample") -> None:
+        """One-line errors for a ratio outside [0, 1) or an empty field name."""
+        if not 0 <= self.vtr < 1:
+            raise ParameterError(f"{param}.vtr: {self.vtr:g} is outside [0, 1); expected the share of samples kept "
+                                 "for validation, e.g. 0.5")
+        if not self.field:
+            raise ParameterError(f"{param}.vfn: no class field given; expected the integer field of the vectors")
+
+
+@dataclass
+class TrainingResult:
+    """A fitted model, its training and validation samples, and the validation's confusion matrix (None when
+    there is no validation sample)."""
+
+    model: ClassifierModel
+    train: SampleSet
+    valid: SampleSet
+    confusion: ConfusionMatrix | None
+
+
+def train_classifier(rasters: Sequence[Any], vectors: Sequence[str], sample: SampleOptions, classifier: str,
+                     options: Mapping[str, Any], *, valid_vectors: Sequence[str] = (), seed: int = 0,
+                     normalisation: Normalisation | None = None, names: Sequence[str] = (),
+                     ram_mb: float | None = None, params: Mapping[str, str] | None = None) -> TrainingResult:
+    """Draw samples of ``rasters`` (lazy results, one per image) under ``vectors``, fit ``classifier``, validate.
+
+    ``params`` names the keys in messages (``{"vd": "io.vd", "valid": "io.valid", "imstat": "io.imstat"}``).
+    """
+    keys = {"vd": "io.vd", "valid": "io.valid", "imstat": "io.imstat", "il": "io.il", **(params or {})}
+    sample.check()
+    bands = rasters[0].count
+    for name, raster in zip(names or [f"image {k + 1}" for k in range(len(rasters))], rasters):
+        if raster.count != bands:
+            raise ParameterError(f'{keys["il"]}: "{name}" has {raster.count} band(s) but the first image has {bands}; '
+                                 "expected images with the same bands")
+    if normalisation is not None:
+        normalisation.check(bands, keys["imstat"], keys["il"])
+    grids = [raster.grid for raster in rasters]
+    rng = np.random.default_rng(seed)
+    candidates = Candidates.from_vectors(vectors, grids, sample.field, keys["vd"], ram_mb=ram_mb, names=names)
+    available = candidates.per_class
+    check_classes(available, keys["vd"], vectors)
+    if valid_vectors:
+        checking = Candidates.from_vectors(valid_vectors, grids, sample.field, keys["valid"], ram_mb=ram_mb,
+                                           names=names)
+        check_classes(checking.per_class, keys["valid"], valid_vectors)
+        train_sizes, valid_sizes = sample_sizes(available, sample.mt, sample.mv, sample.bm, sample.vtr,
+                                                checking.per_class)
+        train = concat(gather(rasters, candidates.draw(train_sizes, rng), sorted(train_sizes)), bands)
+        assert valid_sizes is not None
+        valid = concat(gather(rasters, checking.draw(valid_sizes, rng), sorted(valid_sizes)), bands)
+    else:
+        totals, _ = sample_sizes(available, sample.mt, sample.mv, sample.bm, sample.vtr)
+        per_class = gather(rasters, candidates.draw(totals, rng), sorted(totals))
+        train_parts, valid_parts = [], []
+        for part in per_class:
+            n_train, _ = split_samples(len(part), sample.vtr)
+            train_parts.append(SampleSet(part.features[:n_train], part.labels[:n_train]))
+            valid_parts.append(SampleSet(part.features[n_train:], part.labels[n_train:]))
+        train, valid = concat(train_parts, bands), concat(valid_parts, bands)
+    if len(train.per_class) < 2:
+        raise ParameterError(f'{keys["vd"]}: the training samples hold {len(train.per_class)} class(es); expected at '
+                             "least two (give more geometries, or a lower sample.vtr)")
+    estimator = make_classifier(classifier, options, seed)
+    model = ClassifierModel.fit(estimator, classifier, train.features, train.labels, normalisation)
+    confusion = None
+    if len(valid):
+        produced, _ = model.predict(valid.features)
+        confusion = confusion_matrix(valid.labels, produced)
+    return TrainingResult(model, train, valid, confusion)
+
+
+def confusion_csv(matrix: ConfusionMatrix) -> str:
+    """The confusion matrix as OTB's ``io.confmatout`` writes it: two header lines, then one row per reference
+    label, produced labels in columns."""
+    labels = ",".join(str(label) for label in matrix.labels)
+    rows = "".join(",".join(str(c) for c in row) + "\n" for row in matrix.counts)
+    return f"#Reference labels (rows):{labels}\n#Produced labels (columns):{labels}\n{rows}"
+
+
+def write_confusion_csv(path: str | os.PathLike, matrix: ConfusionMatrix, param: str = "io.confmatout") -> str:
+    """Write :func:`confusion_csv` to ``path`` (renamed into place when complete); return ``path``."""
+    from eotensor.io.atomic import AtomicOutput
+
+    path = os.fspath(path)
+    with AtomicOutput(path, param) as output:
+        try:
+            with open(output.temp_path, "w", encoding="utf-8", newline="\n") as stream:
+                stream.write(confusion_csv(matrix))
+        except OSError as error:
+            raise OutputFileError(f'{param}: cannot write "{path}" ({output.explain(error)})') from None
+    return path

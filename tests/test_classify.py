@@ -1,0 +1,467 @@
+"""Classic classifiers: statistics, samples under geometries, training, model files, classification maps, and the
+deep-features composites (a real TF SavedModel), with OTB 8.1's own apps as peers where installed."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import rasterio
+
+from eotensor.errors import InputFileError, ParameterError
+from eotensor.testing import write_raster
+
+pytest.importorskip("sklearn")
+pytest.importorskip("skops")
+
+OTB_ENV = {"PATH": "/usr/bin:/bin", "ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS": "1"}
+OTB = shutil.which("otbcli_TrainImagesClassifier") and shutil.which("otbcli_ImageClassifier") \
+    and shutil.which("otbcli_ComputeImagesStatistics")
+needs_otb = pytest.mark.skipif(not OTB, reason="OTB's apps are not on PATH (Debian otb-bin)")
+SPACING, ORIGIN = 10.0, (300000.0, 4900020.0)
+
+
+def _box(c0, r0, c1, r1):
+    """A polygon around pixel columns c0..c1-1 and rows r0..r1-1 of the test grid."""
+    import shapely
+
+    x0, x1 = ORIGIN[0] + c0 * SPACING, ORIGIN[0] + c1 * SPACING
+    y0, y1 = ORIGIN[1] - r1 * SPACING, ORIGIN[1] - r0 * SPACING
+    return shapely.box(x0, y0, x1, y1)
+
+
+def _vectors(path, geometries, classes, crs="EPSG:32631", field="cls"):
+    import pyogrio.raw
+    import shapely
+
+    pyogrio.raw.write(os.fspath(path), shapely.to_wkb(np.asarray(geometries, dtype=object)),
+                      [np.asarray(classes, np.int32)], [field], driver="GPKG", geometry_type="Unknown",
+                      crs=rasterio.crs.CRS.from_user_input(crs).to_wkt())
+    return os.fspath(path)
+
+
+def _otb(app, *args):
+    done = subprocess.run([f"otbcli_{app}", *map(str, args)], capture_output=True, text=True, env=OTB_ENV)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    return done.stdout
+
+
+def _csv_matrix(path):
+    lines = open(path).read().splitlines()
+    assert lines[0].startswith("#Reference labels (rows):") and lines[1].startswith("#Produced labels (columns):")
+    return np.array([[int(v) for v in line.split(",")] for line in lines[2:]])
+
+
+# --------------------------------------------------------------------------------------------- the raw scene
+@pytest.fixture(scope="module")
+def raw_scene(tmp_path_factory):
+    """Three classes in 3 noisy bands (they overlap: OA about 90 %), a truth raster, training polygons."""
+    tmp = tmp_path_factory.mktemp("raw")
+    rng = np.random.default_rng(7)
+    truth = np.ones((160, 150), np.int32)
+    truth[:, 50:100] = 2
+    truth[:, 100:] = 3
+    means = {1: (0, 0, 0), 2: (3, 1.5, 0), 3: (0, 3, 2.2)}
+    image = rng.normal(0, 1, (3, *truth.shape))
+    for label, mean in means.items():
+        image[:, truth == label] += np.asarray(mean)[:, None]
+    image = (image * 40 + 500).astype(np.float32)
+    write_raster(tmp / "im.tif", image)
+    write_raster(tmp / "truth.tif", truth[None].astype(np.uint8))
+    polygons = [_box(2, 2, 48, 150), _box(52, 2, 98, 150), _box(102, 2, 148, 150)]
+    _vectors(tmp / "train.gpkg", polygons, [1, 2, 3])
+    return tmp
+
+
+def test_feature_spans_cover_what_feature_counts_counts(raw_scene):
+    """Runs from the polygon sweep hold exactly the pixels the OTB-exact counter counts (holes, multi-parts,
+    points, overlaps)."""
+    import shapely
+
+    from eotensor.io.raster import RasterSource
+    from eotensor.sampling.polygons import feature_counts, feature_spans
+
+    grid = RasterSource([os.fspath(raw_scene / "im.tif")]).grid
+    holed = _box(10, 10, 60, 60).difference(_box(20, 20, 30, 35))
+    geometries = [holed, shapely.union(_box(0, 0, 5, 5), _box(100, 100, 110, 103)), _box(3, 3, 12, 9),
+                  shapely.Point(ORIGIN[0] + 33.3 * SPACING, ORIGIN[1] - 7.5 * SPACING),
+                  shapely.affinity.rotate(_box(40, 80, 90, 130), 17), None]
+    feature, row, start, stop = feature_spans(geometries, grid, ram_mb=0.05)
+    sums = np.bincount(feature, weights=stop - start, minlength=len(geometries))
+    assert sums.tolist() == feature_counts(geometries, grid).tolist()
+    assert np.all(np.diff(row) >= 0) and np.all(stop > start)
+    burnt = np.zeros((grid.height, grid.width), int)
+    for r, a, b in zip(row[feature == 2], start[feature == 2], stop[feature == 2]):
+        burnt[r, a:b] += 1
+    assert burnt[3:9, 3:12].all() and burnt.sum() == 54  # a box is exactly its pixels
+
+
+def test_samples_read_only_the_boxes_around_them():
+    """Sample values come from small windows around the drawn pixels, tile by tile, never the whole image."""
+    from eotensor.classify.samples import read_pixels
+    from eotensor.lazy import ArrayRaster
+
+    class Logged(ArrayRaster):
+        def compute(self, window):
+            seen.append(window)
+            return super().compute(window)
+
+    seen = []
+    array = np.arange(300 * 200 * 2, dtype=np.float32).reshape(300, 200, 2)
+    raster = Logged(array)
+    raster.ram_mb = 0.05  # strips of a few rows
+    rows, cols = np.array([5, 7, 7, 250, 251]), np.array([10, 12, 30, 100, 101])
+    values = read_pixels(raster, rows, cols)
+    assert np.array_equal(values, array[rows, cols])
+    assert sum(w.size for w in seen) < 100 and max(w.width for w in seen) <= 21
+
+
+def test_sample_sizes_are_otbs():
+    """Per-class sizes as otbcli_TrainImagesClassifier 8.1 draws them (its confusion totals, measured)."""
+    from eotensor.classify.samples import sample_sizes, split_samples
+
+    available = {1: 400, 2: 900, 3: 1000}
+    assert sample_sizes(available, 100, 100, True, 0.5) == ({1: 400, 2: 400, 3: 400}, None)  # bm 1: mt, mv unused
+    assert sample_sizes(available, 100, 100, False, 0.5)[0] == {1: 200, 2: 200, 3: 200}
+    assert sample_sizes(available, -1, -1, False, 0.5)[0] == available
+    totals = sample_sizes(available, 100, 30, False, 0.3)[0]  # 30 / 0.3f = 99.99 -> 99, as OTB
+    assert totals == {1: 99, 2: 99, 3: 99} and split_samples(99, 0.3) == (70, 29)
+    assert split_samples(400, 0.25) == (300, 100)
+    train, valid = sample_sizes(available, 50, -1, False, 0.5, {1: 30, 2: 500, 3: 60})
+    assert train == {1: 50, 2: 50, 3: 50} and valid == {1: 30, 2: 50, 3: 50}
+
+
+def test_train_and_classify_raw_bands(raw_scene, tmp_path):
+    """TrainImagesClassifier + ImageClassifier from Python: the CSV totals are the validation samples, tiles
+    never change the map, the confidence is a probability, a mask gives nodatalabel."""
+    import eotensor as eot
+    from eotensor.apps.image_classifier import ImageClassifier
+    from eotensor.apps.train_images_classifier import TrainImagesClassifier
+    from eotensor.classify import Classification, load_classifier
+
+    training = TrainImagesClassifier(io_il=raw_scene / "im.tif", io_vd=raw_scene / "train.gpkg", sample_vfn="cls",
+                                     classifier="rf", classifier_rf_nbtrees=30, sample_bm=0, sample_mt=300,
+                                     sample_mv=300, rand=4, io_out=tmp_path / "m.skops",
+                                     io_confmatout=tmp_path / "cm.csv")
+    assert training.result.train.per_class == {1: 300, 2: 300, 3: 300}
+    assert training.result.valid.per_class == {1: 300, 2: 300, 3: 300}  # total min(mt / (1 - vtr), mv / vtr)
+    matrix = _csv_matrix(tmp_path / "cm.csv")
+    assert matrix.sum() == 900 and matrix.sum(axis=1).tolist() == [300, 300, 300]
+    assert np.array_equal(matrix, training.confusion.counts) and 0.8 < training.confusion.overall_accuracy < 0.99
+    assert sorted(os.listdir(tmp_path)) == ["cm.csv", "m.skops", "m.skops.json"]
+    sidecar = json.load(open(tmp_path / "m.skops.json"))
+    assert sidecar["features"] == 3 and sidecar["classes"] == [1, 2, 3] and sidecar["kind"] == "rf"
+
+    write_raster(tmp_path / "mask.tif", (np.arange(150)[None, None, :] % 7 != 0).repeat(160, axis=1)
+                 .astype(np.uint8))
+    whole = ImageClassifier(in_=raw_scene / "im.tif", model=tmp_path / "m.skops", mask=tmp_path / "mask.tif",
+                            nodatalabel=9, out=(tmp_path / "map.tif", "uint8"), confmap=tmp_path / "conf.tif",
+                            ram=0.02)
+    labels = rasterio.open(tmp_path / "map.tif").read(1)
+    confidence = rasterio.open(tmp_path / "conf.tif").read(1)
+    assert rasterio.open(tmp_path / "conf.tif").dtypes[0] == "float64"
+    assert whole.plan().tile.rows < 160  # several strips
+    untiled = Classification(eot.open(raw_scene / "im.tif", ram_mb=64), load_classifier(tmp_path / "m.skops"),
+                             mask=eot.open(tmp_path / "mask.tif"), nodata_label=9, confidence=True).read()
+    assert np.array_equal(untiled[0], labels) and np.array_equal(untiled[1].astype(np.float32),
+                                                                 confidence.astype(np.float32))
+    masked = (np.arange(150) % 7 == 0)
+    assert (labels[:, masked] == 9).all() and (confidence[:, masked] == 0).all()
+    assert ((confidence[:, ~masked] > 1 / 3) & (confidence[:, ~masked] <= 1)).all()
+    truth = rasterio.open(raw_scene / "truth.tif").read(1)
+    assert (labels[:, ~masked] == truth[:, ~masked]).mean() > 0.8
+
+
+def test_points_validate_and_images_pair_with_vectors(raw_scene, tmp_path):
+    """Validation from points in another CRS (each point's pixel; bm 1: as many per class as the smallest class
+    has); two images, each with its vectors; a mismatched count is an error."""
+    import shapely
+
+    from eotensor.apps.train_images_classifier import TrainImagesClassifier
+    from eotensor.io.vector import reproject_geometries
+
+    rng = np.random.default_rng(1)
+    points, classes = [], []
+    for label, (c0, c1), n in ((1, (0, 50), 30), (2, (50, 100), 40), (3, (100, 150), 50)):
+        cols, rows = rng.integers(c0, c1, n), rng.integers(0, 160, n)
+        points += list(shapely.points(ORIGIN[0] + (cols + 0.5) * SPACING, ORIGIN[1] - (rows + 0.5) * SPACING))
+        classes += [label] * n
+    wgs84 = reproject_geometries(np.asarray(points, dtype=object), "EPSG:32631", "EPSG:4326")
+    _vectors(tmp_path / "points.gpkg", wgs84, classes, crs="EPSG:4326")
+    image, vectors = raw_scene / "im.tif", raw_scene / "train.gpkg"
+    training = TrainImagesClassifier(io_il=[image, image], io_vd=[vectors, vectors], io_valid=tmp_path / "points.gpkg",
+                                     sample_vfn="cls", classifier="bayes", sample_bm=0, sample_mt=100, sample_mv=-1,
+                                     io_confmatout=tmp_path / "cm.csv", io_out=tmp_path / "m.skops")
+    assert training.result.train.per_class == {1: 100, 2: 100, 3: 100}
+    # mv -1 with mt 100 and vtr 0.5: at most 100 validation samples a class; the one validation file serves
+    # both images, so each point is a candidate twice
+    assert _csv_matrix(tmp_path / "cm.csv").sum(axis=1).tolist() == [60, 80, 100]
+    assert training.confusion.overall_accuracy > 0.8
+    with pytest.raises(ParameterError, match=r"io.vd: 3 vector file\(s\) for 2 image\(s\)"):
+        TrainImagesClassifier(io_il=[image, image], io_vd=[vectors] * 3, sample_vfn="cls", classifier="bayes",
+                              io_out=tmp_path / "n.skops")
+
+
+def test_statistics_are_otbs_and_each_reads_the_others(raw_scene, tmp_path):
+    """ComputeImagesStatistics matches otbcli's file byte for byte (two images, -bv); a classifier trained with
+    either XML normalises identically."""
+    from eotensor.apps.compute_images_statistics import ComputeImagesStatistics
+    from eotensor.classify.statistics import Normalisation
+
+    rng = np.random.default_rng(3)
+    second = rng.normal(7, 3, (3, 40, 30)).astype(np.float32)
+    second[:, :5] = -1
+    second[0, 10, 10] = -1  # one band only: still counted
+    write_raster(tmp_path / "b.tif", second)
+    images = [raw_scene / "im.tif", tmp_path / "b.tif"]
+    ours = ComputeImagesStatistics(il=images, bv=-1, out_xml=tmp_path / "ours.xml", ram=0.05).statistics
+    pixels = np.concatenate([rasterio.open(p).read().reshape(3, -1) for p in images], axis=1).astype(float)
+    kept = ~np.all(pixels == -1, axis=0)
+    assert ours.count == kept.sum() and np.allclose(ours.mean, pixels[:, kept].mean(axis=1))
+    if OTB:
+        _otb("ComputeImagesStatistics", "-il", *images, "-bv", -1, "-out.xml", tmp_path / "theirs.xml")
+        assert (tmp_path / "ours.xml").read_text() == (tmp_path / "theirs.xml").read_text()
+        assert Normalisation.read(tmp_path / "theirs.xml") == Normalisation.read(tmp_path / "ours.xml")
+
+
+@needs_otb
+def test_overall_accuracy_within_two_points_of_otb(raw_scene, tmp_path):
+    """Same image, polygons, statistics and forest settings: eotensor's validation OA and map OA are within 2
+    points of OTB's; each side normalises with the other's statistics XML."""
+    from eotensor.apps.compute_images_statistics import ComputeImagesStatistics
+    from eotensor.apps.image_classifier import ImageClassifier
+    from eotensor.apps.train_images_classifier import TrainImagesClassifier
+
+    image, vectors = raw_scene / "im.tif", raw_scene / "train.gpkg"
+    ComputeImagesStatistics(il=[image], out_xml=tmp_path / "ours.xml")
+    _otb("ComputeImagesStatistics", "-il", image, "-out.xml", tmp_path / "theirs.xml")
+    forest = ["-classifier", "rf", "-classifier.rf.nbtrees", 50, "-classifier.rf.max", 8, "-classifier.rf.min", 5]
+    _otb("TrainImagesClassifier", "-io.il", image, "-io.vd", vectors, "-io.imstat", tmp_path / "ours.xml",
+         "-sample.vfn", "cls", *forest, "-sample.mt", -1, "-sample.mv", -1, "-rand", 1,
+         "-io.out", tmp_path / "otb.rf", "-io.confmatout", tmp_path / "otb.csv")
+    _otb("ImageClassifier", "-in", image, "-model", tmp_path / "otb.rf", "-imstat", tmp_path / "ours.xml",
+         "-out", tmp_path / "otb.tif", "uint8")
+    training = TrainImagesClassifier(io_il=image, io_vd=vectors, io_imstat=tmp_path / "theirs.xml", sample_vfn="cls",
+                                     classifier="rf", classifier_rf_nbtrees=50, classifier_rf_max=8,
+                                     classifier_rf_min=5, sample_mt=-1, sample_mv=-1, rand=1,
+                                     io_out=tmp_path / "m.skops")
+    ImageClassifier(in_=image, model=tmp_path / "m.skops", imstat=tmp_path / "theirs.xml", out=tmp_path / "ours.tif")
+    theirs = _csv_matrix(tmp_path / "otb.csv")
+    assert theirs.sum() == training.confusion.total  # the same validation sizes (half the smallest class)
+    their_oa = np.trace(theirs) / theirs.sum()
+    assert abs(training.confusion.overall_accuracy - their_oa) < 0.02, (training.confusion.overall_accuracy, their_oa)
+    truth = rasterio.open(raw_scene / "truth.tif").read(1)
+    map_oa = [(rasterio.open(tmp_path / name).read(1) == truth).mean() for name in ("ours.tif", "otb.tif")]
+    assert abs(map_oa[0] - map_oa[1]) < 0.02, map_oa
+    print(f"OA validation: eotensor {training.confusion.overall_accuracy:.4f} OTB {their_oa:.4f}; "
+          f"map: eotensor {map_oa[0]:.4f} OTB {map_oa[1]:.4f}", file=sys.stderr)
+
+
+# ------------------------------------------------------------------------------------------ bad input, files
+def test_bad_inputs_are_one_line_errors(raw_scene, tmp_path):
+    from eotensor.apps.image_classifier import ImageClassifier
+    from eotensor.apps.train_images_classifier import TrainImagesClassifier
+
+    base = dict(io_il=raw_scene / "im.tif", io_vd=raw_scene / "train.gpkg", sample_vfn="cls", classifier="bayes",
+                sample_bm=0, sample_mt=60, sample_mv=20, io_out=tmp_path / "m.skops")
+    with pytest.raises(ParameterError, match='sample.vfn: ".*train.gpkg" has no field "label"; its fields: cls'):
+        TrainImagesClassifier(**{**base, "sample_vfn": "label"})
+    with pytest.raises(ParameterError, match=r"sample.vtr: 1 is outside \[0, 1\)"):
+        TrainImagesClassifier(**{**base, "sample_vtr": 1})
+    far = _vectors(tmp_path / "far.gpkg", [_box(1000, 1000, 1010, 1010), _box(2000, 0, 2001, 1)], [1, 2])
+    with pytest.raises(InputFileError, match="io.vd: no pixel centre of the image"):
+        TrainImagesClassifier(**{**base, "io_vd": far})
+    single = _vectors(tmp_path / "one.gpkg", [_box(2, 2, 20, 20), _box(30, 30, 40, 40)], [4, 4])
+    with pytest.raises(InputFileError, match=r"io.vd: .* samples of one class only \(4\)"):
+        TrainImagesClassifier(**{**base, "io_vd": single})
+    write_raster(tmp_path / "two.tif", np.zeros((2, 5, 5), np.float32))
+    _otb_free_stats = tmp_path / "two.xml"
+    from eotensor.apps.compute_images_statistics import ComputeImagesStatistics
+    ComputeImagesStatistics(il=tmp_path / "two.tif", out_xml=_otb_free_stats)
+    with pytest.raises(ParameterError, match=r'io.imstat: ".*two.xml" holds statistics of 2 band\(s\) but io.il '
+                                             r"has 3"):
+        TrainImagesClassifier(**{**base, "io_imstat": _otb_free_stats})
+    TrainImagesClassifier(**base)  # a fast model for the checks below
+    with pytest.raises(ParameterError, match=r'model: ".*m.skops" was trained on 3 feature\(s\) but in has 2 band'):
+        ImageClassifier(in_=tmp_path / "two.tif", model=tmp_path / "m.skops")
+    with pytest.raises(ParameterError, match="confmap: the libsvm classifier .* gives no class probabilities"):
+        TrainImagesClassifier(**{**base, "classifier": "libsvm", "io_out": tmp_path / "svm.skops"})
+        ImageClassifier(in_=raw_scene / "im.tif", model=tmp_path / "svm.skops", out=tmp_path / "l.tif",
+                        confmap=tmp_path / "c.tif")
+    assert not (tmp_path / "l.tif").exists()
+
+
+def test_model_files_refuse_tampering_and_untrusted_types(raw_scene, tmp_path):
+    """A changed byte, a missing or foreign sidecar, and a skops file naming an untrusted type are refused before
+    anything in the file runs."""
+    import hashlib
+
+    import skops.io as sio
+    from sklearn.preprocessing import FunctionTransformer
+
+    from eotensor.classify.models import ClassifierModel, load_classifier, make_classifier
+
+    x = np.random.default_rng(0).normal(size=(40, 2)).astype(np.float32)
+    y = np.repeat([1, 2], 20)
+    model = ClassifierModel.fit(make_classifier("rf", dict(nbtrees=3, max=2, min=2, var=0), 0), "rf", x, y, None)
+    path = model.save(tmp_path / "m.skops")
+    loaded = load_classifier(path)
+    assert np.array_equal(loaded.predict(x)[0], model.predict(x)[0]) and loaded.kind == "rf"
+
+    data = bytearray(open(path, "rb").read())
+    data[len(data) // 2] ^= 1
+    open(tmp_path / "bad.skops", "wb").write(bytes(data))
+    shutil.copy(path + ".json", tmp_path / "bad.skops.json")
+    with pytest.raises(InputFileError, match=r'model: ".*bad.skops" was changed after it was written'):
+        load_classifier(tmp_path / "bad.skops")
+    shutil.copy(path, tmp_path / "alone.skops")
+    with pytest.raises(InputFileError, match=r'has no sidecar ".*alone.skops.json"'):
+        load_classifier(tmp_path / "alone.skops")
+
+    evil = sio.dumps(FunctionTransformer(func=os.system))  # loading it would hand os.system to the caller
+    open(tmp_path / "evil.skops", "wb").write(evil)
+    meta = json.load(open(path + ".json"))
+    meta["sha256"] = hashlib.sha256(evil).hexdigest()  # a forged sidecar: the type check still refuses it
+    json.dump(meta, open(tmp_path / "evil.skops.json", "w"))
+    with pytest.raises(InputFileError, match=r'model: ".*evil.skops" holds types eotensor does not trust '
+                                             r"\(.*system.*\); refusing to load it"):
+        load_classifier(tmp_path / "evil.skops")
+    meta["format_version"] = 99
+    json.dump(meta, open(tmp_path / "evil.skops.json", "w"))
+    with pytest.raises(InputFileError, match="format version 99"):
+        load_classifier(tmp_path / "evil.skops")
+
+
+def test_cli_and_import_costs(raw_scene, tmp_path, capsys):
+    """The apps run from the command line with OTB's keys and print OTB's measures; a bad model file is one line
+    on stderr; importing eotensor imports neither scikit-learn nor skops."""
+    from eotensor.apps.cli import main
+
+    code = "import sys, eotensor; eotensor.TrainImagesClassifier; print('sklearn' in sys.modules, 'skops' in " \
+           "sys.modules)"
+    env = {**os.environ, "PYTHONPATH": os.path.join(os.path.dirname(__file__), "..", "src")}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    assert done.stdout.split() == ["False", "False"], done.stderr
+    status = main(["TrainImagesClassifier", "-io.il", str(raw_scene / "im.tif"), "-io.vd", str(raw_scene / "train.gpkg"),
+                   "-sample.vfn", "cls", "-classifier", "bayes", "-io.out", str(tmp_path / "b.skops")])
+    out = capsys.readouterr().out
+    assert status == 0 and "Kappa index:" in out and "Overall accuracy index:" in out
+    assert main(["ImageClassifier", "-in", str(raw_scene / "im.tif"), "-model", str(tmp_path / "b.skops"),
+                 "-out", str(tmp_path / "b.tif"), "uint16"]) == 0
+    assert rasterio.open(tmp_path / "b.tif").dtypes[0] == "uint16"
+    done = subprocess.run([sys.executable, "-m", "eotensor", "ImageClassifier", "-in", raw_scene / "im.tif",
+                           "-model", raw_scene / "im.tif", "-out", tmp_path / "c.tif"],
+                          capture_output=True, text=True, env=env)
+    assert done.returncode != 0 and len(done.stderr.strip().splitlines()) == 1 and "sidecar" in done.stderr
+
+
+def test_composite_tables_mount_the_apps_rows():
+    """The deep-features apps mount TensorflowModelServe's and the classifier apps' rows (the same objects), with
+    OTBTF's spellings, in -help too."""
+    from eotensor.apps import image_classifier, model_serve, train_images_classifier
+    from eotensor.apps.image_classifier_from_deep_features import APP as CLASSIFY
+    from eotensor.apps.params import format_help
+    from eotensor.apps.train_classifier_from_deep_features import APP as TRAIN
+
+    serve = model_serve.APP.table
+    assert CLASSIFY.table.param("deepmodel.dir") is serve.param("model.dir")
+    assert TRAIN.table.param("model.dir") is serve.param("model.dir")
+    assert TRAIN.table.param("source{n}.rfieldx") is serve.param("source{n}.rfieldx")
+    assert TRAIN.table.param("optim.tilesizey") is serve.param("optim.tilesizey")
+    assert TRAIN.table.param("classifier.rf.nbtrees") is train_images_classifier.APP.table.param("classifier.rf.nbtrees")
+    assert CLASSIFY.table.param("confmap") is image_classifier.APP.table.param("confmap")
+    keys = {row.key for row in TRAIN.table.rows}
+    assert {"vd", "valid", "out", "confmatout", "sample.vfn", "rand", "ram"} <= keys and "io.il" not in keys
+    assert "out" not in {row.key for row in CLASSIFY.table.rows if row.origin.startswith("tfmodel.")}
+    text = format_help(TRAIN)
+    assert "\n  -vd " in text and "-io.vd" not in text and "-deepmodel.dir" in format_help(CLASSIFY)
+
+
+# ------------------------------------------------------------------------------------------- deep features
+def _texture_scene(tmp, size=(72, 96)):
+    """One band of 0/20 pixels in three textures with the same histogram: random (1), checkerboard (2), row
+    stripes (3); only a texture filter tells them apart."""
+    rows, cols = size
+    rng = np.random.default_rng(5)
+    truth = np.ones(size, np.int32)
+    truth[:, 32:64] = 2
+    truth[:, 64:] = 3
+    r, c = np.indices(size)
+    image = np.where(truth == 1, rng.integers(0, 2, size), np.where(truth == 2, (r + c) % 2, r % 2)) * 20
+    write_raster(tmp / "tex.tif", image[None].astype(np.float32))
+    write_raster(tmp / "truth.tif", truth[None].astype(np.uint8))
+    polygons = [_box(2, 2, 30, rows - 2), _box(34, 2, 62, rows - 2), _box(66, 2, 94, rows - 2)]
+    # the validation polygons come in another CRS (WGS 84): reprojected to the image's
+    from eotensor.io.vector import reproject_geometries
+    _vectors(tmp / "train.gpkg", polygons, [1, 2, 3])
+    _vectors(tmp / "valid.gpkg", reproject_geometries(np.asarray(polygons, dtype=object), "EPSG:32631", "EPSG:4326"),
+             [1, 2, 3], crs="EPSG:4326")
+    return truth
+
+
+def _texture_model(path):
+    """Features [|dx|, |dy|] averaged over 4x4: a fixed conv (RF 5, fully convolutional), as a SavedModel."""
+    from eotensor.samples import save_module
+    from tests.models import _tf
+
+    tf = _tf()
+    kernel = np.zeros((2, 2, 1, 2), np.float32)
+    kernel[0, 0, 0] = [-1, -1]
+    kernel[0, 1, 0, 0] = 1
+    kernel[1, 0, 0, 1] = 1
+
+    def features(x):
+        diffs = tf.abs(tf.nn.conv2d(x, tf.constant(kernel), 1, "VALID"))
+        return {"features": tf.nn.avg_pool2d(diffs, 4, 1, "VALID")}
+
+    return save_module(path, features, {"x": ([None, None, None, 1], "float32")})
+
+
+@pytest.mark.tf
+def test_deep_features_separate_what_raw_bands_cannot(tmp_path):
+    """TrainClassifierFromDeepFeatures + ImageClassifierFromDeepFeatures on a served SavedModel's features (no
+    feature file): OA against the truth above 0.95, tiled == untiled, the same map as ImageClassifier on the
+    features written to a file; the raw-band twins on the same scene stay near chance."""
+    import eotensor as eot
+    from eotensor.apps.cli import main
+    from eotensor.apps.image_classifier import ImageClassifier
+    from eotensor.apps.image_classifier_from_deep_features import ImageClassifierFromDeepFeatures
+    from eotensor.apps.train_classifier_from_deep_features import TrainClassifierFromDeepFeatures
+    from eotensor.apps.train_images_classifier import TrainImagesClassifier
+
+    truth = _texture_scene(tmp_path)
+    model = _texture_model(tmp_path / "features")
+    serve = {"source1.il": tmp_path / "tex.tif", "source1.rfieldx": 5, "source1.rfieldy": 5, "model.fullyconv": True,
+             "output.names": "features"}
+    training = TrainClassifierFromDeepFeatures(
+        serve, model_dir=model, vd=tmp_path / "train.gpkg", valid=tmp_path / "valid.gpkg", sample_vfn="cls",
+        classifier="rf", classifier_rf_nbtrees=20, sample_bm=0, sample_mt=400, sample_mv=300, rand=2,
+        out=tmp_path / "deep.skops", confmatout=tmp_path / "deep.csv", optim_tilesizex=999999, optim_tilesizey=16)
+    matrix = _csv_matrix(tmp_path / "deep.csv")
+    assert matrix.sum(axis=1).tolist() == [300, 300, 300] == list(training.result.valid.per_class.values())
+    assert training.confusion.overall_accuracy > 0.95
+
+    deep = {"source1.il": tmp_path / "tex.tif", "source1.rfieldx": 5, "source1.rfieldy": 5, "deepmodel.dir": model,
+            "deepmodel.fullyconv": True, "output.names": "features", "model": tmp_path / "deep.skops"}
+    assert main(["ImageClassifierFromDeepFeatures", "-source1.il", str(tmp_path / "tex.tif"), "-source1.rfieldx", "5",
+                 "-source1.rfieldy", "5", "-deepmodel.dir", model, "-deepmodel.fullyconv", "on", "-output.names",
+                 "features", "-model", str(tmp_path / "deep.skops"), "-out", str(tmp_path / "deep.tif"),
+                 "-confmap", str(tmp_path / "conf.tif"), "float"]) == 0
+    assert rasterio.open(tmp_path / "conf.tif").dtypes[0] == "float32"
+    tiled = ImageClassifierFromDeepFeatures(deep, optim_tilesizex=16, optim_tilesizey=8, optim_ram=1)
+    labels = rasterio.open(tmp_path / "deep.tif")
+    assert np.array_equal(tiled.read()[0], labels.read(1)) and tiled.plan().tile.cols == 16
+    r0, c0 = rasterio.open(tmp_path / "tex.tif").index(labels.transform.c + 5, labels.transform.f - 5)
+    expected = truth[r0:r0 + labels.height, c0:c0 + labels.width]
+    assert (labels.read(1) == expected).mean() > 0.95
+
+    eot.TensorflowModelServe(serve, model_dir=model, out=tmp_path / "features.tif")  # the same through a file
+    ImageClassifier(in_=tmp_path / "features.tif", model=tmp_path / "deep.skops", out=tmp_path / "via_file.tif")
+    assert np.array_equal(rasterio.open(tmp_path / "via_file.tif").read(1), labels.read(1))
+
+    raw = TrainImagesClassifier(io_il=tmp_path / "tex.tif", io_vd=tmp_path / "train.gpkg", sample_vfn="cls",
+                                classifier="rf", classifier_rf_nbtrees=20, rand=2)
+    assert raw.confusion.overall_accuracy < 0.6  # one band of 0/20 in every class: chance, about 1/3
