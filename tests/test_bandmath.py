@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 import eotensor as eot
 from eotensor.apps.cli import main
 from eotensor.calc import Expression
-from eotensor.errors import GeometryError, ParameterError
+from eotensor.errors import GeometryError, InputFileError, ParameterError
 from eotensor.runtimes import FunctionModel
 from eotensor.testing import write_raster
 
@@ -131,7 +131,7 @@ def test_images_of_other_sizes_or_crs_are_refused(scene, tmp_path):
     _, pa, _, a, _ = scene
     small = write_raster(tmp_path / "small.tif", a[:, :30])
     elsewhere = write_raster(tmp_path / "utm32.tif", a, crs="EPSG:32632")
-    with pytest.raises(GeometryError, match="image 2 is 53x30 pixels but image 1 is 53x37"):
+    with pytest.raises(InputFileError, match="image 2 is 53x30 pixels but image 1 is 53x37"):
         eot.BandMath(il=[pa, small], exp="im1b1 + im2b1")
     with pytest.raises(GeometryError, match="reproject"):
         eot.open(pa) + eot.open(elsewhere)

@@ -25,30 +25,15 @@ from typing import Any
 import numpy as np
 
 from eotensor.engine.tiling import TileShape, auto_tile_shape
-from eotensor.errors import GeometryError, ParameterError
+from eotensor.errors import ParameterError
 from eotensor.expressions import BANDMATH, BinOp, Call, Cond, Const, Node, Program, Unary, Var, to_otb_float32
 from eotensor.expressions import parse as parse_expression
 from eotensor.geometry import Grid, Window
-from eotensor.geometry.fields import crs_name
 from eotensor.io.geotiff import DEFAULT_BLOCK_SIZE
 from eotensor.io.pixeltypes import to_pixel_type
-from eotensor.lazy import PIXELWISE, BandSelection, LazyRaster, upstream_tiles
+from eotensor.lazy import PIXELWISE, BandSelection, LazyRaster, same_grid, upstream_tiles
 
 __all__ = ["Expression", "where"]
-
-
-def _same_grid(inputs: Sequence[LazyRaster], param: str) -> Grid:
-    """The first input's grid, once every input is checked to have its size and CRS (OTB's BandMath rule)."""
-    first = inputs[0].grid
-    for k, raster in enumerate(inputs[1:], start=2):
-        grid = raster.grid
-        if (grid.width, grid.height) != (first.width, first.height):
-            raise GeometryError(f"{param}: image {k} is {grid.width}x{grid.height} pixels but image 1 is "
-                                f"{first.width}x{first.height}; pixel-wise expressions need images of one size")
-        if grid.crs and first.crs and grid.crs != first.crs:
-            raise GeometryError(f"{param}: image {k} is in {crs_name(grid.crs)} but image 1 in "
-                                f"{crs_name(first.crs)}; eotensor does not resample: reproject one (gdalwarp)")
-    return first
 
 
 class Expression(LazyRaster):
@@ -66,7 +51,8 @@ class Expression(LazyRaster):
         super().__init__(first.workers, first.ram_mb, first.scheduler)
         self.program = program
         self.inputs = inputs
-        self._grid = _same_grid(inputs, param)
+        self._grid = same_grid([raster.grid for raster in inputs], param,
+                               "pixel-wise expressions need images of one size")
         self.depth = max(_depth(output) for output in program.outputs)
         """Levels of the deepest output tree (operators fold expressions only up to :data:`FOLD_DEPTH`)."""
         self._count = program.check([raster.count for raster in inputs]) if count is None else count

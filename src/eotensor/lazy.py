@@ -39,7 +39,7 @@ from eotensor.engine.tiling import (
 )
 from eotensor.errors import GeometryError, InputFileError, ParameterError
 from eotensor.geometry import Grid, Window, as_window
-from eotensor.geometry.fields import Fields
+from eotensor.geometry.fields import Fields, crs_name
 from eotensor.io.extended import OutputTarget, parse_output
 from eotensor.io.geotiff import DEFAULT_BLOCK_SIZE, GeoTiffWriter, block_shape
 from eotensor.io.pixeltypes import to_pixel_type
@@ -551,6 +551,20 @@ class ChainedSource:
         return np.moveaxis(values, 0, -1).copy(order="C")  # the engine's own array, never a shared cached tile
 
 
+def same_grid(grids: Sequence[Grid], param: str, why: str) -> Grid:
+    """The first grid, once every other is checked to have its size and CRS (OTB's rule for image lists and
+    BandMath: the first image's geometry is the result's); ``why`` ends the size error. eotensor never resamples."""
+    first = grids[0]
+    for k, grid in enumerate(grids[1:], start=2):
+        if (grid.width, grid.height) != (first.width, first.height):
+            raise InputFileError(f"{param}: image {k} is {grid.width}x{grid.height} pixels but image 1 is "
+                                 f"{first.width}x{first.height}; {why}")
+        if grid.crs and first.crs and grid.crs != first.crs:
+            raise GeometryError(f"{param}: image {k} is in {crs_name(grid.crs)} but image 1 in {crs_name(first.crs)}; "
+                                "eotensor does not resample: reproject one first (e.g. gdalwarp)")
+    return first
+
+
 class Stack:
     """Several sources stacked on bands (an image list mixing files and lazy results), read as one source.
 
@@ -561,15 +575,7 @@ class Stack:
     def __init__(self, pieces: Sequence[Any], param: str = "source1.il") -> None:
         self.pieces = list(pieces)
         self.param = param
-        first = self.pieces[0].grid
-        for k, piece in enumerate(self.pieces[1:], start=2):
-            grid = piece.grid
-            if (grid.width, grid.height) != (first.width, first.height):
-                raise InputFileError(f"{param}: image {k} is {grid.width}x{grid.height} pixels but image 1 is "
-                                     f"{first.width}x{first.height}; all images of a list must have the same size")
-            if grid.crs and first.crs and grid.crs != first.crs:
-                raise GeometryError(f"{param}: image {k} is in {grid.crs} but image 1 in {first.crs}; eotensor does "
-                                    "not resample: reproject it first (e.g. gdalwarp)")
+        same_grid([piece.grid for piece in self.pieces], param, "all images of a list must have the same size")
 
     @property
     def grid(self) -> Grid:

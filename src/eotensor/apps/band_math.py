@@ -60,18 +60,12 @@ def build_bandmathx(values: Values) -> Any:
     return _build(values, "bandmathx")
 
 
-def write(result: Any, values: Values, progress: bool = False) -> str:
-    """Stream the result to ``out`` (default pixel type: float32)."""
-    filename, pixel_type = values["out"]
-    return result.write(filename, pixel_type or "float32", progress=progress)
-
-
 APP = App(
     name="BandMath",
     description="One band computed pixel by pixel from an expression over the bands of several images (OTB's).",
     params=_params('"im1b3 > 0 ? (im1b4 - im1b3) / (im1b4 + im1b3) : 0"'),
     build=build_bandmath,
-    write=write,
+    write=options.write_image,
     notes=NOTES,
 )
 
@@ -81,7 +75,7 @@ APP_X = App(
                 "of bands, {a, b} a row, ' a transpose, * a matrix product, outputs separated by ;.",
     params=_params('"im1 + {1, 1, 1, 1}; dotpr(im1, im2)"'),
     build=build_bandmathx,
-    write=write,
+    write=options.write_image,
     notes=NOTES,
 )
 

@@ -87,18 +87,12 @@ def build(values: Values) -> Any:
     return result
 
 
-def write(result: Any, values: Values, progress: bool = False) -> str:
-    """Stream the region to ``out`` (default pixel type: float32, as OTB)."""
-    filename, pixel_type = values["out"]
-    return result.write(filename, pixel_type or "float32", progress=progress)
-
-
 APP = App(
     name="ExtractROI",
     description="A region and some bands of an image (OTB's ExtractROI), streamed.",
     params=PARAMS,
     build=build,
-    write=write,
+    write=options.write_image,
 )
 
 

@@ -5,6 +5,8 @@ Each function returns a fresh item, so an app can place it in its table under an
 
 from __future__ import annotations
 
+from typing import Any
+
 from eotensor.apps.params import Item, Kind, Param, Repeat
 
 NSOURCES_NOTE = "Environment: OTB_TF_NSOURCES (number of sources, when higher than the keys given)."
@@ -34,3 +36,9 @@ def threads(key: str = "threads") -> Param:
     return Param(key, Kind.INT,
                  "Worker threads computing tiles while one writes (default: one per core, at most 4; 0: sequential).",
                  minimum=0)
+
+
+def write_image(result: Any, values: Any, progress: bool = False, key: str = "out") -> str:
+    """Stream a lazy result to the output image ``key`` (default pixel type float32, as OTB's apps write)."""
+    filename, pixel_type = values[key]
+    return result.write(filename, pixel_type or "float32", progress=progress)

@@ -221,6 +221,22 @@ def _describe(feeds: Mapping[str, Any]) -> str:
     return ", ".join(f"{k} {tuple(np.shape(v))} {np.asarray(v).dtype}" for k, v in sorted(feeds.items()))
 
 
+def unfed_inputs(graph: Any, fetch: str, inputs: Mapping[str, str], fed: set[str]) -> list[str]:
+    """The keys of ``inputs`` (tensor name -> signature key) outside ``fed`` (tensor names) that the tensor
+    ``fetch`` depends on: a walk up a TF1 graph through data and control inputs, stopped at fed tensors. Serving
+    prunes a graph to what it is fed; training checks its validation feeds with it."""
+    seen, stack, needed = set(), [graph.get_tensor_by_name(fetch).op], set()
+    while stack:
+        op = stack.pop()
+        if op.name in seen:
+            continue
+        seen.add(op.name)
+        needed.update(inputs[t.name] for t in op.outputs if t.name in inputs and t.name not in fed)
+        stack.extend(t.op for t in op.inputs if t.name not in fed)
+        stack.extend(op.control_inputs)
+    return sorted(needed)
+
+
 class TensorflowModel(StaticSignature):
     """One signature of a loaded SavedModel, exposed through the :class:`~eotensor.runtimes.base.Model` protocol.
 
@@ -281,21 +297,9 @@ class TensorflowModel(StaticSignature):
 
     def _needs(self, fetch: str, fed: Sequence[str]) -> list[str]:
         """The signature inputs outside ``fed`` that output ``fetch`` depends on (a walk up the TF1 graph)."""
-        graph = self._loaded.graph
-        by_name = {self._tensor_names[k]: k for k in self._inputs}
-        stop = {self._tensor_names[k] for k in fed}
-        seen, stack, needed = set(), [graph.get_tensor_by_name(self._tensor_names[fetch]).op], set()
-        while stack:
-            op = stack.pop()
-            if op.name in seen:
-                continue
-            seen.add(op.name)
-            for tensor in op.outputs:
-                if tensor.name in by_name and tensor.name not in stop:
-                    needed.add(by_name[tensor.name])
-            stack.extend(t.op for t in op.inputs if t.name not in stop)
-            stack.extend(op.control_inputs)
-        return sorted(needed)
+        inputs = {self._tensor_names[k]: k for k in self._inputs}
+        return unfed_inputs(self._loaded.graph, self._tensor_names[fetch], inputs,
+                            {self._tensor_names[k] for k in fed})
 
     def _pruned_call(self, fed: tuple[str, ...], fetches: tuple[str, ...]) -> Any:
         """The graph pruned to inputs ``fed`` (positional, in that order) and outputs ``fetches`` (a dict)."""

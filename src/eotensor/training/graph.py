@@ -22,7 +22,13 @@ import numpy as np
 from eotensor.errors import ModelError, OutputFileError, ParameterError
 from eotensor.runtimes.base import TensorSpec
 from eotensor.runtimes.signature import parse_user_placeholder, placeholder_feed, resolve_names
-from eotensor.runtimes.tensorflow import error_line, import_tensorflow, load_graph_session, tensor_info_spec
+from eotensor.runtimes.tensorflow import (
+    error_line,
+    import_tensorflow,
+    load_graph_session,
+    tensor_info_spec,
+    unfed_inputs,
+)
 from eotensor.training.base import Trainer, TrainOptions, check_fed_once
 from eotensor.training.patches import batch_slices
 
@@ -37,22 +43,6 @@ def _checkpoint_directory(prefix: str) -> str:
     if not os.access(directory, os.W_OK | os.X_OK):
         raise OutputFileError(f'model.saveto: cannot write "{prefix}": the directory "{directory}" is not writable')
     return directory
-
-
-def _unfed_inputs(graph: Any, fetch: str, inputs: Mapping[str, str], fed: set[str]) -> list[str]:
-    """The keys of ``inputs`` (tensor name -> signature key) outside ``fed`` (tensor names) that the tensor
-    ``fetch`` depends on: a walk up the graph through data and control inputs, stopped at fed tensors (the walk
-    :class:`~eotensor.runtimes.tensorflow.TensorflowModel` makes before pruning a served graph)."""
-    seen, stack, needed = set(), [graph.get_tensor_by_name(fetch).op], set()
-    while stack:
-        op = stack.pop()
-        if op.name in seen:
-            continue
-        seen.add(op.name)
-        needed.update(inputs[t.name] for t in op.outputs if t.name in inputs and t.name not in fed)
-        stack.extend(t.op for t in op.inputs if t.name not in fed)
-        stack.extend(op.control_inputs)
-    return sorted(needed)
 
 
 def user_constants(specs: Mapping[str, TensorSpec], items: Sequence[str], param: str) -> dict[str, np.ndarray]:
@@ -150,7 +140,7 @@ class GraphTrainer(Trainer):
         inputs = {self.tensor_names[k]: k for k in self.inputs}
         feeding = {self.source_keys[i]: i for i in range(len(self.options.training))}
         for i, key in self._compared:
-            unfed = _unfed_inputs(self.session.graph, self.tensor_names[key], inputs,
+            unfed = unfed_inputs(self.session.graph, self.tensor_names[key], inputs,
                                   {self.tensor_names[k] for k in fed})
             if unfed:
                 param = self.options.validation[i].param
