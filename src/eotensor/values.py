@@ -55,10 +55,15 @@ def as_number(value: Any, param: str, *, integer: bool = False, minimum: float |
             raise ParameterError(f"{param} expects an integer, got {value!r}")
         number = int(number)
     if minimum is not None and number < minimum:
-        raise ParameterError(f"{param} must be >= {minimum:g}, got {number:g}")
+        raise ParameterError(f"{param} must be >= {_show(minimum)}, got {_show(number)}")
     if maximum is not None and number > maximum:
-        raise ParameterError(f"{param} must be <= {maximum:g}, got {number:g}")
+        raise ParameterError(f"{param} must be <= {_show(maximum)}, got {_show(number)}")
     return number
+
+
+def _show(number: float) -> str:
+    """A limit or value as users typed it: integers in full (a seed's 4294967295, not 4.29497e+09)."""
+    return str(int(number)) if float(number).is_integer() and abs(number) < 2**63 else f"{number:g}"
 
 
 def as_pair(value: Any, param: str, minimum: int = 1) -> tuple[int, int]:
