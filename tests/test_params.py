@@ -164,3 +164,21 @@ def test_help_corrections():
     assert "bind source N to the N-th input not named elsewhere" in text and "alphabetical rule" in text
     assert "N = 1, 2, ... one group per source" not in text
     assert "optim: Tiling, threads and memory" in text
+
+
+def test_help_shows_shared_rows_renamed_inside_groups_and_choices():
+    from eotensor.apps.params import App, Choice, Group, Kind, Param, share
+
+    inner = (Group("io", "Inputs and outputs.", (
+        Param("vd", Kind.STRING, "Vectors.", mandatory=True),
+        Param("mode", Kind.CHOICE, "A mode.", "a", choices=(
+            Choice("a", "first", (Param("x", Kind.INT, "X."),)),
+        )),
+    )),)
+    app = App("Mounted", "A table mounting another's rows.", (share(inner, "", {"io.vd": "vd", "io.mode": "m"}),),
+              build=lambda values: None, write=lambda result, values, progress: None)
+    text = format_help(app)
+    assert "-vd " in text and "-io.vd" not in text
+    assert "-m " in text and "-m.a.x" in text and "-io.mode" not in text
+    values = parse_cli(app, ["-vd", "v.gpkg", "-m.a.x", "3"])
+    assert values["vd"] == "v.gpkg" and values["m.a.x"] == 3

@@ -612,17 +612,17 @@ def format_help(app: App) -> str:
 
 
 def _help_items(items: Sequence[Item], prefix: str, indent: str, lines: list[str],
-                renames: tuple[Sequence[tuple[str, str]], ...] = (), when: str = "") -> None:
-    """Append the help lines of ``items`` (keys under ``prefix``; ``renames``: the renames of each enclosing
-    :func:`share`, innermost first, applied in turn as the table's rows are mounted; ``when``: the choice that
-    makes them apply)."""
+                renames: tuple[Sequence[tuple[str, str]], ...] = (), when: str = "", path: str = "") -> None:
+    """Append the help lines of ``items``: keys under ``prefix`` then ``path`` (the keys of the enclosing groups,
+    choices and repeats since the innermost :func:`share`, to which its ``renames`` apply, innermost first;
+    ``when``: the choice that makes them apply)."""
     def renamed(key: str) -> str:
         for layer in renames:
             key = _rename(key, layer)
         return key
 
     def show(key: str) -> str:
-        return (prefix + renamed(key)).replace("{n}", "N")
+        return (prefix + renamed(path + key)).replace("{n}", "N")
 
     for item in items:
         if isinstance(item, Param):
@@ -632,19 +632,18 @@ def _help_items(items: Sequence[Item], prefix: str, indent: str, lines: list[str
                 lines.append(f"{indent}    Also read: {', '.join('-' + show(a) for a in item.aliases)}")
             for choice in item.choices:
                 lines.append(f"{indent}    {choice.name}: {choice.help}")
-                _help_items(choice.params, f"{prefix}{renamed(item.key)}.{choice.name}.", indent + "      ",
-                            lines, when=f" with -{show(item.key)} {choice.name}")
+                _help_items(choice.params, prefix, indent + "      ", lines, renames,
+                            f" with -{show(item.key)} {choice.name}", f"{path}{item.key}.{choice.name}.")
         elif isinstance(item, Group):
             lines += ["", f"{indent}{show(item.key)}: {item.help}"]
-            _help_items(item.params, f"{prefix}{renamed(item.key)}.", indent + "  ", lines, when=when)
+            _help_items(item.params, prefix, indent + "  ", lines, renames, when, f"{path}{item.key}.")
         elif isinstance(item, Repeat):
             count = f"{item.env}{f' + {item.extra}' if item.extra else ''}" if item.env else f"{1 + item.extra}"
             lines += ["", f"{indent}{show(item.prefix)}N: {item.help}",
                       f"{indent}  (N = 1, 2, ... up to the highest N given, or {count} if larger)"]
-            _help_items(item.params, f"{prefix}{renamed(item.prefix)}{{n}}.", indent + "  ", lines,
-                        when=when)
+            _help_items(item.params, prefix, indent + "  ", lines, renames, when, f"{path}{item.prefix}{{n}}.")
         else:
-            _help_items(item.items, prefix, indent, lines, (item.renames, *renames))
+            _help_items(item.items, prefix + renamed(path), indent, lines, (item.renames, *renames))
 
 
 def _flags(p: Param, show: Callable[[str], str], when: str = "") -> str:
