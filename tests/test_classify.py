@@ -465,3 +465,59 @@ def test_deep_features_separate_what_raw_bands_cannot(tmp_path):
     raw = TrainImagesClassifier(io_il=tmp_path / "tex.tif", io_vd=tmp_path / "train.gpkg", sample_vfn="cls",
                                 classifier="rf", classifier_rf_nbtrees=20, rand=2)
     assert raw.confusion.overall_accuracy < 0.6  # one band of 0/20 in every class: chance, about 1/3
+
+
+# ------------------------------------------------------------------------------ every classifier, saved and loaded
+def _options(name, **extra):
+    from eotensor.apps.train_images_classifier import CLASSIFIER
+
+    return {**{p.key: p.default for ch in CLASSIFIER.choices if ch.name == name for p in ch.params}, **extra}
+
+
+EVERY_CLASSIFIER = [("rf", {}), ("libsvm", {}), ("libsvm", {"prob": True}), ("libsvm", {"prob": True, "m": "nusvc"}),
+                    ("knn", {"k": 5}), ("dt", {}), ("boost", {"w": 5}), ("bayes", {}),
+                    ("ann", {"sizes": ["4"], "iter": 50}), ("ann", {"sizes": ["4"], "t": "back", "iter": 50}),
+                    ("sgd", {"loss": "log_loss"}), ("sgd", {"loss": "hinge"}), ("sgd", {"loss": "modified_huber"})]
+
+
+@pytest.fixture(scope="module")
+def every_model(tmp_path_factory):
+    """Each ``-classifier`` choice (and its variants with other fitted state) fitted on tiny data, saved, loaded."""
+    from eotensor.classify.models import ClassifierModel, load_classifier, make_classifier
+
+    tmp = tmp_path_factory.mktemp("every")
+    rng = np.random.default_rng(0)
+    x = np.concatenate([rng.normal(m, 1, (30, 4)) for m in (0, 2, 4)]).astype(np.float32)
+    y = np.repeat([1, 2, 3], 30)
+    loaded = {}
+    for k, (name, extra) in enumerate(EVERY_CLASSIFIER):
+        model = ClassifierModel.fit(make_classifier(name, _options(name, **extra), 0), name, x, y, None)
+        loaded[(name, repr(extra))] = (model, load_classifier(model.save(tmp / f"{k}.skops")))
+    return x, loaded
+
+
+def test_every_classifier_saves_and_loads(every_model):
+    """Every choice's fitted state is of trusted types (libsvm prob on: the calibration's), and the loaded model
+    predicts as the fitted one."""
+    x, loaded = every_model
+    assert len(loaded) == len(EVERY_CLASSIFIER)
+    for key, (fitted, back) in loaded.items():
+        assert back.kind == key[0] and back.features == 4 and back.classes.tolist() == [1, 2, 3], key
+        np.testing.assert_array_equal(back.predict(x)[0], fitted.predict(x)[0], err_msg=str(key))
+
+
+def test_labels_do_not_depend_on_the_confidence_map(every_model):
+    """Labels with and without -confmap are predict()'s (sgd modified_huber's probabilities' argmax differs from
+    its decision far from the data); the confidence is the probability of that label, in [0, 1]."""
+    _, loaded = every_model
+    far = np.random.default_rng(1).normal(0, 30, (3000, 4)).astype(np.float32)
+    kinds = 0
+    for key, (_, model) in loaded.items():
+        if not model.has_probabilities:
+            continue
+        kinds += 1
+        plain, _ = model.predict(far)
+        labels, confidence = model.predict(far, confidence=True)
+        np.testing.assert_array_equal(labels, plain, err_msg=str(key))
+        assert confidence.shape == labels.shape and np.all((confidence >= 0) & (confidence <= 1)), key
+    assert kinds >= 9

@@ -54,6 +54,8 @@ TRUSTED_TYPES = (
     "sklearn.metrics._dist_metrics.MinkowskiDistance64",
     "sklearn.neural_network._stochastic_optimizers.AdamOptimizer",
     "sklearn.neural_network._stochastic_optimizers.SGDOptimizer",
+    "sklearn.calibration._CalibratedClassifier",
+    "sklearn.calibration._SigmoidCalibration",
 )
 """The types skops may build beyond those it trusts itself (scikit-learn's estimators, NumPy arrays): what the
 estimators of :data:`CLASSIFIERS` hold. Anything else in a file is refused."""
@@ -197,17 +199,20 @@ class ClassifierModel:
 
     def predict(self, features: np.ndarray, confidence: bool = False,
                 normalisation: Normalisation | None = None) -> tuple[np.ndarray, np.ndarray | None]:
-        """Labels (n,) int64 of ``features`` (n, f) and, if asked, the confidence: the largest class probability.
-        ``normalisation`` overrides the model's own."""
+        """Labels (n,) int64 of ``features`` (n, f) — the estimator's ``predict``, with or without a confidence —
+        and, if asked, the confidence: the probability of that label. ``normalisation`` overrides the model's own."""
         norm = normalisation if normalisation is not None else self.normalisation
         x = norm.apply(features) if norm is not None else features.astype(np.float32, copy=False)
         if not len(x):
             return np.zeros(0, np.int64), (np.zeros(0) if confidence else None)
-        if confidence:
-            probabilities = self.estimator.predict_proba(x)
-            best = probabilities.argmax(axis=1)
-            return self.classes[best], probabilities[np.arange(len(best)), best]
-        return np.asarray(self.estimator.predict(x), np.int64), None
+        labels = np.asarray(self.estimator.predict(x), np.int64)
+        if not confidence:
+            return labels, None
+        # the labels are predict()'s whatever -confmap (modified_huber's argmax of probabilities can differ from
+        # its decision); the confidence is the probability of that label
+        probabilities = self.estimator.predict_proba(x)
+        column = np.searchsorted(np.asarray(self.estimator.classes_), labels)
+        return labels, probabilities[np.arange(len(labels)), column]
 
     def sidecar(self, digest: str) -> dict[str, Any]:
         """The JSON sidecar's content for a model file of SHA-256 ``digest``."""
