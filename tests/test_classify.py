@@ -227,6 +227,35 @@ def test_statistics_are_otbs_and_each_reads_the_others(raw_scene, tmp_path):
         assert Normalisation.read(tmp_path / "theirs.xml") == Normalisation.read(tmp_path / "ours.xml")
 
 
+def test_statistics_skip_non_finite_pixels_as_otb(tmp_path):
+    """A pixel with NaN or ±inf in any band is left out (before the bv test), as otbcli does; statistics that are
+    not finite (no valid pixel) are refused as imstat in one line."""
+    from eotensor.apps.compute_images_statistics import ComputeImagesStatistics
+    from eotensor.classify.statistics import Normalisation
+
+    image = np.random.default_rng(5).normal(600, 80, (3, 30, 40)).astype(np.float32)
+    image[1, 5, 5], image[2, 6, 6], image[0, 7, 7] = np.nan, np.inf, -np.inf
+    image[:, 0, :4] = -1  # background, all bands
+    write_raster(tmp_path / "im.tif", image)
+    ours = ComputeImagesStatistics(il=[tmp_path / "im.tif"], bv=-1, out_xml=tmp_path / "ours.xml").statistics
+    pixels = image.reshape(3, -1).astype(np.float64)
+    kept = np.all(np.isfinite(pixels), axis=0) & ~np.all(pixels == -1, axis=0)
+    assert ours.count == kept.sum() == 30 * 40 - 7
+    np.testing.assert_allclose(ours.mean, pixels[:, kept].mean(axis=1), rtol=1e-12)
+    np.testing.assert_allclose(ours.stddev, pixels[:, kept].std(axis=1, ddof=1), rtol=1e-12)
+    np.testing.assert_array_equal(ours.min, pixels[:, kept].min(axis=1))
+    if OTB:
+        _otb("ComputeImagesStatistics", "-il", tmp_path / "im.tif", "-bv", -1, "-out.xml", tmp_path / "theirs.xml")
+        assert (tmp_path / "ours.xml").read_text() == (tmp_path / "theirs.xml").read_text()
+    write_raster(tmp_path / "nan.tif", np.full((3, 4, 4), np.nan, np.float32))
+    ComputeImagesStatistics(il=[tmp_path / "nan.tif"], out_xml=tmp_path / "nan.xml")
+    with pytest.raises(InputFileError, match=r'imstat: ".*nan.xml" has a non-finite mean or standard deviation in '
+                       r"band\(s\) 1, 2, 3"):
+        Normalisation.read(tmp_path / "nan.xml")
+    with pytest.raises(InputFileError, match="non-finite"):
+        Normalisation(np.zeros(2), np.array([1.0, np.inf])).check(2, "imstat", "in")
+
+
 @needs_otb
 def test_overall_accuracy_within_two_points_of_otb(raw_scene, tmp_path):
     """Same image, polygons, statistics and forest settings: eotensor's validation OA and map OA are within 2

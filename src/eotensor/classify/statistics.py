@@ -3,9 +3,10 @@
 OTB's formulas, checked against ``otbcli_ComputeImagesStatistics`` 8.1: over a list of images (same band
 count, any sizes), the mean is over every pixel of every image; the standard deviation pools each image's
 squared deviations from *its own* mean, divided by ``N - k`` (N pixels, k images); min and max are over
-everything. With a background value ``bv``, a pixel whose bands all equal it is left out (a pixel with only
-some bands equal to it counts). Each image is read once, in full-width strips through the executors, and each
-strip's sums are merged exactly (Chan's pairwise update, float64), so memory stays flat.
+everything. A pixel with a non-finite value (NaN, ±inf) in any band is left out, as OTB does. With a background
+value ``bv``, a pixel whose bands all equal it is left out too (a pixel with only some bands equal to it
+counts). Each image is read once, in full-width strips through the executors, and each strip's sums are merged
+exactly (Chan's pairwise update, float64), so memory stays flat.
 
 The normalisation OTB's classifiers apply with ``imstat`` is ``(x - mean) / stddev`` per band.
 """
@@ -100,6 +101,7 @@ def image_statistics(images: Sequence[Any], background: float | None = None, par
 
         def compute(window: Window, raster: Any = raster) -> _Moments:
             pixels = raster.compute(window).reshape(bands, -1).T.astype(np.float64)
+            pixels = pixels[np.all(np.isfinite(pixels), axis=1)]  # OTB skips a pixel with any band non-finite
             if background is not None:
                 pixels = pixels[~np.all(pixels == background, axis=1)]
             return _Moments.of(pixels)
@@ -146,7 +148,9 @@ class Normalisation:
         if len(mean) != len(stddev) or not len(mean):
             raise InputFileError(f'{param}: "{os.fspath(path)}" has {len(mean)} means and {len(stddev)} standard '
                                  "deviations; expected one of each per band")
-        return cls(mean, stddev, os.fspath(path))
+        normalisation = cls(mean, stddev, os.fspath(path))
+        normalisation.check_finite(param)
+        return normalisation
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Normalisation:
@@ -158,10 +162,18 @@ class Normalisation:
         return {"mean": self.mean.tolist(), "stddev": self.stddev.tolist(), "path": self.path}
 
     def check(self, bands: int, param: str, what: str) -> None:
-        """A one-line error unless there is one mean and one deviation per band of ``what``."""
+        """A one-line error unless there is one finite mean and one finite deviation per band of ``what``."""
+        self.check_finite(param)
         if len(self.mean) != bands:
             raise ParameterError(f'{param}: "{self.path}" holds statistics of {len(self.mean)} band(s) but {what} '
                                  f"has {bands}; expected the statistics of the same bands")
+
+    def check_finite(self, param: str) -> None:
+        """A one-line error if a mean or a deviation is not finite (statistics of an image with no valid pixel)."""
+        bad = [k + 1 for k in range(len(self.mean)) if not (np.isfinite(self.mean[k]) and np.isfinite(self.stddev[k]))]
+        if bad:
+            raise InputFileError(f'{param}: "{self.path}" has a non-finite mean or standard deviation in band(s) '
+                                 f"{', '.join(map(str, bad))}; expected finite statistics (computed over valid pixels)")
 
     def apply(self, features: np.ndarray) -> np.ndarray:
         """``features`` (n, bands) normalised, float32 (a zero deviation divides by 1, as no scaling)."""
