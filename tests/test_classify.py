@@ -387,6 +387,20 @@ def test_cli_and_import_costs(raw_scene, tmp_path, capsys):
     assert done.returncode != 0 and len(done.stderr.strip().splitlines()) == 1 and "sidecar" in done.stderr
 
 
+def test_no_validation_sample_measures_the_training_samples(raw_scene, tmp_path, capsys):
+    """sample.vtr 0 without io.valid: as OTB 8.1, the model is measured on its training samples ("Training
+    performances" in the report) and io.confmatout is written with their counts."""
+    from eotensor.apps.cli import main
+
+    status = main(["TrainImagesClassifier", "-io.il", str(raw_scene / "im.tif"), "-io.vd",
+                   str(raw_scene / "train.gpkg"), "-sample.vfn", "cls", "-classifier", "bayes", "-sample.vtr", "0",
+                   "-sample.bm", "0", "-sample.mt", "40", "-io.out", str(tmp_path / "m.skops"),
+                   "-io.confmatout", str(tmp_path / "cm.csv")])
+    out = capsys.readouterr().out
+    assert status == 0 and "Training performances" in out and "Kappa index:" in out
+    assert _csv_matrix(tmp_path / "cm.csv").sum(axis=1).tolist() == [40, 40, 40]
+
+
 def test_composite_tables_mount_the_apps_rows():
     """The deep-features apps mount TensorflowModelServe's and the classifier apps' rows (the same objects), with
     OTBTF's spellings, in -help too."""

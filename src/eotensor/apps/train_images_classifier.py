@@ -23,8 +23,10 @@ Samples (OTB 8.1's sizes): a polygon's pixels whose centre lies inside, a point'
 CRS are reprojected. With sample.bm 1 (default) every class gets as many samples as the smallest class has
 pixels (mt and mv are then not used); with sample.bm 0 the per-class total is capped from mt, mv and vtr as
 OTB computes it (-1: no cap). floor(n x vtr) samples of each class go to validation, unless io.valid gives
-separate validation vectors. Samples are drawn at random, seeded by -rand (default 0: runs repeat); only the
-image blocks holding samples are read. One vector file per image, or one for all.
+separate validation vectors; with sample.vtr 0 and no io.valid the model is measured on its own training
+samples, as OTB 8.1 does ("Training performances", io.confmatout written). Samples are drawn at random,
+seeded by -rand (default 0: runs repeat); only the image blocks holding samples are read.
+One vector file per image, or one for all.
 
 Classifiers are scikit-learn's: rf (RandomForestClassifier: max -> max_depth, min -> min_samples_split,
 var -> max_features, 0 = sqrt; nbtrees -> n_estimators), libsvm (SVC/NuSVC), knn, dt, boost (AdaBoost of
@@ -230,7 +232,8 @@ class Training:
 
     @property
     def confusion(self) -> Any:
-        """The validation's :class:`~eotensor.metrics.ConfusionMatrix` (None without validation samples)."""
+        """The validation's :class:`~eotensor.metrics.ConfusionMatrix` (of the training samples when there is no
+        validation sample: ``result.on_training``)."""
         return self.result.confusion
 
 
@@ -253,17 +256,15 @@ def write(training: Training, values: Values, progress: bool = False) -> str | N
     config, keys = training.config, training.keys
     path = result.model.save(config.out, keys["out"]) if config.out else None
     if config.confmatout:
-        if result.confusion is None:
-            warnings.warn(f"{keys['confmatout']}: no validation sample (sample.vtr 0 and no {keys['valid']}); "
-                          "nothing written", stacklevel=2)
-        else:
-            write_confusion_csv(config.confmatout, result.confusion, keys["confmatout"])
+        write_confusion_csv(config.confmatout, result.confusion, keys["confmatout"])
     if progress:
         counts = lambda s: ", ".join(f"{c}: {n}" for c, n in s.per_class.items())  # noqa: E731
         print(f"Training samples per class: {counts(result.train)}", file=sys.stderr)
         print(f"Validation samples per class: {counts(result.valid) or 'none'}", file=sys.stderr)
-        if result.confusion is not None:
-            print(result.confusion.report())
+        if result.on_training:
+            print(f"Training performances (sample.vtr 0 and no {keys['valid']}: measured on the training "
+                  "samples, as OTB does; not a validation)")
+        print(result.confusion.report())
         if path:
             print(f"wrote {path} ({config.classifier}, {result.model.features} features, "
                   f"{len(result.model.classes)} classes)", file=sys.stderr)

@@ -49,13 +49,15 @@ class SampleOptions:
 
 @dataclass
 class TrainingResult:
-    """A fitted model, its training and validation samples, and the validation's confusion matrix (None when
-    there is no validation sample)."""
+    """A fitted model, its training and validation samples, and the validation's confusion matrix; with no
+    validation sample (``sample.vtr 0`` and no ``io.valid``) the matrix measures the training samples, as OTB 8.1
+    does ("Training performances"), and :attr:`on_training` says so."""
 
     model: ClassifierModel
     train: SampleSet
     valid: SampleSet
-    confusion: ConfusionMatrix | None
+    confusion: ConfusionMatrix
+    on_training: bool = False
 
 
 def train_classifier(rasters: Sequence[Any], vectors: Sequence[str], sample: SampleOptions, classifier: str,
@@ -103,11 +105,10 @@ def train_classifier(rasters: Sequence[Any], vectors: Sequence[str], sample: Sam
                              "least two (give more geometries, or a lower sample.vtr)")
     estimator = make_classifier(classifier, options, seed)
     model = ClassifierModel.fit(estimator, classifier, train.features, train.labels, normalisation)
-    confusion = None
-    if len(valid):
-        produced, _ = model.predict(valid.features)
-        confusion = confusion_matrix(valid.labels, produced)
-    return TrainingResult(model, train, valid, confusion)
+    on_training = not len(valid)
+    measured = train if on_training else valid
+    produced, _ = model.predict(measured.features)
+    return TrainingResult(model, train, valid, confusion_matrix(measured.labels, produced), on_training)
 
 
 def confusion_csv(matrix: ConfusionMatrix) -> str:
