@@ -3,6 +3,7 @@ deep-features composites (a real TF SavedModel), with OTB 8.1's own apps as peer
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -564,3 +565,47 @@ def test_labels_do_not_depend_on_the_confidence_map(every_model):
         np.testing.assert_array_equal(labels, plain, err_msg=str(key))
         assert confidence.shape == labels.shape and np.all((confidence >= 0) & (confidence <= 1)), key
     assert kinds >= 9
+
+
+def test_refused_values_and_non_finite_features_are_one_line_errors(tmp_path, capsys):
+    """Values scikit-learn (or the data) refuse end the CLI with one line naming the key; NaN features at
+    training name io.il; NaN or infinite pixels at prediction get nodatalabel."""
+    from eotensor.apps.cli import main
+
+    rng = np.random.default_rng(2)
+    image = rng.normal(0, 1, (2, 20, 20)).astype(np.float32)
+    image[:, :, 10:] += 4
+    write_raster(tmp_path / "im.tif", image)
+    vectors = _vectors(tmp_path / "v.gpkg", [_box(0, 0, 8, 20), _box(12, 0, 20, 20)], [1, 2])
+    base = ["TrainImagesClassifier", "-io.il", str(tmp_path / "im.tif"), "-io.vd", vectors, "-sample.vfn", "cls",
+            "-sample.bm", "0", "-sample.mt", "30", "-sample.mv", "10", "-io.out", str(tmp_path / "m.skops")]
+
+    def refused(args, match):
+        assert main(args) == 1
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and re.search(match, err[0]), err
+
+    refused([*base, "-classifier", "libsvm", "-classifier.libsvm.c", "0"], r"classifier\.libsvm\.c: 0; expected a "
+            "cost greater than 0")
+    refused([*base, "-classifier", "libsvm", "-classifier.libsvm.m", "nusvc", "-classifier.libsvm.nu", "0"],
+            r"classifier\.libsvm\.\*: scikit-learn refused to fit \(.*nu")
+    refused([*base, "-classifier", "knn", "-classifier.knn.k", "100"], r"classifier\.knn\.k: 100 neighbours but \d+ "
+            "training samples")
+    refused([*base, "-classifier", "ann", "-classifier.ann.sizes", "8", "x"], r"classifier\.ann\.sizes: \['8', 'x'\]")
+    nan = image.copy()
+    nan[1, ::2, :8] = np.nan
+    write_raster(tmp_path / "nan.tif", nan)
+    refused([*base[:2], str(tmp_path / "nan.tif"), *base[3:], "-classifier", "bayes"],
+            r"io\.il: \d+ training sample\(s\) hold a non-finite feature \(NaN or inf\)")
+    assert not (tmp_path / "m.skops").exists()
+
+    assert main([*base, "-classifier", "bayes"]) == 0
+    holed = image.copy()
+    holed[1, 3, 3], holed[0, 5, 15], holed[1, 6, 16] = np.nan, np.inf, -np.inf
+    write_raster(tmp_path / "holed.tif", holed)
+    assert main(["ImageClassifier", "-in", str(tmp_path / "holed.tif"), "-model", str(tmp_path / "m.skops"),
+                 "-nodatalabel", "9", "-out", str(tmp_path / "map.tif"), "-confmap", str(tmp_path / "c.tif")]) == 0
+    labels, confidence = rasterio.open(tmp_path / "map.tif").read(1), rasterio.open(tmp_path / "c.tif").read(1)
+    bad = ~np.isfinite(holed).all(axis=0)
+    assert bad.sum() == 3 and (labels[bad] == 9).all() and (confidence[bad] == 0).all()
+    assert set(np.unique(labels[~bad])) == {1, 2} and (confidence[~bad] > 0.5).all()

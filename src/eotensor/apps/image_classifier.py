@@ -18,7 +18,8 @@ NOTES = """\
 The model is a file written by TrainImagesClassifier (or TrainClassifierFromDeepFeatures): skops with its
 .json sidecar; a changed file, another format version, or a file naming types eotensor does not trust is
 refused before anything in it runs. Features are normalised with -imstat, or else with the statistics the
-model was trained with (recorded in its sidecar). Pixels where -mask is 0 get -nodatalabel (confidence 0).
+model was trained with (recorded in its sidecar). Pixels where -mask is 0, and pixels with a NaN or infinite
+feature, get -nodatalabel (confidence 0).
 The confidence is the largest class probability (libsvm needs -classifier.libsvm.prob on at training).
 Tiles come from -ram (default: OTB_MAX_RAM_HINT or 256 MB) and never change a result."""
 

@@ -95,6 +95,8 @@ def _libsvm(o: Mapping[str, Any], seed: int) -> Any:
     common = dict(kernel=o["k"], gamma=o["gamma"], coef0=o["coef0"], degree=o["degree"], random_state=seed)
     if o["m"] == "oneclass":
         raise ParameterError('classifier.libsvm.m: "oneclass" has no classes to map; expected csvc or nusvc')
+    if o["m"] == "csvc" and not o["c"] > 0:
+        raise ParameterError(f"classifier.libsvm.c: {o['c']:g}; expected a cost greater than 0, e.g. 1")
     svm = NuSVC(nu=o["nu"], **common) if o["m"] == "nusvc" else SVC(C=o["c"], **common)
     if not o["prob"]:
         return svm
@@ -137,7 +139,10 @@ def _ann(o: Mapping[str, Any], seed: int) -> Any:
     if activation is None:
         raise ParameterError(f'classifier.ann.f: "{o["f"]}" (Gaussian) has no scikit-learn counterpart; expected '
                              "ident or sig")
-    sizes = [int(s) for s in o["sizes"] or []]
+    try:
+        sizes = [int(s) for s in o["sizes"] or []]
+    except ValueError:
+        sizes = []
     if not sizes or min(sizes) < 1:
         raise ParameterError(f"classifier.ann.sizes: {o['sizes']!r}; expected one positive neuron count per hidden "
                              "layer, e.g. 16 8")
@@ -181,13 +186,20 @@ class ClassifierModel:
             normalisation: Normalisation | None) -> ClassifierModel:
         """Fit ``estimator`` on ``features`` (n, f), normalised first when ``normalisation`` is given."""
         x = normalisation.apply(features) if normalisation is not None else features
+        if kind == "knn" and estimator.n_neighbors > len(x):
+            raise ParameterError(f"classifier.knn.k: {estimator.n_neighbors} neighbours but {len(x)} training "
+                                 f"samples; expected at most {len(x)}")
         parallel = "n_jobs" in estimator.get_params()
         if parallel:  # fit on every core (threads); predictions run one per executor thread, hence reset below
             estimator.set_params(n_jobs=-1)
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", category=UserWarning, module="sklearn")
             warnings.filterwarnings("ignore", message=".*ConvergenceWarning.*|.*did not converge.*")
-            estimator.fit(x, labels)
+            try:
+                estimator.fit(x, labels)
+            except ValueError as error:  # scikit-learn's InvalidParameterError too: a value it refuses
+                raise ParameterError(f"classifier.{kind}.*: scikit-learn refused to fit ({_first_line(error)})") \
+                    from None
         if parallel:
             estimator.set_params(n_jobs=None)
         return cls(estimator, kind, features.shape[1], np.asarray(estimator.classes_, np.int64), normalisation)
@@ -242,6 +254,12 @@ class ClassifierModel:
             except OSError as error:
                 raise OutputFileError(f'{param}: cannot write "{path}" ({output.explain(error)})') from None
         return path
+
+
+def _first_line(error: BaseException) -> str:
+    """The first line of ``error``'s message (scikit-learn's may run over several)."""
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
 
 
 def load_classifier(path: str | os.PathLike, param: str = "model") -> ClassifierModel:

@@ -4,7 +4,8 @@
 served model's output (deep features, never written to a file) — so it streams through the pipelined executor,
 writes atomically, chains into other apps, and gives the same pixels whatever the tiling: a pixel's class depends
 only on that pixel's features. Band 1 is the label; with ``confidence``, band 2 is the largest class
-probability. Pixels where ``mask`` is 0 get ``nodata_label`` (confidence 0) and are not predicted.
+probability. Pixels where ``mask`` is 0, and pixels with a non-finite feature (NaN, ±inf: no class can be
+predicted from them), get ``nodata_label`` (confidence 0) and are not predicted.
 """
 
 from __future__ import annotations
@@ -55,6 +56,7 @@ class Classification(LazyRaster):
         self.mask = mask
         self.nodata_label = int(nodata_label)
         self.confidence = bool(confidence)
+        self.param = param
 
     @property
     def grid(self) -> Grid:
@@ -94,7 +96,12 @@ class Classification(LazyRaster):
         keep = np.ones(len(pixels), dtype=bool)
         if self.mask is not None:
             keep = self.mask.tiles.read(window)[0].ravel() != 0
-        labels, confidence = self.model.predict(pixels[keep], self.confidence, self.normalisation)
+        keep &= np.isfinite(pixels).all(axis=1)
+        try:
+            labels, confidence = self.model.predict(pixels[keep], self.confidence, self.normalisation)
+        except ValueError as error:  # e.g. a value beyond float32 once normalised
+            raise ParameterError(f"{self.param}: cannot classify the pixels of window {window} "
+                                 f"({str(error).strip().splitlines()[0]})") from None
         out = np.zeros((self.count, len(pixels)), dtype=np.float64)
         out[0] = self.nodata_label
         out[0, keep] = labels

@@ -103,6 +103,11 @@ def train_classifier(rasters: Sequence[Any], vectors: Sequence[str], sample: Sam
     if len(train.per_class) < 2:
         raise ParameterError(f'{keys["vd"]}: the training samples hold {len(train.per_class)} class(es); expected at '
                              "least two (give more geometries, or a lower sample.vtr)")
+    for name, samples in (("training", train), ("validation", valid)):
+        bad = int((~np.isfinite(samples.features).all(axis=1)).sum())
+        if bad:
+            raise ParameterError(f'{keys["il"]}: {bad} {name} sample(s) hold a non-finite feature (NaN or inf); '
+                                 f'expected finite pixel values under the geometries of {keys["vd"]}')
     estimator = make_classifier(classifier, options, seed)
     model = ClassifierModel.fit(estimator, classifier, train.features, train.labels, normalisation)
     on_training = not len(valid)
