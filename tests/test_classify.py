@@ -609,3 +609,31 @@ def test_refused_values_and_non_finite_features_are_one_line_errors(tmp_path, ca
     bad = ~np.isfinite(holed).all(axis=0)
     assert bad.sum() == 3 and (labels[bad] == 9).all() and (confidence[bad] == 0).all()
     assert set(np.unique(labels[~bad])) == {1, 2} and (confidence[~bad] > 0.5).all()
+
+
+def test_sidecar_is_checked_against_the_estimator(tmp_path):
+    """Another scikit-learn version warns with both versions; a sidecar missing a key, or whose classes or
+    feature count disagree with the estimator's, is one line."""
+    import sklearn
+
+    from eotensor.classify.models import ClassifierModel, load_classifier, make_classifier
+
+    x = np.random.default_rng(0).normal(0, 1, (20, 3)).astype(np.float32)
+    path = ClassifierModel.fit(make_classifier("bayes", {}, 0), "bayes", x, np.repeat([1, 5], 10), None) \
+        .save(tmp_path / "m.skops")
+    meta = json.load(open(path + ".json"))
+
+    def load_with(**changes):
+        with open(path + ".json", "w") as stream:
+            json.dump({k: v for k, v in {**meta, **changes}.items() if v is not None}, stream)
+        return load_classifier(path)
+
+    with pytest.warns(UserWarning, match=rf"written with scikit-learn 0\.1 and is loaded with {sklearn.__version__}"):
+        assert load_with(sklearn="0.1").classes.tolist() == [1, 5]
+    with pytest.raises(InputFileError, match=r'model: ".*m.skops.json" has no features, classes; expected'):
+        load_with(features=None, classes=None)
+    with pytest.raises(InputFileError, match=r"holds a classifier of 3 feature\(s\) and classes \[1, 5\], but its "
+                                             r"sidecar says 3 and \[1, 2\]"):
+        load_with(classes=[1, 2])
+    with pytest.raises(InputFileError, match=r"but its sidecar says 4 and"):
+        load_with(features=4)

@@ -275,7 +275,8 @@ def load_classifier(path: str | os.PathLike, param: str = "model") -> Classifier
     try:
         with open(side, encoding="utf-8") as stream:
             meta = json.load(stream)
-        data = open(path, "rb").read()
+        with open(path, "rb") as stream:
+            data = stream.read()
     except (OSError, ValueError) as error:
         raise InputFileError(f'{param}: cannot read "{side}" as JSON ({error})') from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
@@ -284,10 +285,17 @@ def load_classifier(path: str | os.PathLike, param: str = "model") -> Classifier
         raise InputFileError(f'{param}: "{path}" is a classifier of format version {meta.get("format_version")} '
                              f"(eotensor {meta.get('eotensor')}); this eotensor reads version {FORMAT_VERSION}: "
                              "train it again")
+    missing = [key for key in ("sklearn", "kind", "estimator", "features", "classes", "sha256") if key not in meta]
+    if missing:
+        raise InputFileError(f'{param}: "{side}" has no {", ".join(missing)}; expected the sidecar eotensor writes '
+                             "beside its model files")
     if hashlib.sha256(data).hexdigest() != meta.get("sha256"):
         raise InputFileError(f'{param}: "{path}" was changed after it was written (its SHA-256 differs from '
                              f'"{side}"); refusing to load it')
-    sklearn()
+    installed = sklearn().__version__
+    if meta["sklearn"] != installed:  # scikit-learn's own InconsistentVersionWarning follows, when it applies
+        warnings.warn(f'{param}: "{path}" was written with scikit-learn {meta["sklearn"]} and is loaded with '
+                      f"{installed}; its predictions may differ: train it again with this version", stacklevel=2)
     sio = skops_io()  # only now: the checks above cost nothing, this import takes seconds
     try:
         untrusted = sio.get_untrusted_types(data=data)
@@ -298,15 +306,18 @@ def load_classifier(path: str | os.PathLike, param: str = "model") -> Classifier
         raise InputFileError(f'{param}: "{path}" holds types eotensor does not trust ({", ".join(refused)}); '
                              "refusing to load it")
     try:
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message=".*Trying to unpickle estimator.*")
-            estimator = sio.loads(data, trusted=[t for t in untrusted])
+        estimator = sio.loads(data, trusted=[t for t in untrusted])
     except Exception as error:  # noqa: BLE001
         raise InputFileError(f'{param}: cannot load "{path}" ({type(error).__name__}: {error})') from None
     actual = f"{type(estimator).__module__}.{type(estimator).__qualname__}"
     if actual != meta.get("estimator"):
         raise InputFileError(f'{param}: "{path}" holds a {actual}, but its sidecar says {meta.get("estimator")}')
+    # what predicting uses comes from the estimator itself; the sidecar must agree with it
+    classes = np.asarray(estimator.classes_, np.int64)
+    features = int(estimator.n_features_in_)
+    if list(meta["classes"]) != classes.tolist() or meta["features"] != features:
+        raise InputFileError(f'{param}: "{path}" holds a classifier of {features} feature(s) and classes '
+                             f"{classes.tolist()}, but its sidecar says {meta['features']} and {meta['classes']}")
     imstat = meta.get("imstat")
-    return ClassifierModel(estimator, str(meta.get("kind")), int(meta["features"]),
-                           np.asarray(meta["classes"], np.int64),
+    return ClassifierModel(estimator, str(meta["kind"]), features, classes,
                            Normalisation.from_dict(imstat) if imstat else None)
