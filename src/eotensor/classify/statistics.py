@@ -109,7 +109,7 @@ def image_statistics(images: Sequence[Any], background: float | None = None, par
         bar = Progress(len(plan), "statistics") if progress else None
         raster.executor(compute, plan, lambda moments, window, parts=parts: parts.append(moments),
                         workers=raster.workers, progress=bar)
-        image = parts[0]
+        image = parts[0]  # executors hand strips in plan order: the same bits whatever the workers
         for part in parts[1:]:
             image = image + part
         pooled += image.squares
