@@ -20,7 +20,8 @@ The model is a file written by TrainImagesClassifier (or TrainClassifierFromDeep
 refused before anything in it runs. Features are normalised with -imstat, or else with the statistics the
 model was trained with (recorded in its sidecar). Pixels where -mask is 0, and pixels with a NaN or infinite
 feature, get -nodatalabel (confidence 0).
-The confidence is the largest class probability (libsvm needs -classifier.libsvm.prob on at training).
+The confidence is the probability of the predicted label (the largest one but for sgd's modified_huber; libsvm
+needs -classifier.libsvm.prob on at training); the labels are the same with or without -confmap.
 Tiles come from -ram (default: OTB_MAX_RAM_HINT or 256 MB) and never change a result."""
 
 SHARED = (
@@ -29,7 +30,7 @@ SHARED = (
     Param("nodatalabel", Kind.INT, "Label of the pixels the mask excludes.", 0),
     Param("out", Kind.OUTPUT_IMAGE, "Output label image, then an optional pixel type (default uint8).",
           mandatory=True, pixel_type="uint8"),
-    Param("confmap", Kind.OUTPUT_IMAGE, "Confidence map (largest class probability), then an optional pixel type "
+    Param("confmap", Kind.OUTPUT_IMAGE, "Confidence map (probability of the label), then an optional pixel type "
           "(default double).", pixel_type="double"),
     options.ram(),
 )

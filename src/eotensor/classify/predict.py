@@ -3,8 +3,8 @@
 :class:`Classification` is a :class:`~eotensor.lazy.LazyRaster` over any features result — opened files, or a
 served model's output (deep features, never written to a file) — so it streams through the pipelined executor,
 writes atomically, chains into other apps, and gives the same pixels whatever the tiling: a pixel's class depends
-only on that pixel's features. Band 1 is the label; with ``confidence``, band 2 is the largest class
-probability. Pixels where ``mask`` is 0, and pixels with a non-finite feature (NaN, ±inf: no class can be
+only on that pixel's features. Band 1 is the label; with ``confidence``, band 2 is the probability of that
+label. Pixels where ``mask`` is 0, and pixels with a non-finite feature (NaN, ±inf: no class can be
 predicted from them), get ``nodata_label`` (confidence 0) and are not predicted.
 """
 
