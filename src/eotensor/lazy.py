@@ -163,7 +163,7 @@ class LazyRaster(ABC):
         self.workers = None if workers is None else as_number(workers, "workers", integer=True, minimum=0)
         self.ram_mb = ram_budget_mb(ram_mb)
         self.scheduler = scheduler
-        self.executor = get_executor(scheduler, "scheduler")
+        self.executor = get_executor(scheduler, "optim.scheduler")
         """The executor function ``scheduler`` names (see :mod:`eotensor.engine.execute`)."""
         self.tiles = TileCache(self)
         """This result's tiles for the consumers that read it (see :class:`TileCache`)."""
