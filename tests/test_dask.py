@@ -102,6 +102,19 @@ def test_a_worker_error_reaches_the_client_as_one_line_and_leaves_no_file(scene,
     assert os.listdir(tmp_path) == []
 
 
+def test_a_worker_refuses_a_file_changed_since_the_result_was_served(scene, cluster, tmp_path):
+    import shutil
+
+    folder, a, b = scene
+    copy = shutil.copy(a, tmp_path / "a.tif")
+    result = eot.serve(str(folder / "model.py"), [eot.source(copy, rfield=3), eot.source(b)], fullyconv=True,
+                       scheduler=cluster)
+    assert result.count == 2  # learned on the client before the change: from now on only workers read
+    os.utime(copy, ns=(0, 0))
+    with pytest.raises(eot.EotensorError, match=f'"{copy}" is not the file the result was served from'):
+        result.read()
+
+
 def test_results_without_a_recipe_and_bad_scheduler_names_are_refused_in_one_line(scene, monkeypatch):
     _, a, _ = scene
     model = FunctionModel(lambda x: {"y": x}, ["x"], ["y"])

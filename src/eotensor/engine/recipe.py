@@ -92,9 +92,11 @@ def build_engine(spec: ServeSpec) -> Any:
         engine = _ENGINES.get(spec)
         if engine is None:
             engine = _build(spec)
-            if stamps(spec.model, [s.raster for s in engine.sources]) != spec.stamps:
-                raise InputFileError(f"a worker on {os.uname().nodename} sees other files than the client did "
-                                     "(sizes or modification times differ): serve again once the files are settled")
+            seen = stamps(spec.model, [s.raster for s in engine.sources])
+            if seen != spec.stamps:
+                raise InputFileError(f'"{_changed(spec, seen)}" is not the file the result was served from (its size '
+                                     f"or modification time differs on worker host {os.uname().nodename}): serve "
+                                     "again once the files are settled")
             _ENGINES[spec] = engine
             while len(_ENGINES) > KEEP_ENGINES:
                 _ENGINES.popitem(last=False)
@@ -110,6 +112,14 @@ def stamps(model: str, rasters: Sequence[Any]) -> tuple[Any, ...]:
 
     images = tuple(None if image.stamp is None else image.stamp[2:] for r in rasters for image in r.images)
     return file_stamps(model.split("::")[0]), images
+
+
+def _changed(spec: ServeSpec, seen: tuple[Any, ...]) -> str:
+    """The first file whose stamp in ``seen`` differs from the spec's: the model, else a source image."""
+    if seen[0] != spec.stamps[0]:
+        return spec.model
+    names = [image for source in spec.sources for image in source.images]  # one stamp per image, in order
+    return next(name for name, now, then in zip(names, seen[1], spec.stamps[1]) if now != then)
 
 
 def _build(spec: ServeSpec) -> Any:
