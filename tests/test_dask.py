@@ -121,7 +121,7 @@ def test_results_without_a_recipe_and_bad_scheduler_names_are_refused_in_one_lin
     with pytest.raises(eot.EotensorError, match="the dask scheduler needs a model path and file sources"):
         eot.serve(model, eot.source(a), scheduler="processes:2").read()
     for name, message in [("processes:0", "no worker process"), ("processes:two", 'unknown scheduler "processes:two"'),
-                          ("tcp://host", "expected one of sync, threads, processes:N, tcp://HOST:PORT, dask")]:
+                          ("udp://host:1", "expected one of sync, threads, processes:N, tcp://HOST:PORT, dask")]:
         with pytest.raises(ParameterError, match=message):
             served(scene, scheduler=name)
     monkeypatch.delenv("DASK_SCHEDULER_ADDRESS", raising=False)

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import logging
 import os
 import re
 from collections import deque
@@ -120,8 +121,6 @@ def _dask_client(address: str | None, processes: int, param: str) -> Iterator[An
     """A ``distributed.Client``: on a ``LocalCluster`` of ``processes`` workers started for the run (closed at
     the end), or connected to the scheduler at ``address``."""
     try:
-        import logging
-
         from distributed import Client, LocalCluster
     except ImportError:
         raise MissingDependencyError(f"{param}: the dask scheduler needs the dask extra: "
@@ -137,6 +136,12 @@ def _dask_client(address: str | None, processes: int, param: str) -> Iterator[An
         raise ParameterError(f"{param}: cannot reach the Dask scheduler at {address} within {DASK_TIMEOUT_S} s "
                              f"({str(error).splitlines()[0] if str(error) else type(error).__name__})") from None
     with client:
+        if not client.nthreads():  # a scheduler alone would hold the tasks forever
+            try:
+                client.wait_for_workers(1, timeout=DASK_TIMEOUT_S)
+            except TimeoutError:
+                raise ParameterError(f"{param}: the Dask scheduler at {address} has no worker (none joined within "
+                                     f"{DASK_TIMEOUT_S} s); start workers with: dask worker {address}") from None
         yield client
 
 
@@ -190,7 +195,7 @@ def get_executor(name: str, param: str = "optim.scheduler") -> Callable[..., Non
         if int(match[1]) < 1:
             raise ParameterError(f'{param}: "{name}" asks for no worker process; give processes:N with N >= 1')
         return functools.partial(run_dask, processes=int(match[1]), param=param)
-    if re.fullmatch(r"tcp://[^\s:/]+:\d+", text):
+    if re.fullmatch(r"(tcp|tls|ucx|inproc)://\S+", text):  # a Dask scheduler address
         return functools.partial(run_dask, address=text, param=param)
     if text == "dask":
         address = os.environ.get("DASK_SCHEDULER_ADDRESS", "").strip()
