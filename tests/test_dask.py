@@ -25,13 +25,13 @@ import numpy as np
 
 OUTPUTS = ["y"]
 
-def model(x1, x2):
-    """A 3x3 box sum of x1's first band (RF 3) plus x2 (RF 1), two bands out."""
+def model(x1, x2, k):
+    """A 3x3 box sum of x1's first band (RF 3) plus x2 (RF 1), two bands out; ``k`` a user placeholder."""
     if FAIL_ABOVE is not None and x1.max() > FAIL_ABOVE:
         raise ValueError(f"value {float(x1.max()):g} is too large")
     h, w = x2.shape[1:3]
     box = sum(x1[:, i:i + h, j:j + w, 0] for i in range(3) for j in range(3))
-    return {"y": np.stack([box + x2[..., 0], box * x2[..., 1]], axis=-1)}
+    return {"y": np.stack([box + x2[..., 0], box * x2[..., 1] - k[0]], axis=-1)}
 '''
 
 
@@ -57,7 +57,8 @@ def scene(tmp_path_factory):
 
 def served(scene, model="model.py", **options):
     tmp, a, b = scene
-    return eot.serve(str(tmp / model), [eot.source(a, rfield=3), eot.source(b)], fullyconv=True, **options)
+    return eot.serve(str(tmp / model), [eot.source(a, rfield=3), eot.source(b)], fullyconv=True,
+                     user_placeholders={"k": np.float32(2.5)}, **options)
 
 
 def file_bytes(path):
@@ -108,7 +109,7 @@ def test_a_worker_refuses_a_file_changed_since_the_result_was_served(scene, clus
     folder, a, b = scene
     copy = shutil.copy(a, tmp_path / "a.tif")
     result = eot.serve(str(folder / "model.py"), [eot.source(copy, rfield=3), eot.source(b)], fullyconv=True,
-                       scheduler=cluster)
+                       user_placeholders=["k=1"], scheduler=cluster)
     assert result.count == 2  # learned on the client before the change: from now on only workers read
     os.utime(copy, ns=(0, 0))
     with pytest.raises(eot.EotensorError, match=f'"{copy}" is not the file the result was served from'):
@@ -139,7 +140,7 @@ def test_cli_processes_scheduler_writes_the_sequential_bytes(scene, tmp_path):
     folder, a, b = scene
     common = ["TensorflowModelServe", "-source1.il", a, "-source1.rfieldx", "3", "-source1.rfieldy", "3",
               "-source2.il", b, "-model.dir", str(folder / "model.py"), "-model.fullyconv", "on",
-              "-optim.tilesizex", "16", "-optim.tilesizey", "16"]
+              "-model.userplaceholders", "k=2.5", "-optim.tilesizex", "16", "-optim.tilesizey", "16"]
     assert main(common + ["-optim.scheduler", "sync", "-out", str(tmp_path / "sync.tif"), "float"]) == 0
     assert main(common + ["-optim.scheduler", "processes:2", "-out", str(tmp_path / "dask.tif"), "float"]) == 0
     assert file_bytes(tmp_path / "dask.tif") == file_bytes(tmp_path / "sync.tif")

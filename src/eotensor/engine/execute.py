@@ -126,8 +126,14 @@ def _dask_client(address: str | None, processes: int, param: str) -> Iterator[An
         raise MissingDependencyError(f"{param}: the dask scheduler needs the dask extra: "
                                      "pip install 'eotensor[dask]'") from None
     if address is None:
-        with LocalCluster(n_workers=processes, processes=True, threads_per_worker=1, dashboard_address=None,
-                          silence_logs=logging.CRITICAL) as cluster, Client(cluster) as client:
+        try:
+            cluster = LocalCluster(n_workers=processes, processes=True, threads_per_worker=1, dashboard_address=None,
+                                   silence_logs=logging.CRITICAL)
+        except RuntimeError as error:  # e.g. a main script without a __main__ guard, which spawned workers re-run
+            raise ParameterError(f"{param}: processes:{processes} could not start its worker processes ({error}); a "
+                                 "script that starts them must be a file with its code under "
+                                 "if __name__ == '__main__':") from None
+        with cluster, Client(cluster) as client:
             yield client
         return
     try:

@@ -47,8 +47,8 @@ class ServeSpec:
     sources: tuple[SourceSpec, ...]
     fields: Fields
     output_names: tuple[str, ...]
-    placeholders: tuple[tuple[str, Any, str], ...]
-    """User placeholders as (name, nested list, dtype) so the spec stays hashable."""
+    placeholders: tuple[tuple[str, bytes, str, tuple[int, ...]], ...]
+    """User placeholders as (name, bytes, dtype, shape), so the spec stays hashable."""
     background: float
     batch_size: int
     layout: str | None
@@ -71,7 +71,8 @@ def make_spec(model: str | os.PathLike, load: Mapping[str, Any], sources: Sequen
         sources=tuple(SourceSpec(tuple(_absolute(p) for p in s.raster.specs), tuple(s.rfield), s.placeholder,
                                  s.nodata) for s in sources),
         fields=fields, output_names=tuple(output_names),
-        placeholders=tuple((k, np.asarray(v).tolist(), np.asarray(v).dtype.str) for k, v in placeholders.items()),
+        placeholders=tuple((k, a.tobytes(), a.dtype.str, a.shape) for k, a in
+                           ((k, np.ascontiguousarray(v)) for k, v in placeholders.items())),
         background=float(background), batch_size=int(batch_size), layout=layout,
         stamps=stamps(os.fspath(model), [s.raster for s in sources]),
     )
@@ -130,7 +131,7 @@ def _build(spec: ServeSpec) -> Any:
     model = load_model(spec.model, **dict(spec.load))
     sources = [Source(RasterSource(list(s.images), f"source{k}.il"), s.rfield, s.placeholder, s.nodata)
                for k, s in enumerate(spec.sources, start=1)]
-    placeholders = {name: np.asarray(value, dtype=dtype) for name, value, dtype in spec.placeholders}
+    placeholders = {name: np.frombuffer(data, dtype).reshape(shape) for name, data, dtype, shape in spec.placeholders}
     return ServeEngine(model, sources, spec.fields, list(spec.output_names), placeholders, spec.background,
                        spec.batch_size, spec.layout)
 
