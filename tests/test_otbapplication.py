@@ -126,11 +126,13 @@ def test_setters_convert_like_otb(monkeypatch):
     app.SetParameterFloat("output.bv", -0.5)
     assert (app.GetParameterInt("source1.rfieldx"), app.GetParameterValue("source1.rfieldy")) == (16, 8)
     assert app.GetParameterFloat("output.spcscale") == 2.0 and app.GetParameterValue("output.bv") == -0.5
-    app.SetParameterString("optim.scheduler", "sync")            # a choice by name or by index
-    assert app.GetParameterInt("optim.scheduler") == 0
-    app.SetParameterInt("optim.scheduler", 1)
-    assert app.GetParameterString("optim.scheduler") == "threads" == app.GetParameterValue("optim.scheduler")
-    assert app.GetChoiceKeys("optim.scheduler") == ["sync", "threads"] and len(app.GetChoiceNames("model.layout")) == 3
+    app.SetParameterString("model.layout", "nhwc")               # a choice by name or by index
+    assert app.GetParameterInt("model.layout") == 1
+    app.SetParameterInt("model.layout", 2)
+    assert app.GetParameterString("model.layout") == "nchw" == app.GetParameterValue("model.layout")
+    assert app.GetChoiceKeys("model.layout") == ["auto", "nhwc", "nchw"] and len(app.GetChoiceNames("model.layout")) == 3
+    app.SetParameterString("optim.scheduler", "processes:2")     # a free string: Dask names are open-ended
+    assert app.GetParameterString("optim.scheduler") == "processes:2"
     app.SetParameterStringList("output.names", ["a", "b"])
     app.AddParameterStringList("output.names", "c")
     app.SetParameterValue("model.userplaceholders", "k=3")      # a single string is one item
@@ -154,10 +156,10 @@ def test_keys_types_roles_and_enabled(monkeypatch):
     app.SetParameterStringList("source3.il", ["c.tif"])
     assert "source3.placeholder" in app.GetParametersKeys()
     types_ = {key: app.GetParameterType(key) for key in ("source1.il", "source1.rfieldx", "output.spcscale",
-                                                          "model.fullyconv", "model.dir", "optim.scheduler", "out")}
+                                                          "model.fullyconv", "model.dir", "model.layout", "out")}
     assert types_ == {"source1.il": otb.ParameterType_InputImageList, "source1.rfieldx": otb.ParameterType_Int,
                       "output.spcscale": otb.ParameterType_Float, "model.fullyconv": otb.ParameterType_Bool,
-                      "model.dir": otb.ParameterType_InputFilename, "optim.scheduler": otb.ParameterType_Choice,
+                      "model.dir": otb.ParameterType_InputFilename, "model.layout": otb.ParameterType_Choice,
                       "out": otb.ParameterType_OutputImage}
     assert app.IsMandatory("model.dir") and not app.IsMandatory("model.fullyconv")
     assert app.GetParameterRole("out") == otb.Role_Input
@@ -188,8 +190,8 @@ CALLS = [
     (lambda a: a.SetParameterInt("model.fullyconv", "on"), ["SetParameterInt(model.fullyconv) expects an int"]),
     (lambda a: a.SetParameterString("model.fullyconv", "maybe"), ["model.fullyconv", "on/off"]),
     (lambda a: a.SetParameterString("source1.rfieldx", "0"), ["source1.rfieldx must be >= 1"]),
-    (lambda a: a.SetParameterString("optim.scheduler", "fast"), ["optim.scheduler", "sync, threads"]),
-    (lambda a: a.SetParameterInt("optim.scheduler", 5), ["optim.scheduler", "out of 0..1"]),
+    (lambda a: a.SetParameterString("model.layout", "fast"), ["model.layout", "auto, nhwc, nchw"]),
+    (lambda a: a.SetParameterInt("model.layout", 5), ["model.layout", "out of 0..2"]),
     (lambda a: a.SetParameterStringList("model.dir", ["m"]), ["model.dir is an input file", "not a list"]),
     (lambda a: a.SetParameterStringList("source1.il", "a.tif"), ["SetParameterStringList(source1.il)"]),
     (lambda a: a.SetParameterBool("model.dir", True), ["SetParameterBool(model.dir)"]),

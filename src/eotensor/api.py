@@ -12,6 +12,7 @@ EF-aligned tiles, so a window read equals the same window of the written file.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import os
 import warnings
@@ -21,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from eotensor.engine.prefetch import load_while_reading
+from eotensor.engine.recipe import ServeSpec, compute_tile, make_spec
 from eotensor.engine.serve import DEFAULT_BATCH_SIZE, ServeEngine, Source
 from eotensor.engine.tiling import (
     TileShape,
@@ -82,9 +84,11 @@ class ServedRaster(LazyRaster):
 
     def __init__(self, engine: ServeEngine, workers: int | None = None, ram_mb: float | None = None,
                  tile_size: int | Sequence[int] | None = None, strips: bool = False,
-                 scheduler: str = "threads") -> None:
+                 scheduler: str = "threads", recipe: ServeSpec | None = None) -> None:
         super().__init__(workers, ram_mb, scheduler)
         self.engine = engine
+        self.recipe = recipe
+        """What another process needs to rebuild the engine (None unless served from files by model path)."""
         self.strips = strips
         self._tile_size = None if tile_size is None else as_pair(tile_size, "tile_size")
 
@@ -111,6 +115,12 @@ class ServedRaster(LazyRaster):
     def compute(self, window: Window) -> np.ndarray:
         """The engine's pixels of ``window`` (bands, rows, cols)."""
         return self.engine.compute(window)
+
+    @property
+    def remote(self) -> Any:
+        """A picklable ``compute(window)`` that rebuilds the engine in the process that calls it (from
+        :attr:`recipe`, once per process), or None."""
+        return None if self.recipe is None else functools.partial(compute_tile, self.recipe)
 
     def tile_shape(self, block: tuple[int, int] = (DEFAULT_BLOCK_SIZE, DEFAULT_BLOCK_SIZE)) -> TileShape:
         """The tile size used: the user's (EF-aligned), else one chosen from the memory budget.
@@ -192,7 +202,8 @@ def serve(
     :class:`~eotensor.runtimes.Model`. ``efield`` and ``tile_size`` take an int or (x, y).
     ``user_placeholders`` takes a dict of values or OTBTF's ``["name=value", ...]`` strings. ``jit``
     compiles a TensorFlow model with XLA; ``model_threads`` sizes the runtime's own thread pool.
-    ``scheduler`` names the executor (``threads`` or ``sync``, the sequential reference). ``runtime`` forces a
+    ``scheduler`` names the executor (``threads``, ``sync`` the sequential reference, or Dask's: ``processes:N``,
+    ``tcp://HOST:PORT``, ``dask``; see :mod:`eotensor.engine.execute`). ``runtime`` forces a
     runtime by name (default: the first whose ``can_open`` accepts the path), ``device`` places the model
     (``cpu``, ``cuda``, ``cuda:N``, ``auto``) and ``layout`` says how it lays out tensors (``nhwc``, ``nchw``;
     default: the runtime's, inferred from the declared channels for ONNX and PyTorch).
@@ -221,8 +232,10 @@ def serve(
     background = as_number(background, "output.bv", finite=False)
     if model_threads is not None:
         model_threads = as_number(model_threads, "optim.modelthreads", integer=True, minimum=1)
+    options = {"runtime": runtime, "tags": tags, "jit": jit, "threads": model_threads, "device": device}
+
     def load() -> Model:
-        return load_model(model, runtime=runtime, tags=tags, jit=jit, threads=model_threads, device=device)
+        return load_model(model, **options)
 
     readers: list[Any] = [s.raster for s in sources]
     files = [k for k, r in enumerate(readers) if isinstance(r, RasterSource)]
@@ -234,7 +247,11 @@ def serve(
             readers[k] = reader
     else:
         loaded = load()
-    engine = ServeEngine(loaded, sources, fields, as_strings(output_names, "output.names"), placeholders,
-                         background, batch_size, layout, readers)
+    output_names = as_strings(output_names, "output.names")
+    engine = ServeEngine(loaded, sources, fields, output_names, placeholders, background, batch_size, layout, readers)
+    recipe = None
+    if isinstance(model, (str, os.PathLike)) and all(isinstance(s.raster, RasterSource) for s in sources):
+        recipe = make_spec(model, options, sources, fields, output_names, placeholders, background, batch_size,
+                           layout)
     return ServedRaster(engine, workers=workers, ram_mb=ram_mb, tile_size=tile_size,
-                        strips=as_bool(strips, "optim.disabletiling"), scheduler=scheduler)
+                        strips=as_bool(strips, "optim.disabletiling"), scheduler=scheduler, recipe=recipe)

@@ -18,6 +18,7 @@ type (float32): values converted the way the writer converts them, then read as 
 
 from __future__ import annotations
 
+import functools
 import os
 import threading
 from abc import ABC, abstractmethod
@@ -28,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from eotensor.engine.execute import get_executor
+from eotensor.engine.execute import get_executor, in_list, with_remote
 from eotensor.engine.progress import Progress
 from eotensor.engine.tiling import (
     TilePlan,
@@ -162,7 +163,7 @@ class LazyRaster(ABC):
         self.workers = None if workers is None else as_number(workers, "workers", integer=True, minimum=0)
         self.ram_mb = ram_budget_mb(ram_mb)
         self.scheduler = scheduler
-        self.executor = get_executor(scheduler, "scheduler")
+        self.executor = get_executor(scheduler, "optim.scheduler")
         """The executor function ``scheduler`` names (see :mod:`eotensor.engine.execute`)."""
         self.tiles = TileCache(self)
         """This result's tiles for the consumers that read it (see :class:`TileCache`)."""
@@ -227,6 +228,10 @@ class LazyRaster(ABC):
         """The tile plan over ``region`` (default: the whole grid), with this result's fingerprint token."""
         return plan_tiles(self.grid, self.tile_shape(block), region, self.token)
 
+    remote: Any = None
+    """A picklable twin of :meth:`compute` that gives the same pixels in any process (what the Dask executor
+    ships), or None; a served result from files by model path has one (``ServedRaster.remote``)."""
+
     worth_caching = True
     """Whether consumers should share whole computed tiles (a model's output); False where a window is as cheap
     to get again as to keep (a file read, an array slice): consumers then read exactly their windows."""
@@ -261,7 +266,7 @@ class LazyRaster(ABC):
             out[(slice(None), *inside.slices(window))] = array[(slice(None), *inside.slices(tile))]
 
         try:
-            self.executor(self.compute, self.plan(window), sink, workers=self.workers)
+            self.executor(with_remote(self.compute, self.remote), self.plan(window), sink, workers=self.workers)
         finally:
             self._after_run()
         return out
@@ -672,6 +677,9 @@ def _write_together(rasters: list[LazyRaster], targets: list[OutputTarget], prog
             return [first.compute(window)]
         return [raster.tiles.read(window) for raster in rasters]  # upstreams they share: computed once
 
+    alone = len(rasters) == 1 and first.remote is not None  # one result: its twin can run on another process
+    task = with_remote(compute, functools.partial(in_list, first.remote) if alone else None)
+
     with ExitStack() as stack:
         writers = [stack.enter_context(GeoTiffWriter(target, width=grid.width, height=grid.height, count=r.count,
                                                      transform=grid.transform, crs=grid.crs))
@@ -682,7 +690,7 @@ def _write_together(rasters: list[LazyRaster], targets: list[OutputTarget], prog
                 writer.write(array, window)
 
         try:
-            first.executor(compute, plan, sink, workers=first.workers, progress=bar)
+            first.executor(task, plan, sink, workers=first.workers, progress=bar)
         finally:
             for raster in rasters:
                 raster._after_run()

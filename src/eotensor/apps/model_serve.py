@@ -101,10 +101,11 @@ PARAMS = (
               aliases=("tilesex",), minimum=1),
         Param("tilesizey", Kind.INT, "Tile height in output pixels (rounded up to EF); default: from memory.",
               aliases=("tilesey",), minimum=1),
-        Param("scheduler", Kind.CHOICE, "How tiles are computed.", "threads", choices=(
-            Choice("sync", "one at a time in the calling thread (the reference)"),
-            Choice("threads", "a pool of optim.threads workers"),
-        )),
+        Param("scheduler", Kind.STRING,
+              "How tiles are computed: threads (a pool of optim.threads workers), sync (one at a time, the "
+              "reference), processes:N (a Dask LocalCluster of N worker processes for this run), tcp://HOST:PORT "
+              "(a running Dask scheduler), dask (the scheduler DASK_SCHEDULER_ADDRESS names); the Dask ones need "
+              "the dask extra, a model path and file sources.", "threads"),
         options.threads(),
         Param("batchsize", Kind.INT,
               "Patches per model call in patch-based mode (the last batch is padded with a real patch); a model "

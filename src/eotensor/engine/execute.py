@@ -8,19 +8,30 @@ whatever the image size. Both give identical bytes: a tile's result depends only
 
 The compute callable is anything that maps an output :class:`~eotensor.geometry.Window` to an array
 (a served model, a rasteriser, a label counter); the sink writes, accumulates or counts.
+
+The Dask executor (the ``dask`` extra) runs tiles in other processes: ``processes:N`` starts a
+``LocalCluster`` of N single-threaded worker processes for the run, ``tcp://HOST:PORT`` connects to a running
+scheduler, ``dask`` to the one ``DASK_SCHEDULER_ADDRESS`` names. A local callable cannot travel, so it ships
+the compute's picklable twin (:func:`with_remote`: a served result's recipe, which each worker turns into an
+engine once); only windows and result arrays travel, and the calling thread sinks results in plan order with
+a bounded number in flight, as ``threads`` does.
 """
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import logging
 import os
+import re
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 from eotensor.engine.progress import Progress
 from eotensor.engine.tiling import TilePlan
-from eotensor.errors import ParameterError
+from eotensor.errors import MissingDependencyError, ParameterError
 from eotensor.geometry import Window
 
 Compute = Callable[[Window], Any]
@@ -77,16 +88,128 @@ def run_threads(compute: Compute, plan: TilePlan, sink: Sink, workers: int | Non
                 future.cancel()
 
 
+class _Twin:
+    """A compute callable with a picklable ``remote`` twin that gives the same result in another process."""
+
+    __slots__ = ("local", "remote")
+
+    def __init__(self, local: Compute, remote: Compute) -> None:
+        self.local, self.remote = local, remote
+
+    def __call__(self, window: Window) -> Any:
+        return self.local(window)
+
+
+def with_remote(compute: Compute, remote: Compute | None) -> Compute:
+    """``compute`` carrying ``remote`` (a picklable callable giving the same results in any process), for the
+    Dask executor; every other executor calls ``compute`` as before. ``remote`` None: ``compute`` as is."""
+    return compute if remote is None else _Twin(compute, remote)
+
+
+def in_list(compute: Compute, window: Window) -> list[Any]:
+    """``[compute(window)]``: with :func:`functools.partial`, a picklable twin of a one-result writer's compute."""
+    return [compute(window)]
+
+
+NO_RECIPE = "the dask scheduler needs a model path and file sources"
+DASK_TIMEOUT_S = 10
+"""Seconds to wait for a Dask scheduler before giving up."""
+
+
+@contextlib.contextmanager
+def _dask_client(address: str | None, processes: int, param: str) -> Iterator[Any]:
+    """A ``distributed.Client``: on a ``LocalCluster`` of ``processes`` workers started for the run (closed at
+    the end), or connected to the scheduler at ``address``."""
+    try:
+        from distributed import Client, LocalCluster
+    except ImportError:
+        raise MissingDependencyError(f"{param}: the dask scheduler needs the dask extra: "
+                                     "pip install 'eotensor[dask]'") from None
+    if address is None:
+        try:
+            cluster = LocalCluster(n_workers=processes, processes=True, threads_per_worker=1, dashboard_address=None,
+                                   silence_logs=logging.CRITICAL)
+        except RuntimeError as error:  # e.g. a main script without a __main__ guard, which spawned workers re-run
+            raise ParameterError(f"{param}: processes:{processes} could not start its worker processes ({error}); a "
+                                 "script that starts them must be a file with its code under "
+                                 "if __name__ == '__main__':") from None
+        with cluster, Client(cluster) as client:
+            yield client
+        return
+    try:
+        client = Client(address, timeout=DASK_TIMEOUT_S)
+    except (OSError, TimeoutError) as error:
+        raise ParameterError(f"{param}: cannot reach the Dask scheduler at {address} within {DASK_TIMEOUT_S} s "
+                             f"({str(error).splitlines()[0] if str(error) else type(error).__name__})") from None
+    with client:
+        if not client.nthreads():  # a scheduler alone would hold the tasks forever
+            try:
+                client.wait_for_workers(1, timeout=DASK_TIMEOUT_S)
+            except TimeoutError:
+                raise ParameterError(f"{param}: the Dask scheduler at {address} has no worker (none joined within "
+                                     f"{DASK_TIMEOUT_S} s); start workers with: dask worker {address}") from None
+        yield client
+
+
+def run_dask(compute: Compute, plan: TilePlan, sink: Sink, workers: int | None = None,
+             progress: Progress | None = None, *, address: str | None = None, processes: int = 0,
+             param: str = "optim.scheduler") -> None:
+    """Compute on Dask workers (a ``LocalCluster`` of ``processes`` workers, or the scheduler at ``address``);
+    sink in plan order in the calling thread.
+
+    ``compute`` must carry a picklable ``remote`` twin (:func:`with_remote`); at most twice the cluster's
+    threads tiles are in flight (``workers`` is accepted, and ignored). On an error the tiles still queued are
+    cancelled and the worker's own exception is raised here.
+    """
+    remote = getattr(compute, "remote", None)
+    if remote is None:
+        raise ParameterError(f"{param}: {NO_RECIPE}")
+    with _dask_client(address, processes, param) as client:
+        limit = max(1, 2 * sum(client.nthreads().values()))
+        pending: deque[tuple[Any, Window]] = deque()
+
+        def drain(keep: int) -> None:
+            while len(pending) > keep:
+                future, done = pending.popleft()
+                sink(future.result(), done)
+                if progress:
+                    progress.advance()
+
+        try:
+            for window in plan:
+                pending.append((client.submit(remote, window, pure=False), window))
+                drain(limit)
+            drain(0)
+        finally:
+            if pending:
+                client.cancel([future for future, _ in pending])
+
+
 EXECUTORS: dict[str, Callable[..., None]] = {"sync": run_sync, "threads": run_threads}
-"""Executors by name; ``-optim.scheduler`` and the Python ``scheduler=`` keyword choose one."""
+"""Executors by name; ``-optim.scheduler`` and the Python ``scheduler=`` keyword choose one (the Dask names,
+``processes:N``, ``tcp://HOST:PORT`` and ``dask``, are parsed by :func:`get_executor`)."""
+
+SCHEDULER_NAMES = "sync, threads, processes:N, tcp://HOST:PORT, dask"
 
 
 def get_executor(name: str, param: str = "optim.scheduler") -> Callable[..., None]:
     """The executor called ``name``, or a one-line :class:`ParameterError` listing the names."""
-    try:
-        return EXECUTORS[str(name).strip()]
-    except KeyError:
-        raise ParameterError(f'{param}: unknown scheduler "{name}"; expected one of {", ".join(EXECUTORS)}') from None
+    text = str(name).strip()
+    if text in EXECUTORS:
+        return EXECUTORS[text]
+    if match := re.fullmatch(r"processes:(\d+)", text):
+        if int(match[1]) < 1:
+            raise ParameterError(f'{param}: "{name}" asks for no worker process; give processes:N with N >= 1')
+        return functools.partial(run_dask, processes=int(match[1]), param=param)
+    if re.fullmatch(r"(tcp|tls|ucx|inproc)://\S+", text):  # a Dask scheduler address
+        return functools.partial(run_dask, address=text, param=param)
+    if text == "dask":
+        address = os.environ.get("DASK_SCHEDULER_ADDRESS", "").strip()
+        if not address:
+            raise ParameterError(f'{param}: "dask" connects to the scheduler DASK_SCHEDULER_ADDRESS names, and it '
+                                 "is not set; set it, or give tcp://HOST:PORT or processes:N")
+        return functools.partial(run_dask, address=address, param=param)
+    raise ParameterError(f'{param}: unknown scheduler "{name}"; expected one of {SCHEDULER_NAMES}')
 
 
 def run_tiles(compute: Compute, plan: TilePlan, sink: Sink, scheduler: str = "threads",

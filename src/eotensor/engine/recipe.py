@@ -1,0 +1,141 @@
+"""The picklable recipe of a served result, and the engine it rebuilds once per process.
+
+A :class:`~eotensor.engine.serve.ServeEngine` holds a loaded model, locks and open GDAL handles: it cannot
+travel to another process. A :class:`ServeSpec` is what a Dask worker needs to build the same engine itself
+(xarray's ``CachingFileManager`` idea): the model's path and load options, each source's image list,
+receptive field, input name and no-data value, the fields, output names, user placeholders, background,
+batch size and layout, plus the sizes and modification times of its files as served.
+:func:`build_engine` keeps the engines it built, keyed by the whole spec, so each worker process loads a
+model once; a worker whose files differ from the served ones (size or mtime) refuses to compute.
+Only results served from files with a model given by path have a recipe.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections import OrderedDict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from eotensor.errors import InputFileError
+from eotensor.geometry import Window
+from eotensor.geometry.fields import Fields
+
+
+@dataclass(frozen=True)
+class SourceSpec:
+    """One source as files: the image list as given (extended filenames kept), RF (x, y), input name, no-data."""
+
+    images: tuple[str, ...]
+    rfield: tuple[int, int]
+    placeholder: str
+    nodata: float | None
+
+
+@dataclass(frozen=True)
+class ServeSpec:
+    """Everything a process needs to rebuild a served result's engine (hashable and picklable)."""
+
+    model: str
+    """The model's path (a SavedModel directory, a model file, ``file.py[::function]``), made absolute."""
+    load: tuple[tuple[str, Any], ...]
+    """Keywords of :func:`~eotensor.runtimes.load_model` (runtime, tags, jit, threads, device)."""
+    sources: tuple[SourceSpec, ...]
+    fields: Fields
+    output_names: tuple[str, ...]
+    placeholders: tuple[tuple[str, bytes, str, tuple[int, ...]], ...]
+    """User placeholders as (name, bytes, dtype, shape), so the spec stays hashable."""
+    background: float
+    batch_size: int
+    layout: str | None
+    stamps: tuple[Any, ...]
+    """The model's and every source file's size and mtime when the result was served (see :func:`stamps`)."""
+
+
+def _absolute(path: str) -> str:
+    """``path`` made absolute unless it is a GDAL virtual path, so a worker with another cwd finds it."""
+    return path if path.startswith("/vsi") else os.path.abspath(path)
+
+
+def make_spec(model: str | os.PathLike, load: Mapping[str, Any], sources: Sequence[Any], fields: Fields,
+              output_names: Sequence[str], placeholders: Mapping[str, np.ndarray], background: float,
+              batch_size: int, layout: str | None) -> ServeSpec:
+    """The recipe of a result served from ``sources`` (:class:`~eotensor.engine.serve.Source` over files)."""
+    return ServeSpec(
+        model=_absolute(os.fspath(model)),
+        load=tuple((k, tuple(v) if isinstance(v, list) else v) for k, v in sorted(load.items())),
+        sources=tuple(SourceSpec(tuple(_absolute(p) for p in s.raster.specs), tuple(s.rfield), s.placeholder,
+                                 s.nodata) for s in sources),
+        fields=fields, output_names=tuple(output_names),
+        placeholders=tuple((k, a.tobytes(), a.dtype.str, a.shape) for k, a in
+                           ((k, np.ascontiguousarray(v)) for k, v in placeholders.items())),
+        background=float(background), batch_size=int(batch_size), layout=layout,
+        stamps=stamps(os.fspath(model), [s.raster for s in sources]),
+    )
+
+
+_ENGINES: OrderedDict[ServeSpec, Any] = OrderedDict()
+_LOCK = threading.Lock()
+KEEP_ENGINES = 4
+"""Engines kept per process (each holds a loaded model)."""
+
+
+def build_engine(spec: ServeSpec) -> Any:
+    """The :class:`~eotensor.engine.serve.ServeEngine` of ``spec``, built once per process and kept.
+
+    Refuses (one line) when the files this process sees are not the ones the result was served from.
+    """
+    with _LOCK:
+        engine = _ENGINES.get(spec)
+        if engine is None:
+            engine = _build(spec)
+            seen = stamps(spec.model, [s.raster for s in engine.sources])
+            if seen != spec.stamps:
+                raise InputFileError(f'"{_changed(spec, seen)}" is not the file the result was served from (its size '
+                                     f"or modification time differs on worker host {os.uname().nodename}): serve "
+                                     "again once the files are settled")
+            _ENGINES[spec] = engine
+            while len(_ENGINES) > KEEP_ENGINES:
+                _ENGINES.popitem(last=False)
+        else:
+            _ENGINES.move_to_end(spec)
+        return engine
+
+
+def stamps(model: str, rasters: Sequence[Any]) -> tuple[Any, ...]:
+    """The model's files' and the sources' images' sizes and mtimes (not devices or inodes: another host
+    mounting the same files sees other ones); the images' as they were when opened."""
+    from eotensor.runtimes.base import file_stamps
+
+    images = tuple(None if image.stamp is None else image.stamp[2:] for r in rasters for image in r.images)
+    return file_stamps(model.split("::")[0]), images
+
+
+def _changed(spec: ServeSpec, seen: tuple[Any, ...]) -> str:
+    """The first file whose stamp in ``seen`` differs from the spec's: the model, else a source image."""
+    if seen[0] != spec.stamps[0]:
+        return spec.model
+    names = [image for source in spec.sources for image in source.images]  # one stamp per image, in order
+    return next(name for name, now, then in zip(names, seen[1], spec.stamps[1]) if now != then)
+
+
+def _build(spec: ServeSpec) -> Any:
+    from eotensor.engine.serve import ServeEngine, Source
+    from eotensor.io.raster import RasterSource
+    from eotensor.runtimes import load_model
+
+    model = load_model(spec.model, **dict(spec.load))
+    sources = [Source(RasterSource(list(s.images), f"source{k}.il"), s.rfield, s.placeholder, s.nodata)
+               for k, s in enumerate(spec.sources, start=1)]
+    placeholders = {name: np.frombuffer(data, dtype).reshape(shape) for name, data, dtype, shape in spec.placeholders}
+    return ServeEngine(model, sources, spec.fields, list(spec.output_names), placeholders, spec.background,
+                       spec.batch_size, spec.layout)
+
+
+def compute_tile(spec: ServeSpec, window: Window) -> np.ndarray:
+    """The pixels of ``window`` computed by this process's engine for ``spec`` (what a Dask task runs)."""
+    return build_engine(spec).compute(window)

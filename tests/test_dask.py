@@ -1,0 +1,146 @@
+"""The Dask executor on a real LocalCluster of worker processes: the same bytes as the sequential reference.
+
+One cluster (2 single-threaded worker processes) serves the whole module (decision 29); the CLI test starts
+its own through ``-optim.scheduler processes:2``, as a user's run does.
+"""
+
+import os
+import textwrap
+
+import numpy as np
+import pytest
+import rasterio
+
+import eotensor as eot
+from eotensor.apps.cli import main
+from eotensor.errors import ParameterError
+from eotensor.runtimes import FunctionModel
+from eotensor.testing import write_raster
+from models import build_conv_fcn
+
+distributed = pytest.importorskip("distributed")
+
+MODEL = '''
+import numpy as np
+
+OUTPUTS = ["y"]
+
+def model(x1, x2, k):
+    """A 3x3 box sum of x1's first band (RF 3) plus x2 (RF 1), two bands out; ``k`` a user placeholder."""
+    if FAIL_ABOVE is not None and x1.max() > FAIL_ABOVE:
+        raise ValueError(f"value {float(x1.max()):g} is too large")
+    h, w = x2.shape[1:3]
+    box = sum(x1[:, i:i + h, j:j + w, 0] for i in range(3) for j in range(3))
+    return {"y": np.stack([box + x2[..., 0], box * x2[..., 1] - k[0]], axis=-1)}
+'''
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    import logging
+
+    with distributed.LocalCluster(n_workers=2, processes=True, threads_per_worker=1, dashboard_address=None,
+                                  silence_logs=logging.CRITICAL) as local:
+        yield local.scheduler_address
+
+
+@pytest.fixture(scope="module")
+def scene(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("dask")
+    rng = np.random.default_rng(7)
+    a = write_raster(tmp / "a.tif", rng.integers(0, 100, size=(2, 45, 61)).astype(np.int16))
+    b = write_raster(tmp / "b.tif", rng.integers(0, 100, size=(2, 43, 59)).astype(np.int16))
+    for name, fail in (("model.py", None), ("failing.py", 98)):
+        (tmp / name).write_text(f"FAIL_ABOVE = {fail}\n" + textwrap.dedent(MODEL))
+    return tmp, a, b
+
+
+def served(scene, model="model.py", **options):
+    tmp, a, b = scene
+    return eot.serve(str(tmp / model), [eot.source(a, rfield=3), eot.source(b)], fullyconv=True,
+                     user_placeholders={"k": np.float32(2.5)}, **options)
+
+
+def file_bytes(path):
+    with open(path, "rb") as f:
+        return f.read()
+
+
+@pytest.mark.parametrize("tile", [7, 16])
+def test_dask_write_and_read_equal_the_sequential_reference(scene, cluster, tmp_path, tile):
+    reference = served(scene, tile_size=tile, scheduler="sync")
+    on_dask = served(scene, tile_size=tile, scheduler=cluster)
+    assert len(reference.plan()) > 4  # several tiles travel, more than the workers
+    sync_path = reference.write(tmp_path / "sync.tif", "float32")
+    dask_path = on_dask.write(tmp_path / "dask.tif", "float32")
+    assert file_bytes(dask_path) == file_bytes(sync_path)
+    np.testing.assert_array_equal(on_dask.read(), reference.read())
+    with rasterio.open(sync_path) as ds:
+        assert ds.count == 2 and ds.read().any()
+
+
+@pytest.mark.tf
+def test_saved_model_on_dask_equals_the_sequential_reference(cluster, tmp_path):
+    x = np.random.default_rng(3).integers(-50, 50, size=(4, 30, 37)).astype(np.int16)
+    image = write_raster(tmp_path / "x.tif", x)
+    model = build_conv_fcn(tmp_path / "fcn")
+    outputs = {}
+    for scheduler in ("sync", cluster):
+        result = eot.serve(model, eot.source(image, rfield=5), fullyconv=True, tile_size=12, scheduler=scheduler)
+        outputs[scheduler] = file_bytes(result.write(tmp_path / f"{len(outputs)}.tif", "float32"))
+    assert outputs[cluster] == outputs["sync"]
+    with rasterio.open(tmp_path / "0.tif") as ds:
+        assert ds.count == 2 and ds.read().any()
+
+
+def test_a_worker_error_reaches_the_client_as_one_line_and_leaves_no_file(scene, cluster, tmp_path):
+    messages = []
+    for scheduler in ("sync", cluster):
+        with pytest.raises(eot.EotensorError) as error:
+            served(scene, "failing.py", tile_size=8, scheduler=scheduler).write(tmp_path / "out.tif")
+        messages.append(str(error.value))
+    assert messages[1] == messages[0] and "\n" not in messages[1] and "value 99 is too large" in messages[1]
+    assert os.listdir(tmp_path) == []
+
+
+def test_a_worker_refuses_a_file_changed_since_the_result_was_served(scene, cluster, tmp_path):
+    import shutil
+
+    folder, a, b = scene
+    copy = shutil.copy(a, tmp_path / "a.tif")
+    result = eot.serve(str(folder / "model.py"), [eot.source(copy, rfield=3), eot.source(b)], fullyconv=True,
+                       user_placeholders=["k=1"], scheduler=cluster)
+    assert result.count == 2  # learned on the client before the change: from now on only workers read
+    os.utime(copy, ns=(0, 0))
+    with pytest.raises(eot.EotensorError, match=f'"{copy}" is not the file the result was served from'):
+        result.read()
+
+
+def test_results_without_a_recipe_and_bad_scheduler_names_are_refused_in_one_line(scene, monkeypatch):
+    _, a, _ = scene
+    model = FunctionModel(lambda x: {"y": x}, ["x"], ["y"])
+    with pytest.raises(eot.EotensorError, match="the dask scheduler needs a model path and file sources"):
+        eot.serve(model, eot.source(a), scheduler="processes:2").read()
+    for name, message in [("processes:0", "no worker process"), ("processes:two", 'unknown scheduler "processes:two"'),
+                          ("udp://host:1", "expected one of sync, threads, processes:N, tcp://HOST:PORT, dask")]:
+        with pytest.raises(ParameterError, match=message):
+            served(scene, scheduler=name)
+    monkeypatch.delenv("DASK_SCHEDULER_ADDRESS", raising=False)
+    with pytest.raises(ParameterError, match="DASK_SCHEDULER_ADDRESS"):
+        served(scene, scheduler="dask")
+
+
+def test_dask_address_from_the_environment(scene, cluster, monkeypatch, tmp_path):
+    monkeypatch.setenv("DASK_SCHEDULER_ADDRESS", cluster)
+    result = served(scene, tile_size=20, scheduler="dask")
+    np.testing.assert_array_equal(result.read(), served(scene, tile_size=20, scheduler="sync").read())
+
+
+def test_cli_processes_scheduler_writes_the_sequential_bytes(scene, tmp_path):
+    folder, a, b = scene
+    common = ["TensorflowModelServe", "-source1.il", a, "-source1.rfieldx", "3", "-source1.rfieldy", "3",
+              "-source2.il", b, "-model.dir", str(folder / "model.py"), "-model.fullyconv", "on",
+              "-model.userplaceholders", "k=2.5", "-optim.tilesizex", "16", "-optim.tilesizey", "16"]
+    assert main(common + ["-optim.scheduler", "sync", "-out", str(tmp_path / "sync.tif"), "float"]) == 0
+    assert main(common + ["-optim.scheduler", "processes:2", "-out", str(tmp_path / "dask.tif"), "float"]) == 0
+    assert file_bytes(tmp_path / "dask.tif") == file_bytes(tmp_path / "sync.tif")
