@@ -119,7 +119,8 @@ def test_a_worker_refuses_a_file_changed_since_the_result_was_served(scene, clus
 def test_results_without_a_recipe_and_bad_scheduler_names_are_refused_in_one_line(scene, monkeypatch):
     _, a, _ = scene
     model = FunctionModel(lambda x: {"y": x}, ["x"], ["y"])
-    with pytest.raises(eot.EotensorError, match="the dask scheduler needs a model path and file sources"):
+    with pytest.raises(eot.EotensorError, match="the dask scheduler runs a served result .* with a model path and "
+                       "file sources"):
         eot.serve(model, eot.source(a), scheduler="processes:2").read()
     for name, message in [("processes:0", "no worker process"), ("processes:two", 'unknown scheduler "processes:two"'),
                           ("udp://host:1", "expected one of sync, threads, processes:N, tcp://HOST:PORT, dask")]:
@@ -144,3 +145,49 @@ def test_cli_processes_scheduler_writes_the_sequential_bytes(scene, tmp_path):
     assert main(common + ["-optim.scheduler", "sync", "-out", str(tmp_path / "sync.tif"), "float"]) == 0
     assert main(common + ["-optim.scheduler", "processes:2", "-out", str(tmp_path / "dask.tif"), "float"]) == 0
     assert file_bytes(tmp_path / "dask.tif") == file_bytes(tmp_path / "sync.tif")
+
+
+def test_nan_background_and_nodata_build_one_engine_per_worker(scene, cluster, tmp_path):
+    """A NaN never equals itself: the engine cache must not miss on every tile (a model load per tile)."""
+    tmp, a, b = scene
+    log = tmp_path / "imports.log"
+    (tmp_path / "counted.py").write_text(f"open({str(log)!r}, 'a').write('x')\n"
+                                         + (tmp / "model.py").read_text())
+    result = eot.serve(str(tmp_path / "counted.py"), [eot.source(a, rfield=3, nodata=float("nan")), eot.source(b)],
+                       fullyconv=True, user_placeholders=["k=1"], background=float("nan"), tile_size=8,
+                       scheduler=cluster)
+    assert len(result.plan()) > 20
+    reference = eot.serve(str(tmp / "model.py"), [eot.source(a, rfield=3, nodata=float("nan")), eot.source(b)],
+                          fullyconv=True, user_placeholders=["k=1"], background=float("nan"), scheduler="sync")
+    np.testing.assert_array_equal(result.read(), reference.read())
+    assert len(log.read_text()) <= 3  # the client and each of the 2 workers, once
+
+
+def test_gdal_urls_stay_urls_for_the_workers(scene, cluster):
+    _, a, _ = scene
+    result = served(scene, scheduler=cluster)
+    by_url = eot.serve(str(scene[0] / "model.py"), [eot.source("file://" + a, rfield=3), eot.source(scene[2])],
+                       fullyconv=True, user_placeholders={"k": np.float32(2.5)}, scheduler=cluster)
+    assert by_url.recipe.sources[0].images == ("file://" + a,)
+    np.testing.assert_array_equal(by_url.read(), result.read())
+
+
+def test_a_worker_that_dies_is_one_line(scene, cluster, tmp_path):
+    tmp, a, b = scene
+    (tmp_path / "dies.py").write_text(textwrap.dedent("""
+        import os
+
+        def model(x1, x2, k):
+            try:
+                from distributed import get_worker
+
+                get_worker()
+            except ValueError:  # the client, learning the band count
+                return {"y": x2[..., :1]}
+            os._exit(3)  # a worker process dies
+    """))
+    result = eot.serve(str(tmp_path / "dies.py"), [eot.source(a, rfield=3), eot.source(b)], fullyconv=True,
+                       user_placeholders=["k=1"], scheduler="processes:1")
+    with pytest.raises(eot.EotensorError, match="failed on the Dask cluster: KilledWorker"):
+        result.write(tmp_path / "out.tif")
+    assert not list(tmp_path.glob("out*"))

@@ -31,7 +31,7 @@ from typing import Any
 
 from eotensor.engine.progress import Progress
 from eotensor.engine.tiling import TilePlan
-from eotensor.errors import MissingDependencyError, ParameterError
+from eotensor.errors import EotensorError, MissingDependencyError, ParameterError
 from eotensor.geometry import Window
 
 Compute = Callable[[Window], Any]
@@ -111,7 +111,8 @@ def in_list(compute: Compute, window: Window) -> list[Any]:
     return [compute(window)]
 
 
-NO_RECIPE = "the dask scheduler needs a model path and file sources"
+NO_RECIPE = ("the dask scheduler runs a served result read or written on its own, with a model path and file "
+             "sources (band selections, expressions, chained results and several outputs at once run with threads)")
 DASK_TIMEOUT_S = 10
 """Seconds to wait for a Dask scheduler before giving up."""
 
@@ -138,7 +139,7 @@ def _dask_client(address: str | None, processes: int, param: str) -> Iterator[An
         return
     try:
         client = Client(address, timeout=DASK_TIMEOUT_S)
-    except (OSError, TimeoutError) as error:
+    except Exception as error:  # noqa: BLE001 - distributed raises many kinds for one bad address: one line for all
         raise ParameterError(f"{param}: cannot reach the Dask scheduler at {address} within {DASK_TIMEOUT_S} s "
                              f"({str(error).splitlines()[0] if str(error) else type(error).__name__})") from None
     with client:
@@ -171,7 +172,16 @@ def run_dask(compute: Compute, plan: TilePlan, sink: Sink, workers: int | None =
         def drain(keep: int) -> None:
             while len(pending) > keep:
                 future, done = pending.popleft()
-                sink(future.result(), done)
+                try:
+                    result = future.result()
+                except EotensorError:
+                    raise  # the worker's own one-line message
+                except Exception as error:  # noqa: BLE001 - a dead worker, a lost scheduler: one line, not Dask's
+                    text = str(error).splitlines()[0] if str(error) else ""
+                    raise EotensorError(f"{param}: the tile at row {done.row}, column {done.col} failed on the Dask "
+                                        f"cluster: {type(error).__name__}: {text:.300} (see the workers' logs)") \
+                        from None
+                sink(result, done)
                 if progress:
                     progress.advance()
 

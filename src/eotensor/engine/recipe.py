@@ -24,6 +24,7 @@ import numpy as np
 from eotensor.errors import InputFileError
 from eotensor.geometry import Window
 from eotensor.geometry.fields import Fields
+from eotensor.io.atomic import is_virtual_path
 
 
 @dataclass(frozen=True)
@@ -58,7 +59,7 @@ class ServeSpec:
 
 def _absolute(path: str) -> str:
     """``path`` made absolute unless it is a GDAL virtual path, so a worker with another cwd finds it."""
-    return path if path.startswith("/vsi") else os.path.abspath(path)
+    return path if is_virtual_path(path) else os.path.abspath(path)
 
 
 def make_spec(model: str | os.PathLike, load: Mapping[str, Any], sources: Sequence[Any], fields: Fields,
@@ -78,7 +79,7 @@ def make_spec(model: str | os.PathLike, load: Mapping[str, Any], sources: Sequen
     )
 
 
-_ENGINES: OrderedDict[ServeSpec, Any] = OrderedDict()
+_ENGINES: OrderedDict[str, Any] = OrderedDict()
 _LOCK = threading.Lock()
 KEEP_ENGINES = 4
 """Engines kept per process (each holds a loaded model)."""
@@ -89,8 +90,9 @@ def build_engine(spec: ServeSpec) -> Any:
 
     Refuses (one line) when the files this process sees are not the ones the result was served from.
     """
+    key = repr(spec)  # not the spec itself: a NaN background or no-data value never equals itself
     with _LOCK:
-        engine = _ENGINES.get(spec)
+        engine = _ENGINES.get(key)
         if engine is None:
             engine = _build(spec)
             seen = stamps(spec.model, [s.raster for s in engine.sources])
@@ -98,11 +100,11 @@ def build_engine(spec: ServeSpec) -> Any:
                 raise InputFileError(f'"{_changed(spec, seen)}" is not the file the result was served from (its size '
                                      f"or modification time differs on worker host {os.uname().nodename}): serve "
                                      "again once the files are settled")
-            _ENGINES[spec] = engine
+            _ENGINES[key] = engine
             while len(_ENGINES) > KEEP_ENGINES:
                 _ENGINES.popitem(last=False)
         else:
-            _ENGINES.move_to_end(spec)
+            _ENGINES.move_to_end(key)
         return engine
 
 
