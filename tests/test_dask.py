@@ -191,3 +191,9 @@ def test_a_worker_that_dies_is_one_line(scene, cluster, tmp_path):
     with pytest.raises(eot.EotensorError, match="failed on the Dask cluster: KilledWorker"):
         result.write(tmp_path / "out.tif")
     assert not list(tmp_path.glob("out*"))
+
+
+def test_a_misspelt_scheduler_fails_before_the_model_loads(scene, tmp_path):
+    _, a, _ = scene
+    with pytest.raises(ParameterError, match='optim.scheduler: unknown scheduler "procesess:2"'):
+        eot.serve(str(tmp_path / "no_such_model"), eot.source(a), scheduler="procesess:2")

@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from eotensor.engine.execute import get_executor
 from eotensor.engine.prefetch import load_while_reading
 from eotensor.engine.recipe import ServeSpec, compute_tile, make_spec
 from eotensor.engine.serve import DEFAULT_BATCH_SIZE, ServeEngine, Source
@@ -233,6 +234,7 @@ def serve(
     if model_threads is not None:
         model_threads = as_number(model_threads, "optim.modelthreads", integer=True, minimum=1)
     options = {"runtime": runtime, "tags": tags, "jit": jit, "threads": model_threads, "device": device}
+    get_executor(scheduler, "optim.scheduler")  # a misspelt scheduler fails before seconds of model loading
 
     def load() -> Model:
         return load_model(model, **options)
