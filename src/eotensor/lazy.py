@@ -89,6 +89,8 @@ class TileCache:
         self._tiles: OrderedDict[Window, np.ndarray] = OrderedDict()
         self._pending: dict[Window, threading.Event] = {}
         self._lock = threading.Lock()
+        self._shape: TileShape | None = None
+        """The result's tile shape, asked once."""
 
     def clear(self) -> None:
         """Let go of every tile kept."""
@@ -124,7 +126,9 @@ class TileCache:
         """The result's pixels of ``window`` (bands, rows, cols), in its own dtype; do not modify the array."""
         if not self.raster.worth_caching:
             return self.raster.compute(window)
-        plan = self.raster.plan(window)
+        if self._shape is None:  # fixed for the result; its fingerprint (a stat of every file) is not needed here
+            self._shape = self.raster.tile_shape()
+        plan = plan_tiles(self.raster.grid, self._shape, window)
         tiles = list(plan)
         per_row = -(-self.raster.grid.width // plan.tile.cols)
         keep = max(4 * per_row, len(tiles) + 2 * per_row) + 4  # this window's tiles and the rows halos reach
