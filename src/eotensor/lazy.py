@@ -23,7 +23,7 @@ import os
 import threading
 from abc import ABC, abstractmethod
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import ExitStack
 from typing import Any
 
@@ -163,7 +163,7 @@ class LazyRaster(ABC):
     core, at most 4), a memory budget ``ram_mb`` per tile, and the executor's name ``scheduler``.
     """
 
-    def __init__(self, workers: int | None = None, ram_mb: float | None = None, scheduler: str = "threads") -> None:
+    def __init__(self, workers: int | None = None, ram_mb: float | None = None, scheduler: Any = "threads") -> None:
         self.workers = None if workers is None else as_number(workers, "workers", integer=True, minimum=0)
         self.ram_mb = ram_budget_mb(ram_mb)
         self.scheduler = scheduler
@@ -284,14 +284,16 @@ class LazyRaster(ABC):
         return target
 
     def write(self, out: str | os.PathLike, pixel_type: str | None = None, progress: bool = False, *,
-              cog: bool = False) -> str:
+              cog: bool = False, scheduler: Any = None, client: Any = None) -> str:
         """Stream the result to a raster file (OTB extended filename accepted); return the path written.
 
         The format comes from the extension; ``cog=True`` (as ``?&cog=true``) makes a Cloud-Optimized GeoTIFF;
         the file appears under its final name only once complete; none of the files the result reads may be
-        the output. :func:`write` writes several results in one pass.
+        the output. ``scheduler`` (a name, as ``-optim.scheduler``) or ``client`` (a ``distributed.Client``)
+        runs this write with another executor than the result's own. :func:`write` writes several results in
+        one pass.
         """
-        return write({out: (self, pixel_type)}, progress, cog=cog)[0]
+        return write({out: (self, pixel_type)}, progress, cog=cog, scheduler=scheduler, client=client)[0]
 
     def to_xarray(self, name: str | None = None) -> Any:
         """A lazily computed, Dask-backed ``xarray.DataArray`` (band, y, x) with the CRS and transform as rioxarray
@@ -442,7 +444,7 @@ class FileRaster(LazyRaster):
     worth_caching = False  # GDAL keeps its own block cache
 
     def __init__(self, raster: RasterSource, workers: int | None = None, ram_mb: float | None = None,
-                 scheduler: str = "threads") -> None:
+                 scheduler: Any = "threads") -> None:
         super().__init__(workers, ram_mb, scheduler)
         self.raster = raster
 
@@ -636,10 +638,12 @@ def as_raster_source(images: Any, param: str) -> Any:
 
 
 def write(outputs: dict[str | os.PathLike, LazyRaster | tuple[LazyRaster, str | None]],
-          progress: bool = False, *, cog: bool = False) -> list[str]:
+          progress: bool = False, *, cog: bool = False, scheduler: Any = None, client: Any = None) -> list[str]:
     """Write several results, ``{path: result}`` or ``{path: (result, pixel_type)}``; return the paths written.
 
-    ``cog=True`` makes every output a Cloud-Optimized GeoTIFF (as ``?&cog=true`` does for one).
+    ``cog=True`` makes every output a Cloud-Optimized GeoTIFF (as ``?&cog=true`` does for one). ``scheduler``
+    (``threads``, ``processes:2``, ``tcp://HOST:PORT``...) or ``client`` (a ``distributed.Client``, left open)
+    overrides the first result's executor for this write.
 
     Results on the same grid (and the same ``&box=``) are written in one pass over the first one's tiles,
     through their tile caches, so whatever they share (one model feeding two heads, bands of one result, a
@@ -648,6 +652,10 @@ def write(outputs: dict[str | os.PathLike, LazyRaster | tuple[LazyRaster, str | 
     """
     from eotensor.io.atomic import check_outputs
 
+    if scheduler is not None and client is not None:
+        raise ParameterError("write: give scheduler or client, not both")
+    chosen = client if client is not None else scheduler
+    executor = None if chosen is None else get_executor(chosen, "client" if client is not None else "scheduler")
     items = [(value if isinstance(value, tuple) else (value, None), path) for path, value in outputs.items()]
     if not items:
         return []
@@ -663,13 +671,15 @@ def write(outputs: dict[str | os.PathLike, LazyRaster | tuple[LazyRaster, str | 
         groups.setdefault((raster.grid, target.region(raster.grid.width, raster.grid.height)), []).append(k)
     written: dict[int, str] = {}
     for members in groups.values():
-        paths = _write_together([rasters[k] for k in members], [targets[k] for k in members], progress)
+        paths = _write_together([rasters[k] for k in members], [targets[k] for k in members], progress, executor)
         written.update(zip(members, paths))
     return [written[k] for k in range(len(items))]
 
 
-def _write_together(rasters: list[LazyRaster], targets: list[OutputTarget], progress: bool) -> list[str]:
-    """Stream results on one grid over the first one's plan, each tile computed for all with a shared cache."""
+def _write_together(rasters: list[LazyRaster], targets: list[OutputTarget], progress: bool,
+                    executor: Callable[..., None] | None = None) -> list[str]:
+    """Stream results on one grid over the first one's plan, each tile computed for all with a shared cache;
+    with the first result's executor unless ``executor`` is given."""
     first, grid = rasters[0], rasters[0].grid
     box = targets[0].region(grid.width, grid.height)
     plan = first.plan(box, block_shape(targets[0], grid.width, grid.height))
@@ -694,7 +704,7 @@ def _write_together(rasters: list[LazyRaster], targets: list[OutputTarget], prog
                 writer.write(array, window)
 
         try:
-            first.executor(task, plan, sink, workers=first.workers, progress=bar)
+            (executor or first.executor)(task, plan, sink, workers=first.workers, progress=bar)
         finally:
             for raster in rasters:
                 raster._after_run()
