@@ -394,8 +394,19 @@ class BandSelection(LazyRaster):
         return self.upstream.tiles.read(window)[self.indexes]
 
     @property
+    def remote(self) -> Any:
+        """The upstream's twin, then the bands: a band selection of a served result runs on Dask too."""
+        return None if self.upstream.remote is None else functools.partial(_bands_of, self.upstream.remote,
+                                                                            self.indexes)
+
+    @property
     def upstreams(self) -> list[LazyRaster]:
         return [self.upstream]
+
+
+def _bands_of(remote: Any, indexes: list[int], window: Window) -> np.ndarray:
+    """``indexes`` of ``remote(window)``: :attr:`BandSelection.remote` (a module function, so it pickles)."""
+    return remote(window)[indexes]
 
 
 class WindowRaster(LazyRaster):
@@ -434,8 +445,23 @@ class WindowRaster(LazyRaster):
         return [self.upstream]
 
     def compute(self, window: Window) -> np.ndarray:
-        shifted = Window(window.row + self.window.row, window.col + self.window.col, window.height, window.width)
-        return self.upstream.tiles.read(shifted)
+        return self.upstream.tiles.read(_shifted(self.window, window))
+
+    @property
+    def remote(self) -> Any:
+        """The upstream's twin on the shifted window (tiled == untiled: the same pixels as through the cache)."""
+        return None if self.upstream.remote is None else functools.partial(_shifted_remote, self.upstream.remote,
+                                                                            self.window)
+
+
+def _shifted(origin: Window, window: Window) -> Window:
+    """``window`` of a :class:`WindowRaster` starting at ``origin``, in its upstream's indices."""
+    return Window(window.row + origin.row, window.col + origin.col, window.height, window.width)
+
+
+def _shifted_remote(remote: Any, origin: Window, window: Window) -> np.ndarray:
+    """``remote`` over ``window`` shifted by ``origin``: :attr:`WindowRaster.remote` (pickles)."""
+    return remote(_shifted(origin, window))
 
 
 class FileRaster(LazyRaster):

@@ -46,6 +46,52 @@ def dask_setup(worker: Any) -> None:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
+DEFERRED = (signal.SIGTERM, signal.SIGHUP)
+"""The signals held back while a local cluster starts (SIGINT is ignored then)."""
+
+
+@contextlib.contextmanager
+def quiet_start() -> Iterator[None]:
+    """Start a ``LocalCluster`` inside: Ctrl-C is ignored meanwhile, SIGTERM and SIGHUP acted on once it is up.
+
+    Interrupted half-way, distributed's start leaves nannies and processes that its exit handlers close with
+    tracebacks, and a worker process hit by the terminal's Ctrl-C while importing prints its own. SIGINT is
+    set to ignored while the workers are spawned, a disposition they inherit (Python then installs no
+    ``KeyboardInterrupt`` handler in them, and the :func:`dask_setup` preload keeps it so); a Ctrl-C in these
+    seconds is lost, the next one stops the run. SIGTERM and SIGHUP (batch systems) are only noted, and raised
+    again once the cluster is up (or failed), where the caller's ``with`` closes it cleanly. Outside the main
+    thread, nothing changes.
+    """
+    noted: list[int] = []
+    try:
+        previous = {signum: signal.signal(signum, lambda signum, frame: noted.append(signum)) for signum in DEFERRED}
+        previous[signal.SIGINT] = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    except ValueError:  # not the main thread: signals are not ours to handle
+        yield
+        return
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+        for signum in dict.fromkeys(noted):
+            signal.raise_signal(signum)
+
+
+def _close_quietly(closing: contextlib.ExitStack) -> None:
+    """Close ``closing`` (the client, then the cluster) with Ctrl-C ignored: a second press while the workers
+    stop would leave them to distributed's exit handlers, which print tracebacks."""
+    try:
+        previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    except ValueError:  # not the main thread
+        closing.close()
+        return
+    try:
+        closing.close()
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 @contextlib.contextmanager
 def dask_client(address: str | None = None, processes: int = 0, param: str = "optim.scheduler",
                 client: Any = None) -> Iterator[Any]:
@@ -60,14 +106,21 @@ def dask_client(address: str | None = None, processes: int = 0, param: str = "op
         raise MissingDependencyError(f"{param}: the dask scheduler needs the dask extra: "
                                      "pip install 'eotensor[dask]'") from None
     if address is None:
-        try:
-            cluster = LocalCluster(n_workers=processes, processes=True, threads_per_worker=1, dashboard_address=None,
-                                   silence_logs=logging.CRITICAL, preload=[__name__])
-        except RuntimeError as error:  # e.g. a main script without a __main__ guard, which spawned workers re-run
-            raise ParameterError(f"{param}: processes:{processes} could not start its worker processes ({error}); a "
-                                 "script that starts them must be a file with its code under "
-                                 "if __name__ == '__main__':") from None
-        with cluster, Client(cluster) as local:
+        with contextlib.ExitStack() as stack:
+            try:
+                with quiet_start():  # a signal noted meanwhile is raised here, and the stack closes the rest
+                    # The scheduler's HTTP server (health, metrics) on a free port: its default, 8787, warns when
+                    # another cluster holds it.
+                    cluster = stack.enter_context(LocalCluster(
+                        n_workers=processes, processes=True, threads_per_worker=1, dashboard_address=None,
+                        scheduler_kwargs={"dashboard_address": ":0"}, silence_logs=logging.CRITICAL,
+                        preload=[__name__]))
+                    local = stack.enter_context(Client(cluster))
+                    stack.callback(_close_quietly, stack.pop_all())  # both close with Ctrl-C ignored
+            except RuntimeError as error:  # e.g. a script without a __main__ guard, which spawned workers re-run
+                raise ParameterError(f"{param}: processes:{processes} could not start its worker processes ({error}); "
+                                     "a script that starts them must be a file with its code under "
+                                     "if __name__ == '__main__':") from None
             yield local
         return
     try:
