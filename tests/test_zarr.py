@@ -297,3 +297,33 @@ def test_writers_that_write_files_refuse_a_zarr_target(tmp_path):
     with pytest.raises(OutputFileError, match="cannot be a Zarr store"):
         GeoTiffWriter(parse_output(str(tmp_path / "x.zarr")), width=4, height=4, count=1, transform=Affine.identity())
     assert os.listdir(tmp_path) == []
+
+
+def test_a_worker_killed_mid_run_leaves_the_same_store(scene, cluster, tmp_path):
+    """The killed worker's tile is recomputed on the other one, which writes the chunk again: the same store."""
+    folder, a, b = scene
+    marker = tmp_path / "killed"
+    (tmp_path / "dies_once.py").write_text(f"MARKER = {str(marker)!r}\n" + textwrap.dedent('''
+        import os
+
+        def model(x1, x2):
+            try:
+                from distributed import get_worker
+
+                get_worker()
+            except ValueError:
+                pass  # the client, learning the band count
+            else:
+                calls = globals().setdefault("CALLS", [])
+                calls.append(1)
+                if len(calls) == 3 and not os.path.exists(MARKER):  # mid-run, once for the whole cluster
+                    open(MARKER, "w").close()
+                    os._exit(3)
+            return {"y": x1[:, 1:-1, 1:-1, :1] * 2 - x2[..., 1:]}
+    '''))
+    sources = [eot.source(a, rfield=3), eot.source(b)]
+    dying = eot.serve(str(tmp_path / "dies_once.py"), sources, fullyconv=True, tile_size=8, scheduler=cluster)
+    store = dying.write(tmp_path / "map.zarr", "int16")
+    assert marker.exists()
+    reference = eot.serve(str(tmp_path / "dies_once.py"), sources, fullyconv=True, tile_size=8, scheduler="sync")
+    assert_same_raster(store, reference.write(tmp_path / "ref.tif", "int16"))

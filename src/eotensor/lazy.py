@@ -288,9 +288,9 @@ class LazyRaster(ABC):
         """Stream the result to a raster file (OTB extended filename accepted); return the path written.
 
         The format comes from the extension (``.zarr``: a Zarr store xarray opens with its CRS and transform);
-    ``cog=True`` (as ``?&cog=true``) makes a Cloud-Optimized GeoTIFF;
-        the file appears under its final name only once complete; none of the files the result reads may be
-        the output. :func:`write` writes several results in one pass.
+        ``cog=True`` (as ``?&cog=true``) makes a Cloud-Optimized GeoTIFF; the file appears under its final name
+        only once complete; none of the files the result reads may be the output. :func:`write` writes several
+        results in one pass.
         """
         return write({out: (self, pixel_type)}, progress, cog=cog)[0]
 
