@@ -12,6 +12,7 @@ import warnings
 
 import numpy as np
 import pytest
+import rasterio
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -107,6 +108,10 @@ def assert_same_raster(store, tif):
         np.testing.assert_array_equal(data.band.values, reference.band.values)
         nodata, expected = data.rio.nodata, reference.rio.nodata  # both opened raw: the _FillValue attribute
         assert nodata == expected or (None not in (nodata, expected) and np.isnan(nodata) and np.isnan(expected))
+    with rasterio.open(f'ZARR:"{store}":/band_data') as zarr_ds, rasterio.open(tif) as tif_ds:  # GDAL reads it too
+        assert zarr_ds.read().tobytes() == tif_ds.read().tobytes()
+        assert (zarr_ds.crs, zarr_ds.transform) == (tif_ds.crs, tif_ds.transform)
+        assert zarr_ds.nodata == tif_ds.nodata or np.isnan(zarr_ds.nodata) and np.isnan(tif_ds.nodata)
     return ds
 
 

@@ -1,12 +1,12 @@
 """Zarr outputs (``-out map.zarr``, decision 31): one store that xarray opens with its georeferencing.
 
-The store (Zarr format 3, written with zarr-python directly; consolidated metadata, so ``xarray.open_zarr`` reads
+The store (Zarr format 2, written with zarr-python 3 directly; consolidated metadata, so ``xarray.open_zarr`` reads
 it in one request and without warnings) holds:
 
 * ``band_data`` ``(band, y, x)``: the result in the output pixel type (OTB's casting,
   :func:`~eotensor.io.pixeltypes.to_pixel_type`), chunked like the tiles (one chunk per tile, all bands),
-  compressed with Blosc LZ4 (:data:`COMPRESSOR`);
-  the no-data value, if any, is its ``fill_value`` and its ``_FillValue`` attribute as xarray writes it;
+  compressed with Blosc LZ4 (:data:`COMPRESSOR`); the no-data value, if any, is its ``fill_value`` (xarray's
+  ``_FillValue``, GDAL's no-data), else it has none (no value is masked);
 * ``band`` (1..N), ``y`` and ``x`` (pixel centres of the written region);
 * ``spatial_ref``: the grid-mapping variable rioxarray reads (``crs_wkt``, ``spatial_ref``, ``GeoTransform``;
   :mod:`eotensor.geometry.cf`), so ``open_zarr(path).rio.crs`` and ``.rio.transform()`` equal the GeoTIFF's.
@@ -20,16 +20,17 @@ box whose origin is not on the chunk grid, where tiles straddle chunks), or, on 
 chunk, each worker calls it right after computing its tile (:meth:`ZarrWriter.remote_sink`) and only a
 :class:`ChunkWritten` acknowledgement travels back; no two tasks ever write one chunk. zarr is imported only when a
 store is written (the ``dask`` extra).
+
+Why format 2: GDAL 3.10 (rasterio's wheels) cannot read zarr-python 3's format-3 stores ("Unsupported codec:
+bytes"), while it opens a format-2 store with its CRS, transform and no-data (``ZARR:"map.zarr":/band_data``), as
+xarray and every Zarr reader do; xarray reads both alike.
 """
 
 from __future__ import annotations
 
-import base64
 import math
 import os
-import struct
 import threading
-import warnings
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -52,9 +53,9 @@ __all__ = ["ARRAY", "ZARR", "ChunkWritten", "ZarrTiles", "ZarrWriter", "is_zarr_
 ARRAY = "band_data"
 """The data variable's name (what xarray's rasterio engine calls a raster's bands)."""
 
-COMPRESSOR = {"cname": "lz4", "clevel": 5, "shuffle": "shuffle"}
-"""The pixels' codec: Blosc LZ4 with byte shuffle (xarray's Zarr 2 default). zarr's own default (zstd) took 7 x
-longer on a 32 MB float32 chunk for a 23 % smaller store: a client writing every chunk would be the bottleneck."""
+COMPRESSOR = {"cname": "lz4", "clevel": 5, "shuffle": 1}
+"""The pixels' codec: Blosc LZ4 with byte shuffle (xarray's Zarr 2 default). zstd took 7 x longer on a 32 MB float32
+chunk for a 23 % smaller store: a client writing every chunk would be the bottleneck."""
 
 
 def is_zarr_store(path: str | os.PathLike) -> bool:
@@ -73,13 +74,6 @@ def _zarr(param: str) -> Any:
         raise MissingDependencyError(f"{param}: Zarr output needs zarr ({error}); pip install 'eotensor[dask]'") \
             from None
     return zarr
-
-
-def fill_value_attr(value: float, dtype: np.dtype) -> Any:
-    """``_FillValue`` as xarray writes it in a Zarr attribute: an integer, or a float64 as base64 (NaN is no JSON)."""
-    if dtype.kind == "f":
-        return base64.standard_b64encode(struct.pack("<d", float(value))).decode()
-    return int(value)
 
 
 @dataclass(frozen=True)
@@ -167,22 +161,22 @@ class ZarrWriter(CommitOnSuccess):
         root = self._output.temp_path
         grid = Grid.from_transform(transform, int(width), int(height), crs).window(self.region)
         dtype = target.dtype
-        attributes: dict[str, Any] = {"grid_mapping": GRID_MAPPING, "coordinates": GRID_MAPPING}
-        fill: dict[str, Any] = {}
-        if target.nodata is not None:
-            attributes["_FillValue"] = fill_value_attr(target.nodata, dtype)
-            fill["fill_value"] = dtype.type(target.nodata)
         try:
-            group = zarr.open_group(root, mode="w", zarr_format=3)
+            from numcodecs import Blosc
+
+            group = zarr.open_group(root, mode="w", zarr_format=2)
             group.create_array(ARRAY, shape=(int(count), grid.height, grid.width), dtype=dtype,
                                chunks=(int(count), min(rows, grid.height), min(cols, grid.width)),
-                               compressors=zarr.codecs.BloscCodec(**COMPRESSOR), dimension_names=("band", "y", "x"),
-                               attributes=attributes, **fill)
+                               compressors=Blosc(**COMPRESSOR),
+                               fill_value=None if target.nodata is None else dtype.type(target.nodata),
+                               attributes={"_ARRAY_DIMENSIONS": ["band", "y", "x"], "grid_mapping": GRID_MAPPING,
+                                           "coordinates": GRID_MAPPING})
             y, x = pixel_centres(grid)
             for name, values in (("band", np.arange(1, int(count) + 1, dtype=np.int64)), ("y", y), ("x", x)):
-                group.create_array(name, shape=values.shape, dtype=values.dtype, dimension_names=(name,))[...] = values
-            group.create_array(GRID_MAPPING, shape=(), dtype=np.int64, dimension_names=(),
-                               attributes=grid_mapping_attrs(grid))[...] = 0
+                group.create_array(name, shape=values.shape, dtype=values.dtype, fill_value=None,
+                                   attributes={"_ARRAY_DIMENSIONS": [name]})[...] = values
+            group.create_array(GRID_MAPPING, shape=(), dtype=np.int64, fill_value=None,
+                               attributes={**grid_mapping_attrs(grid), "_ARRAY_DIMENSIONS": []})[...] = 0
         except (OSError, ValueError, TypeError) as error:
             self.abort()
             raise OutputFileError(f'{self.param} "{self.path}": cannot create the Zarr store '
@@ -225,9 +219,7 @@ class ZarrWriter(CommitOnSuccess):
             if self.acknowledged and self.acknowledged != self.expected:
                 raise OutputFileError(f'{self.param} "{self.path}": {self.acknowledged} of {self.expected} chunks '
                                       "were acknowledged by the workers; the previous store, if any, is unchanged")
-            with warnings.catch_warnings():  # consolidated metadata is not (yet) part of the Zarr 3 specification
-                warnings.filterwarnings("ignore", message="Consolidated metadata", category=UserWarning)
-                _zarr(self.param).consolidate_metadata(output.temp_path)
+            _zarr(self.param).consolidate_metadata(output.temp_path)
             with _OPEN_LOCK:
                 _OPEN.pop(self.tiles.path, None)
             return output.commit()
