@@ -18,8 +18,11 @@ existing path is refused before any work, and an error or Ctrl-C leaves no tempo
 Tiles are written by :class:`ZarrTiles`, a picklable writer: the client calls it (sync and threaded runs, or a
 box whose origin is not on the chunk grid, where tiles straddle chunks), or, on a Dask cluster with one tile per
 chunk, each worker calls it right after computing its tile (:meth:`ZarrWriter.remote_sink`) and only a
-:class:`ChunkWritten` acknowledgement travels back; no two tasks ever write one chunk. zarr is imported only when a
-store is written (the ``dask`` extra).
+:class:`ChunkWritten` acknowledgement travels back; no two tasks ever write one chunk, and a task that runs again
+(its worker died) rewrites its chunk with the same bytes (zarr writes chunk files atomically). When a run fails, a
+``processes:N`` cluster is closed before the temporary store is removed; on a shared cluster a task still running
+checks that the store exists before writing its chunk (a task finishing in the instant of the removal could still
+recreate a directory there). zarr is imported only when a store is written (the ``dask`` extra).
 
 Why format 2: GDAL 3.10 (rasterio's wheels) cannot read zarr-python 3's format-3 stores ("Unsupported codec:
 bytes"), while it opens a format-2 store with its CRS, transform and no-data (``ZARR:"map.zarr":/band_data``), as
