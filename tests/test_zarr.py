@@ -276,13 +276,14 @@ def test_importing_eotensor_does_not_import_zarr():
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(rows=st.integers(1, 50), cols=st.integers(1, 70), box=st.none() | st.tuples(
-    st.integers(0, 40), st.integers(0, 30), st.integers(1, 21), st.integers(1, 15)),
+@given(rows=st.integers(1, 50), cols=st.integers(1, 70), box=st.none() | st.tuples(  # the grid: 58 x 42
+    st.integers(0, 37), st.integers(0, 27), st.integers(1, 21), st.integers(1, 15)),
     pixel_type=st.sampled_from(["uint8", "int16", "float32"]))
 def test_any_tiling_writes_the_whole_array_reference(scene, tmp_path_factory, rows, cols, box, pixel_type):
     from eotensor.io.pixeltypes import to_pixel_type
 
     whole = served(scene, scheduler="sync").read()  # one untiled reference
+    assert whole.shape == (2, 42, 58)
     result = served(scene, tile_size=(cols, rows), scheduler="threads")
     extended = "" if box is None else "?&box={}:{}:{}:{}".format(*box)
     store = result.write(f"{tmp_path_factory.mktemp('p') / 'map.zarr'}{extended}", pixel_type)
