@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from eotensor.engine.execute import get_executor, in_list, with_remote
+from eotensor.engine.execute import get_executor, in_list, runs_remotely, with_remote
 from eotensor.engine.progress import Progress
 from eotensor.engine.tiling import (
     TilePlan,
@@ -287,11 +287,11 @@ class LazyRaster(ABC):
               cog: bool = False, scheduler: Any = None, client: Any = None) -> str:
         """Stream the result to a raster file (OTB extended filename accepted); return the path written.
 
-        The format comes from the extension; ``cog=True`` (as ``?&cog=true``) makes a Cloud-Optimized GeoTIFF;
-        the file appears under its final name only once complete; none of the files the result reads may be
-        the output. ``scheduler`` (a name, as ``-optim.scheduler``) or ``client`` (a ``distributed.Client``)
-        runs this write with another executor than the result's own. :func:`write` writes several results in
-        one pass.
+        The format comes from the extension (``.zarr``: a Zarr store xarray opens with its CRS and transform);
+        ``cog=True`` (as ``?&cog=true``) makes a Cloud-Optimized GeoTIFF; the file appears under its final name
+        only once complete; none of the files the result reads may be the output. ``scheduler`` (a name, as
+        ``-optim.scheduler``) or ``client`` (a ``distributed.Client``) runs this write with another executor than
+        the result's own. :func:`write` writes several results in one pass.
         """
         return write({out: (self, pixel_type)}, progress, cog=cog, scheduler=scheduler, client=client)[0]
 
@@ -690,7 +690,8 @@ def write(outputs: dict[str | os.PathLike, LazyRaster | tuple[LazyRaster, str | 
             raise ParameterError(f'write: "{path}" is given {type(raster).__name__}, not a lazy result')
     size_gdal_cache(max(raster.ram_mb for (raster, _), _ in items))
     targets = [raster._output_target(parse_output(path, pixel_type, cog=cog)) for (raster, pixel_type), path in items]
-    check_outputs([("out", t.path) for t in targets], {f for (raster, _), _ in items for f in raster.files})
+    check_outputs([("out", t.path, t.format.directory) for t in targets],
+                  {f for (raster, _), _ in items for f in raster.files})
     rasters = [raster for (raster, _), _ in items]
     groups: dict[tuple[Any, Window], list[int]] = {}  # one pass per grid and box
     for k, (raster, target) in enumerate(zip(rasters, targets)):
@@ -718,23 +719,50 @@ def _write_together(rasters: list[LazyRaster], targets: list[OutputTarget], prog
         return [raster.tiles.read(window) for raster in rasters]  # upstreams they share: computed once
 
     alone = len(rasters) == 1 and first.remote is not None  # one result: its twin can run on another process
-    task = with_remote(compute, functools.partial(in_list, first.remote) if alone else None)
+    run = executor or first.executor
 
     with ExitStack() as stack:
-        writers = [stack.enter_context(GeoTiffWriter(target, width=grid.width, height=grid.height, count=r.count,
-                                                     transform=grid.transform, crs=grid.crs))
-                   for r, target in zip(rasters, targets)]
+        writers = [stack.enter_context(open_writer(target, grid, r.count, plan)) for r, target in zip(rasters, targets)]
+        task = with_remote(compute, _remote_write(first, writers[0], run) if alone else None)
 
         def sink(arrays: list[np.ndarray], window: Window) -> None:
             for writer, array in zip(writers, arrays):
                 writer.write(array, window)
 
         try:
-            (executor or first.executor)(task, plan, sink, workers=first.workers, progress=bar)
+            run(task, plan, sink, workers=first.workers, progress=bar)
         finally:
             for raster in rasters:
                 raster._after_run()
     return [target.path for target in targets]
+
+
+def open_writer(target: OutputTarget, grid: Grid, count: int, plan: TilePlan) -> Any:
+    """The writer of ``target`` for ``count`` bands on ``grid``: a Zarr store chunked like ``plan``'s tiles, else a
+    (streamed, then maybe copied) GeoTIFF."""
+    if target.format.directory is not None:
+        from eotensor.io.zarr import ZarrWriter
+
+        return ZarrWriter(target, width=grid.width, height=grid.height, count=count, transform=grid.transform,
+                          crs=grid.crs, chunks=(plan.tile.rows, plan.tile.cols))
+    return GeoTiffWriter(target, width=grid.width, height=grid.height, count=count, transform=grid.transform,
+                         crs=grid.crs)
+
+
+def compute_and_sink(compute: Any, sink: Any, window: Window) -> list[Any]:
+    """``[sink(compute(window), window)]``: a tile computed and written where it runs (a Dask worker), only the
+    sink's small acknowledgement travelling back."""
+    return [sink(compute(window), window)]
+
+
+def _remote_write(raster: LazyRaster, writer: Any, executor: Callable[..., None]) -> Any:
+    """The picklable twin of a one-result write: compute the tile and return it; on a remote ``executor`` with a
+    writer whose tiles workers may write themselves (a Zarr store, one chunk per tile), compute and write the tile
+    there."""
+    sink = getattr(writer, "remote_sink", lambda: None)() if runs_remotely(executor) else None
+    if sink is not None:
+        return functools.partial(compute_and_sink, raster.remote, sink)
+    return functools.partial(in_list, raster.remote)
 
 
 def as_lazy(image: Any, param: str = "il", ram_mb: float | None = None) -> LazyRaster:

@@ -106,6 +106,12 @@ def in_list(compute: Compute, window: Window) -> list[Any]:
     return [compute(window)]
 
 
+def runs_remotely(executor: Callable[..., None]) -> bool:
+    """Whether ``executor`` (from :func:`get_executor`) computes in other processes (the Dask executor): its tasks
+    are compute twins, and a sink that can run remotely may run there too (Zarr chunks written by workers)."""
+    return getattr(executor, "func", executor) is run_dask
+
+
 EXECUTORS: dict[str, Callable[..., None]] = {"sync": run_sync, "threads": run_threads}
 """Executors by name; ``-optim.scheduler`` and the Python ``scheduler=`` keyword choose one (the Dask names,
 ``processes:N``, ``tcp://HOST:PORT`` and ``dask``, are parsed by :func:`get_executor`)."""
