@@ -131,6 +131,8 @@ def test_zarr_equals_the_geotiff_of_the_same_run(scene, cluster, tmp_path, model
     ds = assert_same_raster(store, reference)
     assert ds["band_data"].encoding["chunks"] == (2, 16, 16)  # chunks are the tiles
     assert ds["band_data"].values.min() < 0 < ds["band_data"].values.max()
+    with open(result.write(tmp_path / "same-run.tif", "int16"), "rb") as ours, open(reference, "rb") as threads:
+        assert ours.read() == threads.read()  # the GeoTIFF through this executor: the threaded engine's bytes
     assert leftovers(tmp_path) == []
 
 
