@@ -35,7 +35,8 @@ EOTENSOR = [sys.executable, "-m", "eotensor", "TensorflowModelServe"]
 def commands(paths: dict[str, str], size: int, out: str) -> dict[str, dict[str, list[str]]]:
     """Each case's variants as command lines writing ``out`` + the variant's name."""
     unet = ["-source1.il", paths["a"], "-source1.rfieldx", "64", "-source1.rfieldy", "64", "-model.dir",
-            paths["onnx_unet"], "-model.fullyconv", "on", "-output.efieldx", "32", "-output.efieldy", "32"]
+            paths["onnx_unet"], "-model.fullyconv", "on", "-output.efieldx", "32", "-output.efieldy", "32",
+            "-optim.tilesizex", "512", "-optim.tilesizey", "512"]  # 16 tiles at 2048²: work splits evenly
     r1 = ["-source1.il", paths["a"], "-model.dir", paths["add_one"]]
     box = f"?&box=0:0:{size}:{size}"
     return {

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from eotensor.engine.execute import get_executor
+from eotensor.engine.execute import get_executor, runs_remotely
 from eotensor.engine.prefetch import load_while_reading
 from eotensor.engine.recipe import ServeSpec, compute_tile, make_spec
 from eotensor.engine.serve import DEFAULT_BATCH_SIZE, ServeEngine, Source
@@ -235,14 +235,15 @@ def serve(
     if model_threads is not None:
         model_threads = as_number(model_threads, "optim.modelthreads", integer=True, minimum=1)
     options = {"runtime": runtime, "tags": tags, "jit": jit, "threads": model_threads, "device": device}
-    get_executor(scheduler, "optim.scheduler")  # a misspelt scheduler fails before seconds of model loading
+    remotely = runs_remotely(get_executor(scheduler, "optim.scheduler"))  # a misspelt name fails before the load
 
     def load() -> Model:
         return load_model(model, **options)
 
     readers: list[Any] = [s.raster for s in sources]
     files = [k for k, r in enumerate(readers) if isinstance(r, RasterSource)]
-    if isinstance(model, (str, os.PathLike)) and files:  # loading takes seconds (TF's import): read meanwhile
+    if isinstance(model, (str, os.PathLike)) and files and not remotely:  # a load takes seconds: read meanwhile
+        # (not for Dask: its workers read the rows themselves)
         budget = ram_budget_mb(ram_mb)
         size_gdal_cache(budget)
         loaded, prefetched = load_while_reading(load, [readers[k] for k in files], budget * 1024 * 1024)
