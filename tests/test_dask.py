@@ -245,7 +245,11 @@ def test_a_worker_killed_during_the_run_has_its_tiles_recomputed_elsewhere(scene
 
     reference = result("sync").write(tmp_path / "sync.tif")
     assert not marker.exists()  # the sequential run is not on a worker: it never kills
+    import signal
+
+    before = [signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)]
     killed = result("processes:2").write(tmp_path / "dask.tif")
+    assert [signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)] == before
     assert marker.exists()  # a worker really died
     assert file_bytes(killed) == file_bytes(reference)
 

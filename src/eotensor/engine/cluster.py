@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import signal
+import threading
 from collections import deque
 from collections.abc import Iterator
 from typing import Any
@@ -46,7 +47,7 @@ def dask_setup(worker: Any) -> None:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
-DEFERRED = (signal.SIGTERM, signal.SIGHUP)
+DEFERRED = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name))
 """The signals held back while a local cluster starts (SIGINT is ignored then)."""
 
 
@@ -63,12 +64,13 @@ def quiet_start() -> Iterator[None]:
     thread, nothing changes.
     """
     noted: list[int] = []
-    try:
-        previous = {signum: signal.signal(signum, lambda signum, frame: noted.append(signum)) for signum in DEFERRED}
-        previous[signal.SIGINT] = signal.signal(signal.SIGINT, signal.SIG_IGN)
-    except ValueError:  # not the main thread: signals are not ours to handle
-        yield
+    previous = {signum: signal.getsignal(signum) for signum in (*DEFERRED, signal.SIGINT)}
+    if threading.current_thread() is not threading.main_thread() or None in previous.values():
+        yield  # not the main thread, or a handler Python cannot restore: signals are not ours to handle
         return
+    for signum in DEFERRED:
+        signal.signal(signum, lambda signum, frame: noted.append(signum))
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
         yield
     finally:
@@ -81,11 +83,11 @@ def quiet_start() -> Iterator[None]:
 def _close_quietly(closing: contextlib.ExitStack) -> None:
     """Close ``closing`` (the client, then the cluster) with Ctrl-C ignored: a second press while the workers
     stop would leave them to distributed's exit handlers, which print tracebacks."""
-    try:
-        previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
-    except ValueError:  # not the main thread
+    previous = signal.getsignal(signal.SIGINT)
+    if threading.current_thread() is not threading.main_thread() or previous is None:
         closing.close()
         return
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
         closing.close()
     finally:
