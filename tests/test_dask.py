@@ -120,7 +120,7 @@ def test_a_worker_refuses_a_file_changed_since_the_result_was_served(scene, clus
 def test_results_without_a_recipe_and_bad_scheduler_names_are_refused_in_one_line(scene, monkeypatch):
     _, a, _ = scene
     model = FunctionModel(lambda x: {"y": x}, ["x"], ["y"])
-    with pytest.raises(eot.EotensorError, match="the dask scheduler runs a served result .* with a model path and "
+    with pytest.raises(eot.EotensorError, match="the dask scheduler runs a served result .* with a model loaded from a path and "
                        "file sources"):
         eot.serve(model, eot.source(a), scheduler="processes:2").read()
     for name, message in [("processes:0", "no worker process"), ("processes:two", 'unknown scheduler "processes:two"'),
@@ -332,3 +332,20 @@ def test_a_model_the_workers_cannot_read_is_their_one_line(scene, cluster, tmp_p
     message = str(error.value)
     assert "\n" not in message and message.count(str(model)) == 1 and "; on Dask worker tcp://" in message
     assert not list(tmp_path.glob("out*"))
+
+
+def test_a_model_file_rewritten_after_its_load_is_refused_on_the_workers(scene, cluster, tmp_path):
+    """A model loaded by path (a checkpoint), then its file rewritten before serve(): the workers would load the
+    new one, so they refuse, as for a changed source."""
+    import shutil
+
+    folder, a, b = scene
+    path = shutil.copy(folder / "model.py", tmp_path / "ckpt.py")
+    model = eot.load_model(path)
+    with open(path, "a") as f:
+        f.write("\n# retrained\n")
+    os.utime(path, ns=(10**9, 10**9))
+    result = eot.serve(model, [eot.source(a, rfield=3), eot.source(b)], fullyconv=True, user_placeholders=["k=1"],
+                       scheduler=cluster)
+    with pytest.raises(eot.EotensorError, match=f'"{path}" is not the file the result was served from'):
+        result.read()

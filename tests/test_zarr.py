@@ -342,3 +342,77 @@ def test_a_worker_killed_mid_run_leaves_the_same_store(scene, cluster, tmp_path)
     assert marker.exists()
     reference = eot.serve(str(tmp_path / "dies_once.py"), sources, fullyconv=True, tile_size=8, scheduler="sync")
     assert_same_raster(store, reference.write(tmp_path / "ref.tif", "int16"))
+
+
+def test_a_worker_that_cannot_see_the_store_stops_the_run_in_one_line(tmp_path):
+    """The workers write the chunks: a worker whose file system lacks the output folder must not acknowledge a
+    chunk it never wrote (the store would be committed full of fill values)."""
+    from eotensor.geometry import Window
+    from eotensor.io.zarr import ZarrTiles
+
+    tiles = ZarrTiles(str(tmp_path / ".eot-x.tmp" / "band_data"), Window(0, 0, 8, 8), "<f4", None, 1)
+    with pytest.raises(OutputFileError, match="must be on a file system every worker shares"):
+        tiles(np.zeros((1, 8, 8), np.float32), Window(0, 0, 8, 8))
+
+
+def test_a_chunk_written_while_the_store_is_being_removed_recreates_nothing(tmp_path):
+    """A run stopped on a cluster that outlives it: tiles still running finish while the temporary store is being
+    deleted, and zarr recreates a chunk's missing parent folders. The worker sees the array's metadata gone and
+    removes what its write recreated."""
+    import shutil
+
+    from eotensor.geometry import Window
+    from eotensor.io.zarr import ZarrTiles
+
+    served_store = tmp_path / ".eot-x.tmp"
+    zarr.open_group(served_store, mode="w", zarr_format=2).create_array(
+        "band_data", shape=(1, 8, 8), chunks=(1, 4, 4), dtype="f4", fill_value=None)
+    tiles = ZarrTiles(str(served_store / "band_data"), Window(0, 0, 8, 8), "<f4", None, 1)
+    tiles(np.ones((1, 4, 4), np.float32), Window(0, 0, 4, 4))  # opened (and cached) while the store is whole
+    for name in os.listdir(served_store / "band_data"):  # the removal, half done
+        path = served_store / "band_data" / name
+        shutil.rmtree(path) if path.is_dir() else path.unlink()
+    with pytest.raises(OutputFileError, match="was removed"):
+        tiles(np.ones((1, 4, 4), np.float32), Window(4, 4, 4, 4))
+    assert not served_store.exists()
+
+
+def test_a_folder_that_appears_at_the_output_name_during_the_run_is_kept(scene, tmp_path):
+    tmp, a, b = scene
+    precious = tmp_path / "map.zarr" / "precious"
+    armed = []
+
+    def model(x1, x2):
+        armed.append(True)
+        if len(armed) > 4:  # during the write's tiles, once the store is being written
+            precious.mkdir(parents=True, exist_ok=True)
+            (precious / "thesis.txt").write_text("years of work")
+        return {"y": x2}
+
+    result = eot.serve(FunctionModel(model, ["x1", "x2"], ["y"]), [eot.source(a), eot.source(b)], tile_size=8,
+                       scheduler="sync")
+    armed.clear()
+    with pytest.raises(OutputFileError, match="existing non-Zarr path"):
+        result.write(tmp_path / "map.zarr")
+    assert (precious / "thesis.txt").read_text() == "years of work"
+    assert leftovers(tmp_path) == []
+
+
+def test_chunks_over_the_codec_limit_a_trailing_slash_and_closed_clients(scene, tmp_path):
+    from affine import Affine
+
+    from eotensor.io.extended import parse_output
+    from eotensor.io.zarr import ZarrWriter
+
+    with pytest.raises(OutputFileError, match=r"one chunk .* would be 2\.0 GiB, over the codec's 2 GiB"):
+        ZarrWriter(parse_output(tmp_path / "big.zarr", "float64"), width=20000, height=20000, count=1,
+                   transform=Affine(10, 0, 0, 0, -10, 0), chunks=(16384, 16384))
+    assert os.listdir(tmp_path) == []  # refused before anything is created
+    assert parse_output(f"{tmp_path / 'map.zarr'}/").path == str(tmp_path / "map.zarr")
+    with distributed.Client(processes=False, dashboard_address=None) as client:
+        pass
+    with pytest.raises(eot.EotensorError, match="the distributed.Client is closed; give an open client"):
+        served(scene).write(tmp_path / "map.zarr", client=client)
+    with distributed.LocalCluster(processes=False, n_workers=1, dashboard_address=None) as local:
+        with pytest.raises(eot.EotensorError, match=r"LocalCluster is a Dask cluster; give a client on it"):
+            served(scene).write(tmp_path / "map.zarr", scheduler=local)

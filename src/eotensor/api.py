@@ -254,8 +254,9 @@ def serve(
     output_names = as_strings(output_names, "output.names")
     engine = ServeEngine(loaded, sources, fields, output_names, placeholders, background, batch_size, layout, readers)
     recipe = None
-    origin = (model, options) if isinstance(model, (str, os.PathLike)) else model_origin(loaded)
+    origin = model_origin(loaded)  # loaded here or before serve() (autofields): its path, options and files then
     if origin is not None and all(isinstance(s.raster, RasterSource) for s in sources):
-        recipe = make_spec(*origin, sources, fields, output_names, placeholders, background, batch_size, layout)
+        recipe = make_spec(origin.path, origin.load, sources, fields, output_names, placeholders, background,
+                           batch_size, layout, model_stamp=origin.stamp)
     return ServedRaster(engine, workers=workers, ram_mb=ram_mb, tile_size=tile_size,
                         strips=as_bool(strips, "optim.disabletiling"), scheduler=scheduler, recipe=recipe)

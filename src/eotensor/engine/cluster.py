@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import signal
+import sys
 import threading
 from collections import deque
 from collections.abc import Iterator
@@ -25,15 +26,23 @@ from eotensor.engine.tiling import TilePlan
 from eotensor.errors import EotensorError, MissingDependencyError, ParameterError
 from eotensor.geometry import Window
 
-NO_RECIPE = ("the dask scheduler runs a served result read or written on its own, with a model path and file "
-             "sources (band selections, expressions, chained results and several outputs at once run with threads)")
+NO_RECIPE = ("the dask scheduler runs a served result (its bands, a window of it) read or written on its own, with a "
+             "model loaded from a path and file sources; expressions, chained results and several outputs at once "
+             "need -optim.scheduler threads or sync")
 DASK_TIMEOUT_S = 10
 """Seconds to wait for a Dask scheduler, or for its first worker, before giving up."""
 
 
 def is_client(value: Any) -> bool:
-    """Whether ``value`` is a ``distributed.Client`` (checked without importing distributed)."""
-    return type(value).__name__ == "Client" and type(value).__module__.startswith("distributed")
+    """Whether ``value`` is a ``distributed.Client`` (or a subclass; checked without importing distributed)."""
+    distributed = sys.modules.get("distributed")
+    return distributed is not None and isinstance(value, distributed.Client)
+
+
+def is_cluster(value: Any) -> bool:
+    """Whether ``value`` is a Dask cluster object (``LocalCluster``, dask-jobqueue's...), which needs a client."""
+    deploy = sys.modules.get("distributed.deploy")
+    return deploy is not None and isinstance(value, deploy.Cluster)
 
 
 def dask_setup(worker: Any) -> None:
@@ -60,8 +69,9 @@ def quiet_start() -> Iterator[None]:
     set to ignored while the workers are spawned, a disposition they inherit (Python then installs no
     ``KeyboardInterrupt`` handler in them, and the :func:`dask_setup` preload keeps it so); a Ctrl-C in these
     seconds is lost, the next one stops the run. SIGTERM and SIGHUP (batch systems) are only noted, and raised
-    again once the cluster is up (or failed), where the caller's ``with`` closes it cleanly. Outside the main
-    thread, nothing changes.
+    again once the cluster is up (or failed): with a handler that raises (the CLI's), the caller's ``with`` then
+    closes the cluster cleanly; with the default disposition the process ends there, as it would have. Outside
+    the main thread, or where Python cannot restore a handler, nothing changes.
     """
     noted: list[int] = []
     previous = {signum: signal.getsignal(signum) for signum in (*DEFERRED, signal.SIGINT)}
@@ -100,6 +110,8 @@ def dask_client(address: str | None = None, processes: int = 0, param: str = "op
     """A ``distributed.Client``: ``client`` itself (left open), one connected to the scheduler at ``address``,
     or one on a ``LocalCluster`` of ``processes`` worker processes started for the run and closed at the end."""
     if client is not None:
+        if client.status != "running":
+            raise ParameterError(f"{param}: the distributed.Client is {client.status}; give an open client")
         yield _with_workers(client, getattr(client.scheduler, "address", "the client's scheduler"), param)
         return
     try:

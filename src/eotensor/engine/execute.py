@@ -23,7 +23,7 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
-from eotensor.engine.cluster import is_client, run_dask
+from eotensor.engine.cluster import is_client, is_cluster, run_dask
 from eotensor.engine.progress import Progress
 from eotensor.engine.tiling import TilePlan
 from eotensor.errors import ParameterError
@@ -124,6 +124,9 @@ def get_executor(name: Any, param: str = "optim.scheduler") -> Callable[..., Non
     :class:`ParameterError` listing the names."""
     if is_client(name):
         return functools.partial(run_dask, client=name, param=param)
+    if is_cluster(name):
+        raise ParameterError(f"{param}: {type(name).__name__} is a Dask cluster; give a client on it: "
+                             "distributed.Client(cluster)")
     text = str(name).strip()
     if text in EXECUTORS:
         return EXECUTORS[text]

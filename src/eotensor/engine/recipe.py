@@ -64,8 +64,9 @@ def _absolute(path: str) -> str:
 
 def make_spec(model: str | os.PathLike, load: Mapping[str, Any], sources: Sequence[Any], fields: Fields,
               output_names: Sequence[str], placeholders: Mapping[str, np.ndarray], background: float,
-              batch_size: int, layout: str | None) -> ServeSpec:
-    """The recipe of a result served from ``sources`` (:class:`~eotensor.engine.serve.Source` over files)."""
+              batch_size: int, layout: str | None, model_stamp: str | None = None) -> ServeSpec:
+    """The recipe of a result served from ``sources`` (:class:`~eotensor.engine.serve.Source` over files);
+    ``model_stamp``: the model files' stamp when the served model was loaded (default: now)."""
     return ServeSpec(
         model=_absolute(os.fspath(model)),
         load=tuple((k, tuple(v) if isinstance(v, list) else v) for k, v in sorted(load.items())),
@@ -75,7 +76,7 @@ def make_spec(model: str | os.PathLike, load: Mapping[str, Any], sources: Sequen
         placeholders=tuple((k, a.tobytes(), a.dtype.str, a.shape) for k, a in
                            ((k, np.ascontiguousarray(v)) for k, v in placeholders.items())),
         background=float(background), batch_size=int(batch_size), layout=layout,
-        stamps=stamps(os.fspath(model), [s.raster for s in sources]),
+        stamps=stamps(os.fspath(model), [s.raster for s in sources], model_stamp),
     )
 
 
@@ -108,13 +109,13 @@ def build_engine(spec: ServeSpec) -> Any:
         return engine
 
 
-def stamps(model: str, rasters: Sequence[Any]) -> tuple[Any, ...]:
-    """The model's files' and the sources' images' sizes and mtimes (not devices or inodes: another host
-    mounting the same files sees other ones); the images' as they were when opened."""
+def stamps(model: str, rasters: Sequence[Any], model_stamp: str | None = None) -> tuple[Any, ...]:
+    """The model's files' (``model_stamp``, else now) and the sources' images' sizes and mtimes (not devices or
+    inodes: another host mounting the same files sees other ones); the images' as they were when opened."""
     from eotensor.runtimes.base import file_stamps
 
     images = tuple(None if image.stamp is None else image.stamp[2:] for r in rasters for image in r.images)
-    return file_stamps(model.split("::")[0]), images
+    return file_stamps(model.split("::")[0]) if model_stamp is None else model_stamp, images
 
 
 def _changed(spec: ServeSpec, seen: tuple[Any, ...]) -> str:

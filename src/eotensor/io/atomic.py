@@ -394,6 +394,9 @@ class AtomicOutput(CommitOnSuccess):
         old = ""
         try:
             if os.path.lexists(self.final):
+                assert self.directory is not None
+                # Checked again: what appeared there during the run (a folder of something else) is never replaced.
+                check_directory_target(self.path, self.directory, self.param)
                 old = _reserve_dir(os.path.dirname(self.final))
                 os.replace(self.final, old)
             try:
@@ -422,7 +425,14 @@ class AtomicOutput(CommitOnSuccess):
 
     def _remove(self) -> None:
         if getattr(self, "directory", None) is not None and self.temp_path:
-            shutil.rmtree(self.temp_path, ignore_errors=True)
+            # Renamed away first (atomic), then deleted: a Dask worker still writing a chunk finds the store gone at
+            # once, not only when the whole tree (seconds on NFS) is deleted.
+            doomed = f"{self.temp_path}.dead"
+            try:
+                os.replace(self.temp_path, doomed)
+            except OSError:
+                doomed = self.temp_path
+            shutil.rmtree(doomed, ignore_errors=True)
             self.temp_path = ""
         for path in (self.temp_path, *self._scratch):
             if not path:

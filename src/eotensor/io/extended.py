@@ -304,6 +304,9 @@ def parse_output(spec: str | os.PathLike, pixel_type: str | None = None, param: 
     dtype = parse_pixel_type(pixel_type, param)
     if not path.strip():
         raise OutputFileError(f'{param} "{spec}": no filename; expected file.tif or file.tif?&key=value')
+    trimmed = path.rstrip("/" + os.sep)
+    if trimmed and (fmt := OUTPUT_FORMATS.get(os.path.splitext(trimmed)[1].lower())) and fmt.directory is not None:
+        path = trimmed  # "map.zarr/", as a shell completes an existing store's name
     box: tuple[int, int, int, int] | None = None
     options: dict[str, str] = {}
     nodata: float | None = None

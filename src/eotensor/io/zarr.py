@@ -33,6 +33,8 @@ from __future__ import annotations
 
 import math
 import os
+import shutil
+import socket
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -59,6 +61,10 @@ ARRAY = "band_data"
 COMPRESSOR = {"cname": "lz4", "clevel": 5, "shuffle": 1}
 """The pixels' codec: Blosc LZ4 with byte shuffle (xarray's Zarr 2 default). zstd took 7 x longer on a 32 MB float32
 chunk for a 23 % smaller store: a client writing every chunk would be the bottleneck."""
+
+
+MAX_CHUNK_BYTES = 2**31 - 1
+"""The largest chunk Blosc compresses."""
 
 
 def is_zarr_store(path: str | os.PathLike) -> bool:
@@ -133,8 +139,18 @@ class ZarrTiles:
             part = array[(slice(None), *inside.slices(window))]
             dtype = np.dtype(self.dtype)
             values = part if part.dtype == dtype else to_pixel_type(part, dtype, self.nodata)
-            if os.path.isdir(self.path):  # a stopped run's store is gone: never recreate its directories
-                _open_array(self.path)[(slice(None), *inside.slices(self.region))] = values
+            if not os.path.isdir(self.path):
+                raise OutputFileError(f'out: the temporary Zarr store "{os.path.dirname(self.path)}" is not on '
+                                      f"{socket.gethostname()}: Dask workers write the chunks themselves, so the "
+                                      "output must be on a file system every worker shares (or give -optim.scheduler "
+                                      "threads)")
+            _open_array(self.path)[(slice(None), *inside.slices(self.region))] = values
+            if not os.path.isfile(os.path.join(self.path, ".zarray")):
+                # The run was stopped and its store removed while this chunk was written, which recreated folders
+                # (zarr makes a chunk's parents): remove them again.
+                shutil.rmtree(os.path.dirname(self.path), ignore_errors=True)
+                raise OutputFileError(f'out: the temporary Zarr store "{os.path.dirname(self.path)}" was removed '
+                                      "(the run was stopped)")
         return ChunkWritten(window)
 
 
@@ -159,6 +175,11 @@ class ZarrWriter(CommitOnSuccess):
         """Whether every tile is one chunk (the box origin lies on the chunk grid)."""
         self.expected = math.ceil(self.region.height / rows) * math.ceil(self.region.width / cols)
         self.acknowledged = 0
+        chunk = int(count) * min(rows, self.region.height) * min(cols, self.region.width) * target.dtype.itemsize
+        if chunk > MAX_CHUNK_BYTES:
+            raise OutputFileError(f'{self.param} "{self.path}": one chunk (a tile of {count} x {rows} x {cols} '
+                                  f"{target.dtype.name}) would be {chunk / 2**30:.1f} GiB, over the codec's 2 GiB; "
+                                  "give smaller tiles (-optim.tilesizex / -optim.tilesizey)")
         zarr = _zarr(self.param)
         self._output: AtomicOutput | None = AtomicOutput(self.path, self.param, directory=ZARR)
         root = self._output.temp_path

@@ -20,7 +20,7 @@ from typing import Any
 
 from eotensor.errors import EotensorError, MissingDependencyError, ModelError
 from eotensor.io.atomic import error_text
-from eotensor.runtimes.base import Model
+from eotensor.runtimes.base import Model, file_stamps
 
 ENTRY_POINT_GROUP = "eotensor.runtimes"
 DEVICES = ("cpu", "cuda", "auto")
@@ -206,20 +206,34 @@ def load_model(
         raise
     except Exception as error:  # noqa: BLE001 - a plug-in's failure is one line, never a traceback
         raise ModelError(f'{param}: the {chosen.name} runtime failed on "{path}" ({error_text(error)})') from None
+    origin = ModelOrigin(path if "://" in path else os.path.abspath(path),
+                         {"runtime": runtime, "tags": options.tags, "jit": options.jit, "threads": options.threads,
+                          "device": options.device}, file_stamps(path.split("::")[0]))
     try:
-        _ORIGINS[loaded] = (path, {"runtime": runtime, "tags": options.tags, "jit": options.jit,
-                                   "threads": options.threads, "device": options.device})
+        _ORIGINS[loaded] = origin
     except TypeError:
         pass  # a plug-in's model that takes no weak reference: it has no origin, and is served locally
     return loaded
 
 
-_ORIGINS: weakref.WeakKeyDictionary[Any, tuple[str, dict[str, Any]]] = weakref.WeakKeyDictionary()
+@dataclass(frozen=True)
+class ModelOrigin:
+    """Where a model loaded by :func:`load_model` came from: what another process needs to load the same one."""
+
+    path: str
+    """The path given, made absolute when it was loaded (a later ``os.chdir`` changes nothing)."""
+    load: dict[str, Any]
+    """The :func:`load_model` keywords (runtime, tags, jit, threads, device)."""
+    stamp: str
+    """The model files' sizes and mtimes when it was loaded: a file rewritten since is not this model."""
 
 
-def model_origin(model: Any) -> tuple[str, dict[str, Any]] | None:
-    """The path and :func:`load_model` keywords ``model`` was loaded with, or None when it was not loaded from a
-    path: what another process needs to load the same model (the Dask executor's recipes)."""
+_ORIGINS: weakref.WeakKeyDictionary[Any, ModelOrigin] = weakref.WeakKeyDictionary()
+
+
+def model_origin(model: Any) -> ModelOrigin | None:
+    """Where ``model`` was loaded from by :func:`load_model`, or None (built in Python, or a plug-in's model that
+    takes no weak reference): the Dask executor's recipes load it again from there."""
     try:
         return _ORIGINS.get(model)
     except TypeError:
