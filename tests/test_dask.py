@@ -120,8 +120,8 @@ def test_a_worker_refuses_a_file_changed_since_the_result_was_served(scene, clus
 def test_results_without_a_recipe_and_bad_scheduler_names_are_refused_in_one_line(scene, monkeypatch):
     _, a, _ = scene
     model = FunctionModel(lambda x: {"y": x}, ["x"], ["y"])
-    with pytest.raises(eot.EotensorError, match="the dask scheduler runs a served result .* with a model loaded from a path and "
-                       "file sources"):
+    with pytest.raises(eot.EotensorError, match="the dask scheduler runs a served result .* with a model loaded "
+                       "from a path and file sources"):
         eot.serve(model, eot.source(a), scheduler="processes:2").read()
     for name, message in [("processes:0", "no worker process"), ("processes:two", 'unknown scheduler "processes:two"'),
                           ("udp://host:1", "expected one of sync, threads, processes:N, tcp://HOST:PORT, dask")]:
