@@ -206,6 +206,52 @@ def test_points_validate_and_images_pair_with_vectors(raw_scene, tmp_path):
                               io_out=tmp_path / "n.skops")
 
 
+def _lines():
+    """A diagonal, a multi-line with a part off the image, a horizontal line on pixel edges, a closed line."""
+    import shapely
+
+    def xy(c, r):
+        return ORIGIN[0] + c * SPACING, ORIGIN[1] - r * SPACING
+
+    return ([shapely.LineString([xy(3.2, 4.1), xy(40.7, 90.3)]),
+             shapely.MultiLineString([[xy(60.5, 10.5), xy(90.1, 12.9), xy(95.3, 70.2)], [xy(140, 150), xy(170, 190)]]),
+             shapely.LineString([xy(110, 20), xy(140, 20)]),
+             shapely.LineString([xy(104.5, 100.5), xy(130.2, 101.7), xy(120.9, 140.4), xy(104.5, 100.5)])],
+            [1, 2, 3, 3])
+
+
+def test_lines_give_the_pixels_they_touch(raw_scene, tmp_path):
+    """Lines and multi-lines give samples: the pixels they touch, as many per class as OTB's
+    PolygonClassStatistics counts (the peer when installed; else the OTB-exact counter), and a classifier
+    trains on them."""
+    from eotensor.apps.train_images_classifier import TrainImagesClassifier
+    from eotensor.classify.samples import Candidates
+    from eotensor.io.raster import RasterSource
+    from eotensor.sampling.polygons import feature_counts
+
+    geometries, classes = _lines()
+    vectors = _vectors(tmp_path / "lines.gpkg", geometries, classes)
+    image = os.fspath(raw_scene / "im.tif")
+    grid = RasterSource([image]).grid
+    candidates = Candidates.from_vectors([vectors], [grid], "cls", "io.vd", ram_mb=0.05)
+    counts = feature_counts(np.asarray(geometries, dtype=object), grid)
+    assert candidates.per_class == {1: counts[0], 2: counts[1], 3: counts[2] + counts[3]}
+    assert min(candidates.per_class.values()) > 25
+    cells = set(zip(candidates.row.tolist(), candidates.start.tolist()))
+    assert (4, 3) in cells and (90, 40) in cells and np.all(candidates.stop - candidates.start == 1)
+    if shutil.which("otbcli_PolygonClassStatistics"):
+        from eotensor.io.otbxml import read_maps
+
+        _otb("PolygonClassStatistics", "-in", image, "-vec", vectors, "-field", "cls", "-out", tmp_path / "o.xml")
+        theirs = read_maps(tmp_path / "o.xml")["samplesPerClass"]
+        assert {str(k): str(v) for k, v in candidates.per_class.items()} == theirs
+    training = TrainImagesClassifier(io_il=image, io_vd=vectors, sample_vfn="cls", classifier="bayes", sample_vtr=0.4,
+                                     io_out=tmp_path / "m.skops")
+    smallest = min(candidates.per_class.values())
+    assert sum(training.result.train.per_class.values()) + sum(training.result.valid.per_class.values()) \
+        == 3 * smallest
+
+
 def test_statistics_are_otbs_and_each_reads_the_others(raw_scene, tmp_path):
     """ComputeImagesStatistics matches otbcli's file byte for byte (two images, -bv); a classifier trained with
     either XML normalises identically."""
@@ -568,8 +614,9 @@ def test_labels_do_not_depend_on_the_confidence_map(every_model):
 
 
 def test_refused_values_and_non_finite_features_are_one_line_errors(tmp_path, capsys):
-    """Values scikit-learn (or the data) refuse end the CLI with one line naming the key; NaN features at
-    training name io.il; NaN or infinite pixels at prediction get nodatalabel."""
+    """Values scikit-learn (or the data) refuse end the CLI with one line naming the key; training samples with a
+    NaN feature are left out with a warning line (an error naming io.il when a class has none left); NaN or
+    infinite pixels at prediction get nodatalabel."""
     from eotensor.apps.cli import main
 
     rng = np.random.default_rng(2)
@@ -595,8 +642,21 @@ def test_refused_values_and_non_finite_features_are_one_line_errors(tmp_path, ca
     nan = image.copy()
     nan[1, ::2, :8] = np.nan
     write_raster(tmp_path / "nan.tif", nan)
+    # NaN under half of class 1's rows: those samples are left out, one warning line per set
+    assert main([*base[:2], str(tmp_path / "nan.tif"), *base[3:], "-classifier", "bayes", "-io.confmatout",
+                 str(tmp_path / "cm.csv")]) == 0
+    err = [line for line in capsys.readouterr().err.splitlines() if "non-finite" in line]
+    found = [re.fullmatch(r"warning: io\.il: (\d+) (training|validation) sample\(s\) hold a non-finite feature "
+                          r"\(NaN or inf\) and are left out \(per class: 1: (\d+)\)", line) for line in err]
+    assert len(err) == 2 and all(found) and {m.group(2) for m in found} == {"training", "validation"}
+    assert all(m.group(1) == m.group(3) for m in found)
+    skipped = sum(int(m.group(1)) for m in found)
+    assert 0 < skipped < 20 and _csv_matrix(tmp_path / "cm.csv").sum(axis=1)[1] == 10  # class 2 untouched
+    os.remove(tmp_path / "m.skops")
+    nan[:, :, :8] = np.nan  # every pixel of class 1: nothing left to learn it from
+    write_raster(tmp_path / "nan.tif", nan)
     refused([*base[:2], str(tmp_path / "nan.tif"), *base[3:], "-classifier", "bayes"],
-            r"io\.il: \d+ training sample\(s\) hold a non-finite feature \(NaN or inf\)")
+            r"io\.il: every training sample of class\(es\) 1 holds a non-finite feature \(NaN or inf\)")
     assert not (tmp_path / "m.skops").exists()
 
     assert main([*base, "-classifier", "bayes"]) == 0

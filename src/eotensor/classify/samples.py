@@ -1,8 +1,10 @@
 """Training and validation samples: the pixels under labelled geometries, how many per class, and their values.
 
-Which pixels: a polygon's pixels whose centre lies inside it and a point's pixel (half-up rounding), by the rules
-and the scan-line sweep of :func:`eotensor.sampling.polygons.feature_spans` (lines give no sample); a pixel under
-two features is a candidate of each. Geometries in another CRS are reprojected to the image's.
+Which pixels: a polygon's pixels whose centre lies inside it, a point's pixel (half-up rounding) and the pixels
+a line touches (within its envelope's pixels), by the rules and the scan-line sweep of
+:func:`eotensor.sampling.polygons.feature_spans` — those OTB's sampling (``PolygonClassStatistics``,
+``SampleSelection``, hence ``TrainImagesClassifier``) takes; a pixel under two features is a candidate of each.
+Geometries in another CRS are reprojected to the image's.
 
 How many (OTB 8.1's TrainImagesClassifier, checked against ``otbcli_TrainImagesClassifier``): with
 ``sample.bm 1`` (the default) every class gets as many samples as the smallest class has pixels, and ``mt`` and
@@ -205,7 +207,7 @@ def check_classes(available: dict[int, int], param: str, vectors: Sequence[str |
     names = ", ".join(f'"{os.fspath(v)}"' for v in vectors)
     if not available:
         raise InputFileError(f"{param}: no pixel centre of the image(s) lies under a labelled geometry of {names}; "
-                             "expected polygons or points over the image (same CRS, or one that reprojects)")
+                             "expected polygons, lines or points over the image (same CRS, or one that reprojects)")
     if len(available) < 2:
         label = next(iter(available))
         raise InputFileError(f"{param}: the geometries of {names} give samples of one class only ({label}); expected "

@@ -1,10 +1,13 @@
 """Training a classifier on image pixels under labelled geometries, and validating it, as OTB's
 TrainImagesClassifier does: draw the samples (:mod:`eotensor.classify.samples`), fit, predict the validation
-samples, and measure them with :class:`~eotensor.metrics.ConfusionMatrix`."""
+samples, and measure them with :class:`~eotensor.metrics.ConfusionMatrix`. Drawn samples holding a non-finite
+feature (no-data under a geometry) are left out with one warning line per set — no classifier can fit them —
+and a class left with no training sample is an error."""
 
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -25,7 +28,8 @@ from eotensor.classify.statistics import Normalisation
 from eotensor.errors import OutputFileError, ParameterError
 from eotensor.metrics import ConfusionMatrix, confusion_matrix
 
-__all__ = ["SampleOptions", "TrainingResult", "confusion_csv", "train_classifier", "write_confusion_csv"]
+__all__ = ["SampleOptions", "TrainingResult", "confusion_csv", "finite_samples", "train_classifier",
+           "write_confusion_csv"]
 
 
 @dataclass(frozen=True)
@@ -100,20 +104,36 @@ def train_classifier(rasters: Sequence[Any], vectors: Sequence[str], sample: Sam
             train_parts.append(SampleSet(part.features[:n_train], part.labels[:n_train]))
             valid_parts.append(SampleSet(part.features[n_train:], part.labels[n_train:]))
         train, valid = concat(train_parts, bands), concat(valid_parts, bands)
+    finite = np.isfinite(train.features).all(axis=1)
+    emptied = sorted(set(train.per_class) - set(np.unique(train.labels[finite]).tolist()))
+    if emptied:
+        raise ParameterError(f'{keys["il"]}: every training sample of class(es) {", ".join(map(str, emptied))} holds '
+                             f'a non-finite feature (NaN or inf); expected finite pixel values under the geometries '
+                             f'of {keys["vd"]} (mask the no-data out of the vectors, or fill it)')
+    train = finite_samples(train, "training", keys["il"])
+    valid = finite_samples(valid, "validation", keys["il"])
     if len(train.per_class) < 2:
         raise ParameterError(f'{keys["vd"]}: the training samples hold {len(train.per_class)} class(es); expected at '
                              "least two (give more geometries, or a lower sample.vtr)")
-    for name, samples in (("training", train), ("validation", valid)):
-        bad = int((~np.isfinite(samples.features).all(axis=1)).sum())
-        if bad:
-            raise ParameterError(f'{keys["il"]}: {bad} {name} sample(s) hold a non-finite feature (NaN or inf); '
-                                 f'expected finite pixel values under the geometries of {keys["vd"]}')
     estimator = make_classifier(classifier, options, seed)
     model = ClassifierModel.fit(estimator, classifier, train.features, train.labels, normalisation)
     on_training = not len(valid)
     measured = train if on_training else valid
     produced, _ = model.predict(measured.features)
     return TrainingResult(model, train, valid, confusion_matrix(measured.labels, produced), on_training)
+
+
+def finite_samples(samples: SampleSet, name: str, param: str) -> SampleSet:
+    """``samples`` without those holding a non-finite feature (NaN, ±inf: no-data under a geometry), which no
+    classifier can fit or measure; one stderr line says how many were left out per class."""
+    keep = np.isfinite(samples.features).all(axis=1)
+    if keep.all():
+        return samples
+    classes, counts = np.unique(samples.labels[~keep], return_counts=True)
+    per_class = ", ".join(f"{c}: {n}" for c, n in zip(classes.tolist(), counts.tolist()))
+    print(f"warning: {param}: {int((~keep).sum())} {name} sample(s) hold a non-finite feature (NaN or inf) and are "
+          f"left out (per class: {per_class})", file=sys.stderr)
+    return SampleSet(samples.features[keep], samples.labels[keep])
 
 
 def confusion_csv(matrix: ConfusionMatrix) -> str:
