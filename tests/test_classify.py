@@ -363,6 +363,18 @@ def test_bad_inputs_are_one_line_errors(raw_scene, tmp_path):
     TrainImagesClassifier(**base)  # a fast model for the checks below
     with pytest.raises(ParameterError, match=r'model: ".*m.skops" was trained on 3 feature\(s\) but in has 2 band'):
         ImageClassifier(in_=tmp_path / "two.tif", model=tmp_path / "m.skops")
+    ones = np.ones((1, 160, 150), np.uint8)
+    for name, kwargs, match in (
+            ("small", dict(data=ones[:, :100]), r'mask: ".*small.tif" is 150x100 pixels but in is 150x160'),
+            ("crs", dict(crs="EPSG:32630"), r'mask: ".*crs.tif" is in EPSG:32630 but in in EPSG:32631'),
+            ("shift", dict(origin=(ORIGIN[0] + 20, ORIGIN[1])), r'mask: ".*shift.tif" has another origin than in'),
+            ("spacing", dict(spacing=5.0), r'mask: ".*spacing.tif" has another pixel size than in')):
+        write_raster(tmp_path / f"{name}.tif", kwargs.pop("data", ones), **kwargs)
+        with pytest.raises(InputFileError, match=match):
+            ImageClassifier(in_=raw_scene / "im.tif", model=tmp_path / "m.skops", mask=tmp_path / f"{name}.tif",
+                            out=tmp_path / "l.tif")
+    write_raster(tmp_path / "same.tif", ones, origin=(ORIGIN[0] + 1e-6, ORIGIN[1]))  # rounding in a transform: same
+    ImageClassifier(in_=raw_scene / "im.tif", model=tmp_path / "m.skops", mask=tmp_path / "same.tif")
     with pytest.raises(ParameterError, match="confmap: the libsvm classifier .* gives no class probabilities"):
         TrainImagesClassifier(**{**base, "classifier": "libsvm", "io_out": tmp_path / "svm.skops"})
         ImageClassifier(in_=raw_scene / "im.tif", model=tmp_path / "svm.skops", out=tmp_path / "l.tif",

@@ -19,7 +19,8 @@ The model is a file written by TrainImagesClassifier (or TrainClassifierFromDeep
 .json sidecar; a changed file, another format version, or a file naming types eotensor does not trust is
 refused before anything in it runs. Features are normalised with -imstat, or else with the statistics the
 model was trained with (recorded in its sidecar). Pixels where -mask is 0, and pixels with a NaN or infinite
-feature, get -nodatalabel (confidence 0).
+feature, get -nodatalabel (confidence 0). The mask must be on the image's grid: same size (as OTB checks), and
+same CRS and transform (eotensor checks these too: it never resamples).
 The confidence is the probability of the predicted label (the largest one but for sgd's modified_huber; libsvm
 needs -classifier.libsvm.prob on at training); the labels are the same with or without -confmap.
 Tiles come from -ram (default: OTB_MAX_RAM_HINT or 256 MB) and never change a result."""

@@ -46,9 +46,8 @@ class Classification(LazyRaster):
             raise ParameterError(f'confmap: the {model.kind} classifier of "{model_path}" gives no class '
                                  "probabilities; train it with probabilities (libsvm: -classifier.libsvm.prob on; sgd: "
                                  "-classifier.sgd.loss log_loss) or leave -confmap out")
-        if mask is not None and (mask.grid.width, mask.grid.height) != (features.grid.width, features.grid.height):
-            raise InputFileError(f"mask: {mask.grid.width}x{mask.grid.height} pixels but {param} has "
-                                 f"{features.grid.width}x{features.grid.height}; expected the same grid")
+        if mask is not None:
+            check_mask_grid(mask, features.grid, param)
         self.features = features
         self.model = model
         self.model_path = os.fspath(model_path)
@@ -108,6 +107,28 @@ class Classification(LazyRaster):
         if self.confidence:
             out[1, keep] = confidence
         return out.reshape(self.count, window.height, window.width)
+
+
+def check_mask_grid(mask: LazyRaster, grid: Grid, param: str = "in") -> None:
+    """A one-line error naming ``mask``, its file and what differs when ``mask`` is not on ``grid`` (``param``'s):
+    size, then CRS, then transform (pixel size or origin, to a thousandth of a pixel). OTB checks the size
+    only, and a mask shifted by a few pixels would silently mask the wrong pixels; eotensor never resamples."""
+    from eotensor.geometry.fields import crs_name
+
+    own = mask.grid
+    name = f'"{mask.files[0]}"' if mask.files else "the mask"
+    if (own.width, own.height) != (grid.width, grid.height):
+        raise InputFileError(f"mask: {name} is {own.width}x{own.height} pixels but {param} is "
+                             f"{grid.width}x{grid.height}; expected a mask on the same grid")
+    if own.crs and grid.crs and own.crs != grid.crs:
+        raise InputFileError(f"mask: {name} is in {crs_name(own.crs)} but {param} in {crs_name(grid.crs)}; expected "
+                             "a mask on the same grid (eotensor does not resample: gdalwarp it first)")
+    a, b = own.transform, grid.transform
+    tolerance = 1e-3 * min(abs(b.a), abs(b.e))
+    if not all(abs(u - v) <= tolerance for u, v in zip(tuple(a)[:6], tuple(b)[:6])):
+        what = "pixel size" if (abs(a.a - b.a) > tolerance or abs(a.e - b.e) > tolerance) else "origin"
+        raise InputFileError(f"mask: {name} has another {what} than {param} (transform {tuple(a)[:6]} against "
+                             f"{tuple(b)[:6]}); expected a mask on the same grid (eotensor does not resample)")
 
 
 def open_mask(path: Any) -> LazyRaster | None:
