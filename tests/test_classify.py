@@ -176,6 +176,70 @@ def test_train_and_classify_raw_bands(raw_scene, tmp_path):
     assert (labels[:, ~masked] == truth[:, ~masked]).mean() > 0.8
 
 
+def test_probability_map_is_otbs_in_the_same_pass(raw_scene, tmp_path, capsys):
+    """-probamap: one band per class (ascending), p x 1000 truncated to uint16 (OTB's scale and writer), 0 where
+    masked; -nbclasses pads with zero bands or keeps the smallest classes; labels, confidence and probabilities
+    come from one computation of each tile; tiles never change them."""
+    import eotensor as eot
+    from eotensor.apps.image_classifier import ImageClassifier
+    from eotensor.apps.train_images_classifier import TrainImagesClassifier
+    from eotensor.classify import load_classifier
+    from eotensor.engine.tiling import TileShape
+    from eotensor.lazy import ArrayRaster
+
+    TrainImagesClassifier(io_il=raw_scene / "im.tif", io_vd=raw_scene / "train.gpkg", sample_vfn="cls",
+                          classifier="rf", classifier_rf_nbtrees=20, sample_bm=0, sample_mt=200, sample_mv=50,
+                          io_out=tmp_path / "m.skops")
+    image = rasterio.open(raw_scene / "im.tif").read()
+    mask = np.ones((1, *image.shape[1:]), np.uint8)
+    mask[0, 10:20, 30:140] = 0
+    write_raster(tmp_path / "mask.tif", mask)
+
+    class Counted(ArrayRaster):
+        def compute(self, window):
+            computed.append(window.size)
+            return super().compute(window)
+
+        def tile_shape(self, block=None):
+            return TileShape(21, 150)  # several tiles, the memory budget left at its default
+
+    computed = []
+    features = Counted(np.moveaxis(image, 0, -1), grid=eot.open(raw_scene / "im.tif").grid)
+    ImageClassifier(in_=features, model=tmp_path / "m.skops", mask=tmp_path / "mask.tif", nodatalabel=7,
+                    out=tmp_path / "map.tif", confmap=tmp_path / "conf.tif", probamap=tmp_path / "p.tif")
+    assert sum(computed) == image.shape[1] * image.shape[2] and len(computed) > 1  # each pixel once, in tiles
+    with rasterio.open(tmp_path / "p.tif") as ds:
+        assert ds.count == 3 and ds.dtypes[0] == "uint16"
+        probamap = ds.read()
+    labels, confidence = rasterio.open(tmp_path / "map.tif").read(1), rasterio.open(tmp_path / "conf.tif").read(1)
+    model = load_classifier(tmp_path / "m.skops")
+    pixels = image.reshape(3, -1).T
+    expected = model.estimator.predict_proba(pixels).T.reshape(3, *image.shape[1:])
+    kept = mask[0] == 1
+    assert np.array_equal(probamap[:, kept], np.trunc(expected[:, kept] * 1000).astype(np.uint16))
+    assert (probamap[:, ~kept] == 0).all() and (labels[~kept] == 7).all() and (confidence[~kept] == 0).all()
+    assert np.array_equal(labels[kept], model.estimator.predict(pixels).reshape(labels.shape)[kept])
+    assert np.array_equal(confidence[kept], expected.max(axis=0)[kept])
+    assert np.abs(probamap[:, kept].astype(int).sum(axis=0) - 1000).max() <= 3  # per mille, truncated
+
+    ImageClassifier(in_=raw_scene / "im.tif", model=tmp_path / "m.skops", out=tmp_path / "m5.tif",
+                    probamap=(tmp_path / "p5.tif", "float"), nbclasses=5, ram=0.02)
+    padded = rasterio.open(tmp_path / "p5.tif").read()
+    assert padded.shape[0] == 5 and padded.dtype == np.float32 and (padded[3:] == 0).all()
+    assert np.array_equal(padded[:3], (expected * 1000).astype(np.float32))
+    capsys.readouterr()
+    ImageClassifier(in_=raw_scene / "im.tif", model=tmp_path / "m.skops", out=tmp_path / "m2.tif",
+                    probamap=tmp_path / "p2.tif", nbclasses=2)
+    assert "nbclasses: 2 but the model has 3 classes; the probability map holds the 2 smallest (1, 2)" \
+        in capsys.readouterr().err
+    assert np.array_equal(rasterio.open(tmp_path / "p2.tif").read(), np.trunc(expected[:2] * 1000).astype(np.uint16))
+    with pytest.raises(ParameterError, match="probamap: the bayes classifier|probamap: the sgd classifier"):
+        TrainImagesClassifier(io_il=raw_scene / "im.tif", io_vd=raw_scene / "train.gpkg", sample_vfn="cls",
+                              classifier="sgd", classifier_sgd_loss="hinge", io_out=tmp_path / "h.skops")
+        ImageClassifier(in_=raw_scene / "im.tif", model=tmp_path / "h.skops", out=tmp_path / "h.tif",
+                        probamap=tmp_path / "hp.tif")
+
+
 def test_points_validate_and_images_pair_with_vectors(raw_scene, tmp_path):
     """Validation from points in another CRS (each point's pixel; bm 1: as many per class as the smallest class
     has); two images, each with its vectors; a mismatched count is an error."""

@@ -213,18 +213,40 @@ class ClassifierModel:
                 normalisation: Normalisation | None = None) -> tuple[np.ndarray, np.ndarray | None]:
         """Labels (n,) int64 of ``features`` (n, f) — the estimator's ``predict``, with or without a confidence —
         and, if asked, the confidence: the probability of that label. ``normalisation`` overrides the model's own."""
+        if confidence:
+            # the labels are predict()'s whatever -confmap (modified_huber's argmax of probabilities can differ from
+            # its decision); the confidence is the probability of that label
+            labels, probabilities = self.predict_probabilities(features, normalisation)
+            column = np.searchsorted(self.classes, labels)
+            return labels, probabilities[np.arange(len(labels)), column]
         norm = normalisation if normalisation is not None else self.normalisation
         x = norm.apply(features) if norm is not None else features.astype(np.float32, copy=False)
         if not len(x):
-            return np.zeros(0, np.int64), (np.zeros(0) if confidence else None)
-        labels = np.asarray(self.estimator.predict(x), np.int64)
-        if not confidence:
-            return labels, None
-        # the labels are predict()'s whatever -confmap (modified_huber's argmax of probabilities can differ from
-        # its decision); the confidence is the probability of that label
-        probabilities = self.estimator.predict_proba(x)
-        column = np.searchsorted(np.asarray(self.estimator.classes_), labels)
-        return labels, probabilities[np.arange(len(labels)), column]
+            return np.zeros(0, np.int64), None
+        return np.asarray(self.estimator.predict(x), np.int64), None
+
+    def predict_probabilities(self, features: np.ndarray,
+                              normalisation: Normalisation | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Labels (n,) int64 of ``features`` (n, f) — the estimator's ``predict``, exactly — and the class
+        probabilities (n, classes) float64, columns in :attr:`classes` order (ascending). A forest's ``predict``
+        is the argmax of its probabilities, so for one they are computed once."""
+        norm = normalisation if normalisation is not None else self.normalisation
+        x = norm.apply(features) if norm is not None else features.astype(np.float32, copy=False)
+        if not len(x):
+            return np.zeros(0, np.int64), np.zeros((0, len(self.classes)))
+        probabilities = np.asarray(self.estimator.predict_proba(x), np.float64)
+        if self.argmax_labels:
+            labels = self.classes[np.argmax(probabilities, axis=1)]
+        else:
+            labels = np.asarray(self.estimator.predict(x), np.int64)
+        return labels, probabilities
+
+    @property
+    def argmax_labels(self) -> bool:
+        """Whether ``predict`` is the argmax of ``predict_proba`` by construction (scikit-learn's forests)."""
+        from sklearn.ensemble import ExtraTreesClassifier, RandomForestClassifier
+
+        return type(self.estimator) in (RandomForestClassifier, ExtraTreesClassifier)
 
     def sidecar(self, digest: str) -> dict[str, Any]:
         """The JSON sidecar's content for a model file of SHA-256 ``digest``."""

@@ -3,9 +3,12 @@
 :class:`Classification` is a :class:`~eotensor.lazy.LazyRaster` over any features result — opened files, or a
 served model's output (deep features, never written to a file) — so it streams through the pipelined executor,
 writes atomically, chains into other apps, and gives the same pixels whatever the tiling: a pixel's class depends
-only on that pixel's features. Band 1 is the label; with ``confidence``, band 2 is the probability of that
-label. Pixels where ``mask`` is 0, and pixels with a non-finite feature (NaN, ±inf: no class can be
-predicted from them), get ``nodata_label`` (confidence 0) and are not predicted.
+only on that pixel's features. Band 1 is the label; with ``confidence``, the next band is the probability of
+that label; with ``probabilities`` (OTB's ``-probamap`` with ``-nbclasses``), that many bands follow, band k
+the probability of the k-th smallest class in per mille (OTB's scale: ``p x 1000``, written truncated to the
+pixel type, uint16 by default), bands beyond the model's classes 0. Pixels where ``mask`` is 0, and pixels with
+a non-finite feature (NaN, ±inf: no class can be predicted from them), get ``nodata_label`` (confidence and
+probabilities 0) and are not predicted. Labels, confidence and probabilities come from one prediction.
 """
 
 from __future__ import annotations
@@ -34,7 +37,7 @@ class Classification(LazyRaster):
 
     def __init__(self, features: LazyRaster, model: ClassifierModel, model_path: str = "",
                  normalisation: Normalisation | None = None, mask: LazyRaster | None = None, nodata_label: int = 0,
-                 confidence: bool = False, param: str = "in") -> None:
+                 confidence: bool = False, param: str = "in", probabilities: int = 0) -> None:
         super().__init__(features.workers, features.ram_mb, features.scheduler)
         if model.features != features.count:
             raise ParameterError(f'model: "{model_path}" was trained on {model.features} feature(s) but {param} has '
@@ -46,6 +49,10 @@ class Classification(LazyRaster):
             raise ParameterError(f'confmap: the {model.kind} classifier of "{model_path}" gives no class '
                                  "probabilities; train it with probabilities (libsvm: -classifier.libsvm.prob on; sgd: "
                                  "-classifier.sgd.loss log_loss) or leave -confmap out")
+        if probabilities and not model.has_probabilities:
+            raise ParameterError(f'probamap: the {model.kind} classifier of "{model_path}" gives no class '
+                                 "probabilities; train it with probabilities (libsvm: -classifier.libsvm.prob on; sgd: "
+                                 "-classifier.sgd.loss log_loss) or leave -probamap out")
         if mask is not None:
             check_mask_grid(mask, features.grid, param)
         self.features = features
@@ -55,6 +62,7 @@ class Classification(LazyRaster):
         self.mask = mask
         self.nodata_label = int(nodata_label)
         self.confidence = bool(confidence)
+        self.probabilities = int(probabilities)
         self.param = param
 
     @property
@@ -63,14 +71,14 @@ class Classification(LazyRaster):
 
     @property
     def count(self) -> int:
-        return 2 if self.confidence else 1
+        return 1 + self.confidence + self.probabilities
 
     @property
     def token(self) -> str:
         stamp = os.stat(self.model_path).st_mtime_ns if os.path.isfile(self.model_path) else 0
         norm = None if self.normalisation is None else self.normalisation.to_dict()
         return repr(("classify", self.model_path, stamp, norm, self.nodata_label, self.confidence,
-                     self.features.token, None if self.mask is None else self.mask.token))
+                     self.probabilities, self.features.token, None if self.mask is None else self.mask.token))
 
     @property
     def files(self) -> list[str]:
@@ -94,18 +102,26 @@ class Classification(LazyRaster):
         pixels = values.reshape(values.shape[0], -1).T
         keep = np.ones(len(pixels), dtype=bool)
         if self.mask is not None:
-            keep = self.mask.tiles.read(window)[0].ravel() != 0
+            keep = self.mask.tiles.read(window)[0].ravel() >= 1  # OTB: the mask as uint8, > 0
         keep &= np.isfinite(pixels).all(axis=1)
         try:
-            labels, confidence = self.model.predict(pixels[keep], self.confidence, self.normalisation)
+            if self.confidence or self.probabilities:
+                labels, probabilities = self.model.predict_probabilities(pixels[keep], self.normalisation)
+            else:
+                labels, probabilities = self.model.predict(pixels[keep], False, self.normalisation)[0], None
         except ValueError as error:  # e.g. a value beyond float32 once normalised
             raise ParameterError(f"{self.param}: cannot classify the pixels of window {window} "
                                  f"({str(error).strip().splitlines()[0]})") from None
         out = np.zeros((self.count, len(pixels)), dtype=np.float64)
         out[0] = self.nodata_label
         out[0, keep] = labels
-        if self.confidence:
-            out[1, keep] = confidence
+        if probabilities is not None:
+            if self.confidence:
+                column = np.searchsorted(self.model.classes, labels)
+                out[1, keep] = probabilities[np.arange(len(labels)), column]
+            first = 1 + self.confidence
+            shown = min(self.probabilities, probabilities.shape[1])
+            out[first:first + shown, keep] = probabilities[:, :shown].T * 1000
         return out.reshape(self.count, window.height, window.width)
 
 
