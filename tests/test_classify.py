@@ -135,6 +135,19 @@ def test_sample_sizes_are_otbs():
     assert train == {1: 50, 2: 50, 3: 50} and valid == {1: 30, 2: 50, 3: 50}
 
 
+def test_sample_memory_is_checked_before_reading():
+    """The samples' memory (values and a fit's float64 copy) is estimated before any pixel is read; more than is
+    available is one line naming sample.mt with the numbers."""
+    from eotensor.classify.samples import available_memory, check_sample_memory
+
+    assert check_sample_memory(1000, 16, available=10**9) == 1000 * 16 * 4 * 3
+    with pytest.raises(ParameterError, match=r"sample\.mt: 50000000 samples of 16 feature\(s\) need about 8\.9 GiB "
+                                             r"to read and fit .* but 4\.0 GiB of memory are available; expected a "
+                                             r"lower per-class maximum"):
+        check_sample_memory(50_000_000, 16, available=4 * 2**30)
+    assert available_memory() is None or available_memory() > 2**20
+
+
 def test_train_and_classify_raw_bands(raw_scene, tmp_path):
     """TrainImagesClassifier + ImageClassifier from Python: the CSV totals are the validation samples, tiles
     never change the map, the confidence is a probability, a mask gives nodatalabel."""

@@ -19,6 +19,7 @@ from eotensor.classify.samples import (
     Candidates,
     SampleSet,
     check_classes,
+    check_sample_memory,
     concat,
     gather,
     sample_sizes,
@@ -92,18 +93,14 @@ def train_classifier(rasters: Sequence[Any], vectors: Sequence[str], sample: Sam
         check_classes(checking.per_class, keys["valid"], valid_vectors)
         train_sizes, valid_sizes = sample_sizes(available, sample.mt, sample.mv, sample.bm, sample.vtr,
                                                 checking.per_class)
-        train = concat(gather(rasters, candidates.draw(train_sizes, rng), sorted(train_sizes)), bands)
         assert valid_sizes is not None
+        check_sample_memory(sum(train_sizes.values()) + sum(valid_sizes.values()), bands)
+        train = concat(gather(rasters, candidates.draw(train_sizes, rng), sorted(train_sizes)), bands)
         valid = concat(gather(rasters, checking.draw(valid_sizes, rng), sorted(valid_sizes)), bands)
     else:
         totals, _ = sample_sizes(available, sample.mt, sample.mv, sample.bm, sample.vtr)
-        per_class = gather(rasters, candidates.draw(totals, rng), sorted(totals))
-        train_parts, valid_parts = [], []
-        for part in per_class:
-            n_train, _ = split_samples(len(part), sample.vtr)
-            train_parts.append(SampleSet(part.features[:n_train], part.labels[:n_train]))
-            valid_parts.append(SampleSet(part.features[n_train:], part.labels[n_train:]))
-        train, valid = concat(train_parts, bands), concat(valid_parts, bands)
+        check_sample_memory(sum(totals.values()), bands)
+        train, valid = _split(gather(rasters, candidates.draw(totals, rng), sorted(totals)), sample.vtr, bands)
     finite = np.isfinite(train.features).all(axis=1)
     emptied = sorted(set(train.per_class) - set(np.unique(train.labels[finite]).tolist()))
     if emptied:
@@ -121,6 +118,17 @@ def train_classifier(rasters: Sequence[Any], vectors: Sequence[str], sample: Sam
     measured = train if on_training else valid
     produced, _ = model.predict(measured.features)
     return TrainingResult(model, train, valid, confusion_matrix(measured.labels, produced), on_training)
+
+
+def _split(per_class: list[SampleSet], vtr: float, bands: int) -> tuple[SampleSet, SampleSet]:
+    """Each class's drawn samples cut into training and validation (:func:`split_samples`), as two sets; the
+    drawn values are let go on return (the sets are copies), so they are held twice only while cut."""
+    train_parts, valid_parts = [], []
+    for part in per_class:
+        n_train, _ = split_samples(len(part), vtr)
+        train_parts.append(SampleSet(part.features[:n_train], part.labels[:n_train]))
+        valid_parts.append(SampleSet(part.features[n_train:], part.labels[n_train:]))
+    return concat(train_parts, bands), concat(valid_parts, bands)
 
 
 def finite_samples(samples: SampleSet, name: str, param: str) -> SampleSet:
