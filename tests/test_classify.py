@@ -699,7 +699,30 @@ def test_labels_do_not_depend_on_the_confidence_map(every_model):
         labels, confidence = model.predict(far, confidence=True)
         np.testing.assert_array_equal(labels, plain, err_msg=str(key))
         assert confidence.shape == labels.shape and np.all((confidence >= 0) & (confidence <= 1)), key
+        same, probabilities = model.predict_probabilities(far)  # -probamap's; a forest's labels are its argmax
+        np.testing.assert_array_equal(same, plain, err_msg=str(key))
+        np.testing.assert_allclose(probabilities, model.estimator.predict_proba(far), err_msg=str(key))
     assert kinds >= 9
+
+
+def test_wide_scenes_are_cut_across_and_match_one_prediction(every_model):
+    """A strip of one block row wider than twice the tile budget is cut into whole column blocks; the map equals
+    one prediction of the whole array (labels and probabilities)."""
+    from eotensor.classify import Classification
+    from eotensor.engine.tiling import TileShape
+    from eotensor.lazy import ArrayRaster
+
+    _, loaded = every_model
+    model = loaded[("rf", repr({}))][1]
+    array = np.random.default_rng(3).normal(2, 2, (300, 4100, 4)).astype(np.float32)
+    features = ArrayRaster(array)
+    whole = Classification(features, model, probabilities=3)
+    assert whole.tile_shape() == TileShape(256, 1024)
+    got = whole.read()
+    labels, probabilities = model.predict_probabilities(array.reshape(-1, 4))
+    assert np.array_equal(got[0].ravel(), labels)
+    assert np.array_equal(labels, model.predict(array.reshape(-1, 4))[0])
+    assert np.array_equal(got[1:].reshape(3, -1), (probabilities.T * 1000).astype(got.dtype))
 
 
 def test_refused_values_and_non_finite_features_are_one_line_errors(tmp_path, capsys):

@@ -90,25 +90,32 @@ class Classification(LazyRaster):
         return [self.features, *([self.mask] if self.mask is not None else [])]
 
     def tile_shape(self, block: tuple[int, int] = (DEFAULT_BLOCK_SIZE, DEFAULT_BLOCK_SIZE)) -> TileShape:
-        """The features' tiles (a served model's own), cut into bands of whole output blocks of about
-        :data:`TILE_PIXELS` pixels: predicting costs far more per pixel than reading, so smaller tiles keep every
-        worker busy; the features' tiles are computed once (their tile cache) whatever the cut."""
+        """The features' tiles (a served model's own), cut into whole output blocks, about :data:`TILE_PIXELS`
+        pixels each: bands of whole rows, and a band of one block row still over twice that cut across too (a
+        wide scene's strips). Predicting costs far more per pixel than reading, so smaller tiles keep every
+        worker busy and bound the memory a prediction holds (the estimator's arrays scale with its batch); the
+        features' tiles are computed once (their tile cache) whatever the cut."""
         tile = self.features.tile_shape(block)
-        rows = max(block[0], TILE_PIXELS // max(1, tile.cols) // block[0] * block[0])
-        return TileShape(min(tile.rows, rows), tile.cols)
+        rows = min(tile.rows, max(block[0], TILE_PIXELS // max(1, tile.cols) // block[0] * block[0]))
+        cols = tile.cols
+        if rows * cols > 2 * TILE_PIXELS:
+            cols = min(cols, max(block[1], TILE_PIXELS // rows // block[1] * block[1]))
+        return TileShape(rows, cols)
 
     def compute(self, window: Window) -> np.ndarray:
         values = self.features.tiles.read(window)
         pixels = values.reshape(values.shape[0], -1).T
-        keep = np.ones(len(pixels), dtype=bool)
+        keep = np.isfinite(pixels).all(axis=1)
         if self.mask is not None:
-            keep = self.mask.tiles.read(window)[0].ravel() >= 1  # OTB: the mask as uint8, > 0
-        keep &= np.isfinite(pixels).all(axis=1)
+            keep &= self.mask.tiles.read(window)[0].ravel() >= 1  # OTB: the mask as uint8, > 0
+        # (pixels, features) in C order: the one copy the estimator needs (scikit-learn's trees copy an F-ordered
+        # array again); every pixel kept (the usual case) needs no selection
+        chosen = np.ascontiguousarray(pixels) if keep.all() else pixels[keep]
         try:
             if self.confidence or self.probabilities:
-                labels, probabilities = self.model.predict_probabilities(pixels[keep], self.normalisation)
+                labels, probabilities = self.model.predict_probabilities(chosen, self.normalisation)
             else:
-                labels, probabilities = self.model.predict(pixels[keep], False, self.normalisation)[0], None
+                labels, probabilities = self.model.predict(chosen, False, self.normalisation)[0], None
         except ValueError as error:  # e.g. a value beyond float32 once normalised
             raise ParameterError(f"{self.param}: cannot classify the pixels of window {window} "
                                  f"({str(error).strip().splitlines()[0]})") from None
