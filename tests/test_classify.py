@@ -502,7 +502,7 @@ def test_model_files_refuse_tampering_and_untrusted_types(raw_scene, tmp_path):
 
 def test_cli_and_import_costs(raw_scene, tmp_path, capsys):
     """The apps run from the command line with OTB's keys and print OTB's measures; a bad model file is one line
-    on stderr; importing eotensor imports neither scikit-learn nor skops."""
+    on stderr; importing eotensor imports neither scikit-learn nor skops, loading a model not PyTorch."""
     from eotensor.apps.cli import main
 
     code = "import sys, eotensor; eotensor.TrainImagesClassifier; print('sklearn' in sys.modules, 'skops' in " \
@@ -517,6 +517,14 @@ def test_cli_and_import_costs(raw_scene, tmp_path, capsys):
     assert main(["ImageClassifier", "-in", str(raw_scene / "im.tif"), "-model", str(tmp_path / "b.skops"),
                  "-out", str(tmp_path / "b.tif"), "uint16"]) == 0
     assert rasterio.open(tmp_path / "b.tif").dtypes[0] == "uint16"
+    # loading a model imports skops without the array-API shims that would import PyTorch (~1 s, ~250 MB);
+    # they stay importable after
+    code = ("import sys; from eotensor.classify import load_classifier; load_classifier(sys.argv[1]); "
+            "print('torch' in sys.modules); import sklearn.externals.array_api_compat.torch; "
+            "print('torch' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", code, str(tmp_path / "b.skops")], capture_output=True, text=True,
+                          env=env)
+    assert done.stdout.split() == ["False", "True"], done.stderr[-2000:]
     done = subprocess.run([sys.executable, "-m", "eotensor", "ImageClassifier", "-in", raw_scene / "im.tif",
                            "-model", raw_scene / "im.tif", "-out", tmp_path / "c.tif"],
                           capture_output=True, text=True, env=env)

@@ -28,8 +28,10 @@ together when complete.
 from __future__ import annotations
 
 import hashlib
+import importlib.abc
 import json
 import os
+import sys
 import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -71,8 +73,39 @@ def sklearn() -> Any:
     return module
 
 
+SKIPPED_AT_SKOPS_IMPORT = ("sklearn.externals.array_api_compat.torch", "sklearn.externals.array_api_compat.dask")
+"""scikit-learn's array-API shims for PyTorch and Dask arrays, which import PyTorch (~1 s, ~250 MB) and Dask."""
+
+
+class _SkipShims(importlib.abc.MetaPathFinder):
+    """Refuses the modules of :data:`SKIPPED_AT_SKOPS_IMPORT` (ImportError) while ``skops.io`` is first imported.
+
+    skops builds its default trusted list from ``sklearn.utils.all_estimators()``, which walks every scikit-learn
+    package with ``pkgutil.walk_packages``; the walk imports each package to look inside it, the shims too,
+    though ``all_estimators`` then ignores everything under ``sklearn.externals``. The walk skips a package whose
+    import fails, so refusing the shims changes no estimator and no trusted type; they stay importable after
+    (a failed import is not cached), for the day scikit-learn is handed a PyTorch or Dask array."""
+
+    def find_spec(self, name: str, path: Any, target: Any = None) -> None:
+        if any(name == shim or name.startswith(shim + ".") for shim in SKIPPED_AT_SKOPS_IMPORT):
+            raise ImportError(f"{name} is not imported while skops.io is (eotensor.classify.models)")
+        return None
+
+
 def skops_io() -> Any:
-    """``skops.io`` (imported when a model file is written or read: it takes seconds), or a one-line error."""
+    """``skops.io`` (imported when a model file is written or read), or a one-line error. Its first import walks
+    every scikit-learn module (a second or so); the array-API shims it would import on the way, PyTorch's and
+    Dask's, are skipped (:class:`_SkipShims`); should a scikit-learn release need them there, the import is
+    simply tried again without skipping."""
+    if "skops.io" not in sys.modules:
+        finder = _SkipShims()
+        sys.meta_path.insert(0, finder)
+        try:
+            import skops.io  # noqa: F401
+        except ImportError:
+            pass  # skops missing (reported below), or a shim needed after all: import plainly below
+        finally:
+            sys.meta_path.remove(finder)
     try:
         import skops.io as module
     except ImportError:
