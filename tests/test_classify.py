@@ -246,6 +246,12 @@ def test_probability_map_is_otbs_in_the_same_pass(raw_scene, tmp_path, capsys):
     assert "nbclasses: 2 but the model has 3 classes; the probability map holds the 2 smallest (1, 2)" \
         in capsys.readouterr().err
     assert np.array_equal(rasterio.open(tmp_path / "p2.tif").read(), np.trunc(expected[:2] * 1000).astype(np.uint16))
+    # a mask is read as OTB reads it (uint8: -1 and 0.5 become 0): only values of 1 and more are classified
+    odd = np.where(np.arange(150) % 3 == 0, -1.0, np.where(np.arange(150) % 3 == 1, 0.5, 2.0))
+    write_raster(tmp_path / "odd.tif", np.broadcast_to(odd, (1, 160, 150)).astype(np.float32))
+    odd_map = ImageClassifier(in_=raw_scene / "im.tif", model=tmp_path / "m.skops", mask=tmp_path / "odd.tif",
+                              nodatalabel=7).read()[0]
+    assert (odd_map[:, odd < 1] == 7).all() and (odd_map[:, odd >= 1] != 7).all()
     with pytest.raises(ParameterError, match="probamap: the bayes classifier|probamap: the sgd classifier"):
         TrainImagesClassifier(io_il=raw_scene / "im.tif", io_vd=raw_scene / "train.gpkg", sample_vfn="cls",
                               classifier="sgd", classifier_sgd_loss="hinge", io_out=tmp_path / "h.skops")

@@ -3,12 +3,13 @@
 :class:`Classification` is a :class:`~eotensor.lazy.LazyRaster` over any features result — opened files, or a
 served model's output (deep features, never written to a file) — so it streams through the pipelined executor,
 writes atomically, chains into other apps, and gives the same pixels whatever the tiling: a pixel's class depends
-only on that pixel's features. Band 1 is the label; with ``confidence``, the next band is the probability of
-that label; with ``probabilities`` (OTB's ``-probamap`` with ``-nbclasses``), that many bands follow, band k
-the probability of the k-th smallest class in per mille (OTB's scale: ``p x 1000``, written truncated to the
-pixel type, uint16 by default), bands beyond the model's classes 0. Pixels where ``mask`` is 0, and pixels with
-a non-finite feature (NaN, ±inf: no class can be predicted from them), get ``nodata_label`` (confidence and
-probabilities 0) and are not predicted. Labels, confidence and probabilities come from one prediction.
+only on that pixel's features. Band 1 is the label; with ``confidence``, the next band is the probability of that
+label; with ``probabilities`` (OTB's ``-probamap`` with ``-nbclasses``), that many bands follow, band k the
+probability of the k-th smallest class in per mille (OTB's scale: ``p x 1000``, written truncated to the pixel
+type, uint16 by default), bands beyond the model's classes 0. Pixels where ``mask`` is below 1 (OTB reads masks as
+uint8 and classifies where > 0), and pixels with a non-finite feature (NaN, ±inf: no class can be predicted from
+them), get ``nodata_label`` (confidence and probabilities 0) and are not predicted. Labels, confidence and
+probabilities come from one prediction.
 """
 
 from __future__ import annotations
