@@ -306,7 +306,7 @@ def _lines():
 def test_lines_give_the_pixels_they_touch(raw_scene, tmp_path):
     """Lines and multi-lines give samples: the pixels they touch, as many per class as OTB's
     PolygonClassStatistics counts (the peer when installed; else the OTB-exact counter), and a classifier
-    trains on them."""
+    trains on them with as many validation samples as OTB's TrainImagesClassifier draws from them."""
     from eotensor.apps.train_images_classifier import TrainImagesClassifier
     from eotensor.classify.samples import Candidates
     from eotensor.io.raster import RasterSource
@@ -329,10 +329,15 @@ def test_lines_give_the_pixels_they_touch(raw_scene, tmp_path):
         theirs = read_maps(tmp_path / "o.xml")["samplesPerClass"]
         assert {str(k): str(v) for k, v in candidates.per_class.items()} == theirs
     training = TrainImagesClassifier(io_il=image, io_vd=vectors, sample_vfn="cls", classifier="bayes", sample_vtr=0.4,
-                                     io_out=tmp_path / "m.skops")
+                                     io_out=tmp_path / "m.skops", io_confmatout=tmp_path / "cm.csv")
     smallest = min(candidates.per_class.values())
     assert sum(training.result.train.per_class.values()) + sum(training.result.valid.per_class.values()) \
         == 3 * smallest
+    if OTB:  # OTB's TrainImagesClassifier samples lines too: the same validation samples per class
+        _otb("TrainImagesClassifier", "-io.il", image, "-io.vd", vectors, "-sample.vfn", "cls", "-classifier", "bayes",
+             "-sample.vtr", "0.4", "-io.out", tmp_path / "otb.bayes", "-io.confmatout", tmp_path / "otb.csv")
+        assert _csv_matrix(tmp_path / "otb.csv").sum(axis=1).tolist() == \
+            _csv_matrix(tmp_path / "cm.csv").sum(axis=1).tolist() == [int(float(smallest) * float(np.float32(0.4)))] * 3
 
 
 def test_statistics_are_otbs_and_each_reads_the_others(raw_scene, tmp_path):
