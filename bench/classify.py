@@ -13,7 +13,9 @@ subprocess under ``/usr/bin/time -v`` (wall time, peak RSS):
 * ``train eotensor`` / ``train otb``: TrainImagesClassifier on the raw bands (same polygons, 100 trees, depth 5,
   min 10, all samples of the smallest class), then ``classify eotensor`` / ``classify otb``: ImageClassifier.
 
-Both deep maps must be identical. The machine may be shared: numbers are indicative.
+Both deep maps must be identical. Each run reports wall time, CPU time (user + system: what a shared machine's
+load inflates least) and the 1-minute load average when it ended. The machine may be shared: numbers are
+indicative, and only ratios from one run compare.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shutil
 import sys
 from pathlib import Path
@@ -140,9 +143,12 @@ def main() -> int:
 
     def run(label: str, cmd: list[str]) -> None:
         os.sync()
-        wall, rss, _ = measure(cmd, env)
-        results[label] = {"wall_s": round(wall, 2), "peak_rss_mb": round(rss)}
-        print(f"{label}: {wall:.2f} s, {rss:.0f} MB", flush=True)
+        wall, rss, err = measure(cmd, env)
+        cpu = sum(float(re.search(rf"{kind} time \(seconds\): (\S+)", err).group(1)) for kind in ("User", "System"))
+        load = os.getloadavg()[0]
+        results[label] = {"wall_s": round(wall, 2), "cpu_s": round(cpu, 2), "peak_rss_mb": round(rss),
+                          "load_1min": round(load, 1)}
+        print(f"{label}: {wall:.2f} s wall, {cpu:.2f} s CPU, {rss:.0f} MB (load {load:.1f})", flush=True)
 
     run("deep streamed", [*py, STREAMED, paths["image"], paths["model"], forest, str(work / "streamed.tif")])
     run("deep naive", [*py, NAIVE, paths["image"], paths["model"], forest, str(work / "naive.tif"),

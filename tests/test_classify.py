@@ -135,6 +135,19 @@ def test_sample_sizes_are_otbs():
     assert train == {1: 50, 2: 50, 3: 50} and valid == {1: 30, 2: 50, 3: 50}
 
 
+def test_sample_memory_is_checked_before_reading():
+    """The samples' memory (values and a fit's float64 copy) is estimated before any pixel is read; more than is
+    available is one line naming sample.mt with the numbers."""
+    from eotensor.classify.samples import available_memory, check_sample_memory
+
+    assert check_sample_memory(1000, 16, available=10**9) == 1000 * 16 * 4 * 3
+    with pytest.raises(ParameterError, match=r"sample\.mt: 50000000 samples of 16 feature\(s\) need about 8\.9 GiB "
+                                             r"to read and fit .* but 4\.0 GiB of memory are available; expected a "
+                                             r"lower per-class maximum"):
+        check_sample_memory(50_000_000, 16, available=4 * 2**30)
+    assert available_memory() is None or available_memory() > 2**20
+
+
 def test_train_and_classify_raw_bands(raw_scene, tmp_path):
     """TrainImagesClassifier + ImageClassifier from Python: the CSV totals are the validation samples, tiles
     never change the map, the confidence is a probability, a mask gives nodatalabel."""
@@ -176,6 +189,76 @@ def test_train_and_classify_raw_bands(raw_scene, tmp_path):
     assert (labels[:, ~masked] == truth[:, ~masked]).mean() > 0.8
 
 
+def test_probability_map_is_otbs_in_the_same_pass(raw_scene, tmp_path, capsys):
+    """-probamap: one band per class (ascending), p x 1000 truncated to uint16 (OTB's scale and writer), 0 where
+    masked; -nbclasses pads with zero bands or keeps the smallest classes; labels, confidence and probabilities
+    come from one computation of each tile; tiles never change them."""
+    import eotensor as eot
+    from eotensor.apps.image_classifier import ImageClassifier
+    from eotensor.apps.train_images_classifier import TrainImagesClassifier
+    from eotensor.classify import load_classifier
+    from eotensor.engine.tiling import TileShape
+    from eotensor.lazy import ArrayRaster
+
+    TrainImagesClassifier(io_il=raw_scene / "im.tif", io_vd=raw_scene / "train.gpkg", sample_vfn="cls",
+                          classifier="rf", classifier_rf_nbtrees=20, sample_bm=0, sample_mt=200, sample_mv=50,
+                          io_out=tmp_path / "m.skops")
+    image = rasterio.open(raw_scene / "im.tif").read()
+    mask = np.ones((1, *image.shape[1:]), np.uint8)
+    mask[0, 10:20, 30:140] = 0
+    write_raster(tmp_path / "mask.tif", mask)
+
+    class Counted(ArrayRaster):
+        def compute(self, window):
+            computed.append(window.size)
+            return super().compute(window)
+
+        def tile_shape(self, block=None):
+            return TileShape(21, 150)  # several tiles, the memory budget left at its default
+
+    computed = []
+    features = Counted(np.moveaxis(image, 0, -1), grid=eot.open(raw_scene / "im.tif").grid)
+    ImageClassifier(in_=features, model=tmp_path / "m.skops", mask=tmp_path / "mask.tif", nodatalabel=7,
+                    out=tmp_path / "map.tif", confmap=tmp_path / "conf.tif", probamap=tmp_path / "p.tif")
+    assert sum(computed) == image.shape[1] * image.shape[2] and len(computed) > 1  # each pixel once, in tiles
+    with rasterio.open(tmp_path / "p.tif") as ds:
+        assert ds.count == 3 and ds.dtypes[0] == "uint16"
+        probamap = ds.read()
+    labels, confidence = rasterio.open(tmp_path / "map.tif").read(1), rasterio.open(tmp_path / "conf.tif").read(1)
+    model = load_classifier(tmp_path / "m.skops")
+    pixels = image.reshape(3, -1).T
+    expected = model.estimator.predict_proba(pixels).T.reshape(3, *image.shape[1:])
+    kept = mask[0] == 1
+    assert np.array_equal(probamap[:, kept], np.trunc(expected[:, kept] * 1000).astype(np.uint16))
+    assert (probamap[:, ~kept] == 0).all() and (labels[~kept] == 7).all() and (confidence[~kept] == 0).all()
+    assert np.array_equal(labels[kept], model.estimator.predict(pixels).reshape(labels.shape)[kept])
+    assert np.array_equal(confidence[kept], expected.max(axis=0)[kept])
+    assert np.abs(probamap[:, kept].astype(int).sum(axis=0) - 1000).max() <= 3  # per mille, truncated
+
+    ImageClassifier(in_=raw_scene / "im.tif", model=tmp_path / "m.skops", out=tmp_path / "m5.tif",
+                    probamap=(tmp_path / "p5.tif", "float"), nbclasses=5, ram=0.02)
+    padded = rasterio.open(tmp_path / "p5.tif").read()
+    assert padded.shape[0] == 5 and padded.dtype == np.float32 and (padded[3:] == 0).all()
+    assert np.array_equal(padded[:3], (expected * 1000).astype(np.float32))
+    capsys.readouterr()
+    ImageClassifier(in_=raw_scene / "im.tif", model=tmp_path / "m.skops", out=tmp_path / "m2.tif",
+                    probamap=tmp_path / "p2.tif", nbclasses=2)
+    assert "nbclasses: 2 but the model has 3 classes; the probability map holds the 2 smallest (1, 2)" \
+        in capsys.readouterr().err
+    assert np.array_equal(rasterio.open(tmp_path / "p2.tif").read(), np.trunc(expected[:2] * 1000).astype(np.uint16))
+    # a mask is read as OTB reads it (uint8: -1 and 0.5 become 0): only values of 1 and more are classified
+    odd = np.where(np.arange(150) % 3 == 0, -1.0, np.where(np.arange(150) % 3 == 1, 0.5, 2.0))
+    write_raster(tmp_path / "odd.tif", np.broadcast_to(odd, (1, 160, 150)).astype(np.float32))
+    odd_map = ImageClassifier(in_=raw_scene / "im.tif", model=tmp_path / "m.skops", mask=tmp_path / "odd.tif",
+                              nodatalabel=7).read()[0]
+    assert (odd_map[:, odd < 1] == 7).all() and (odd_map[:, odd >= 1] != 7).all()
+    with pytest.raises(ParameterError, match="probamap: the bayes classifier|probamap: the sgd classifier"):
+        TrainImagesClassifier(io_il=raw_scene / "im.tif", io_vd=raw_scene / "train.gpkg", sample_vfn="cls",
+                              classifier="sgd", classifier_sgd_loss="hinge", io_out=tmp_path / "h.skops")
+        ImageClassifier(in_=raw_scene / "im.tif", model=tmp_path / "h.skops", out=tmp_path / "h.tif",
+                        probamap=tmp_path / "hp.tif")
+
+
 def test_points_validate_and_images_pair_with_vectors(raw_scene, tmp_path):
     """Validation from points in another CRS (each point's pixel; bm 1: as many per class as the smallest class
     has); two images, each with its vectors; a mismatched count is an error."""
@@ -204,6 +287,57 @@ def test_points_validate_and_images_pair_with_vectors(raw_scene, tmp_path):
     with pytest.raises(ParameterError, match=r"io.vd: 3 vector file\(s\) for 2 image\(s\)"):
         TrainImagesClassifier(io_il=[image, image], io_vd=[vectors] * 3, sample_vfn="cls", classifier="bayes",
                               io_out=tmp_path / "n.skops")
+
+
+def _lines():
+    """A diagonal, a multi-line with a part off the image, a horizontal line on pixel edges, a closed line."""
+    import shapely
+
+    def xy(c, r):
+        return ORIGIN[0] + c * SPACING, ORIGIN[1] - r * SPACING
+
+    return ([shapely.LineString([xy(3.2, 4.1), xy(40.7, 90.3)]),
+             shapely.MultiLineString([[xy(60.5, 10.5), xy(90.1, 12.9), xy(95.3, 70.2)], [xy(140, 150), xy(170, 190)]]),
+             shapely.LineString([xy(110, 20), xy(140, 20)]),
+             shapely.LineString([xy(104.5, 100.5), xy(130.2, 101.7), xy(120.9, 140.4), xy(104.5, 100.5)])],
+            [1, 2, 3, 3])
+
+
+def test_lines_give_the_pixels_they_touch(raw_scene, tmp_path):
+    """Lines and multi-lines give samples: the pixels they touch, as many per class as OTB's
+    PolygonClassStatistics counts (the peer when installed; else the OTB-exact counter), and a classifier
+    trains on them with as many validation samples as OTB's TrainImagesClassifier draws from them."""
+    from eotensor.apps.train_images_classifier import TrainImagesClassifier
+    from eotensor.classify.samples import Candidates
+    from eotensor.io.raster import RasterSource
+    from eotensor.sampling.polygons import feature_counts
+
+    geometries, classes = _lines()
+    vectors = _vectors(tmp_path / "lines.gpkg", geometries, classes)
+    image = os.fspath(raw_scene / "im.tif")
+    grid = RasterSource([image]).grid
+    candidates = Candidates.from_vectors([vectors], [grid], "cls", "io.vd", ram_mb=0.05)
+    counts = feature_counts(np.asarray(geometries, dtype=object), grid)
+    assert candidates.per_class == {1: counts[0], 2: counts[1], 3: counts[2] + counts[3]}
+    assert min(candidates.per_class.values()) > 25
+    cells = set(zip(candidates.row.tolist(), candidates.start.tolist()))
+    assert (4, 3) in cells and (90, 40) in cells and np.all(candidates.stop - candidates.start == 1)
+    if shutil.which("otbcli_PolygonClassStatistics"):
+        from eotensor.io.otbxml import read_maps
+
+        _otb("PolygonClassStatistics", "-in", image, "-vec", vectors, "-field", "cls", "-out", tmp_path / "o.xml")
+        theirs = read_maps(tmp_path / "o.xml")["samplesPerClass"]
+        assert {str(k): str(v) for k, v in candidates.per_class.items()} == theirs
+    training = TrainImagesClassifier(io_il=image, io_vd=vectors, sample_vfn="cls", classifier="bayes", sample_vtr=0.4,
+                                     io_out=tmp_path / "m.skops", io_confmatout=tmp_path / "cm.csv")
+    smallest = min(candidates.per_class.values())
+    assert sum(training.result.train.per_class.values()) + sum(training.result.valid.per_class.values()) \
+        == 3 * smallest
+    if OTB:  # OTB's TrainImagesClassifier samples lines too: the same validation samples per class
+        _otb("TrainImagesClassifier", "-io.il", image, "-io.vd", vectors, "-sample.vfn", "cls", "-classifier", "bayes",
+             "-sample.vtr", "0.4", "-io.out", tmp_path / "otb.bayes", "-io.confmatout", tmp_path / "otb.csv")
+        assert _csv_matrix(tmp_path / "otb.csv").sum(axis=1).tolist() == \
+            _csv_matrix(tmp_path / "cm.csv").sum(axis=1).tolist() == [int(float(smallest) * float(np.float32(0.4)))] * 3
 
 
 def test_statistics_are_otbs_and_each_reads_the_others(raw_scene, tmp_path):
@@ -317,6 +451,18 @@ def test_bad_inputs_are_one_line_errors(raw_scene, tmp_path):
     TrainImagesClassifier(**base)  # a fast model for the checks below
     with pytest.raises(ParameterError, match=r'model: ".*m.skops" was trained on 3 feature\(s\) but in has 2 band'):
         ImageClassifier(in_=tmp_path / "two.tif", model=tmp_path / "m.skops")
+    ones = np.ones((1, 160, 150), np.uint8)
+    for name, kwargs, match in (
+            ("small", dict(data=ones[:, :100]), r'mask: ".*small.tif" is 150x100 pixels but in is 150x160'),
+            ("crs", dict(crs="EPSG:32630"), r'mask: ".*crs.tif" is in EPSG:32630 but in in EPSG:32631'),
+            ("shift", dict(origin=(ORIGIN[0] + 20, ORIGIN[1])), r'mask: ".*shift.tif" has another origin than in'),
+            ("spacing", dict(spacing=5.0), r'mask: ".*spacing.tif" has another pixel size than in')):
+        write_raster(tmp_path / f"{name}.tif", kwargs.pop("data", ones), **kwargs)
+        with pytest.raises(InputFileError, match=match):
+            ImageClassifier(in_=raw_scene / "im.tif", model=tmp_path / "m.skops", mask=tmp_path / f"{name}.tif",
+                            out=tmp_path / "l.tif")
+    write_raster(tmp_path / "same.tif", ones, origin=(ORIGIN[0] + 1e-6, ORIGIN[1]))  # rounding in a transform: same
+    ImageClassifier(in_=raw_scene / "im.tif", model=tmp_path / "m.skops", mask=tmp_path / "same.tif")
     with pytest.raises(ParameterError, match="confmap: the libsvm classifier .* gives no class probabilities"):
         TrainImagesClassifier(**{**base, "classifier": "libsvm", "io_out": tmp_path / "svm.skops"})
         ImageClassifier(in_=raw_scene / "im.tif", model=tmp_path / "svm.skops", out=tmp_path / "l.tif",
@@ -367,7 +513,7 @@ def test_model_files_refuse_tampering_and_untrusted_types(raw_scene, tmp_path):
 
 def test_cli_and_import_costs(raw_scene, tmp_path, capsys):
     """The apps run from the command line with OTB's keys and print OTB's measures; a bad model file is one line
-    on stderr; importing eotensor imports neither scikit-learn nor skops."""
+    on stderr; importing eotensor imports neither scikit-learn nor skops, loading a model not PyTorch."""
     from eotensor.apps.cli import main
 
     code = "import sys, eotensor; eotensor.TrainImagesClassifier; print('sklearn' in sys.modules, 'skops' in " \
@@ -382,6 +528,14 @@ def test_cli_and_import_costs(raw_scene, tmp_path, capsys):
     assert main(["ImageClassifier", "-in", str(raw_scene / "im.tif"), "-model", str(tmp_path / "b.skops"),
                  "-out", str(tmp_path / "b.tif"), "uint16"]) == 0
     assert rasterio.open(tmp_path / "b.tif").dtypes[0] == "uint16"
+    # loading a model imports skops without the array-API shims that would import PyTorch (~1 s, ~250 MB);
+    # they stay importable after
+    code = ("import sys; from eotensor.classify import load_classifier; load_classifier(sys.argv[1]); "
+            "print('torch' in sys.modules); import sklearn.externals.array_api_compat.torch; "
+            "print('torch' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", code, str(tmp_path / "b.skops")], capture_output=True, text=True,
+                          env=env)
+    assert done.stdout.split() == ["False", "True"], done.stderr[-2000:]
     done = subprocess.run([sys.executable, "-m", "eotensor", "ImageClassifier", "-in", raw_scene / "im.tif",
                            "-model", raw_scene / "im.tif", "-out", tmp_path / "c.tif"],
                           capture_output=True, text=True, env=env)
@@ -564,12 +718,36 @@ def test_labels_do_not_depend_on_the_confidence_map(every_model):
         labels, confidence = model.predict(far, confidence=True)
         np.testing.assert_array_equal(labels, plain, err_msg=str(key))
         assert confidence.shape == labels.shape and np.all((confidence >= 0) & (confidence <= 1)), key
+        same, probabilities = model.predict_probabilities(far)  # -probamap's; a forest's labels are its argmax
+        np.testing.assert_array_equal(same, plain, err_msg=str(key))
+        np.testing.assert_allclose(probabilities, model.estimator.predict_proba(far), err_msg=str(key))
     assert kinds >= 9
 
 
+def test_wide_scenes_are_cut_across_and_match_one_prediction(every_model):
+    """A strip of one block row wider than twice the tile budget is cut into whole column blocks; the map equals
+    one prediction of the whole array (labels and probabilities)."""
+    from eotensor.classify import Classification
+    from eotensor.engine.tiling import TileShape
+    from eotensor.lazy import ArrayRaster
+
+    _, loaded = every_model
+    model = loaded[("rf", repr({}))][1]
+    array = np.random.default_rng(3).normal(2, 2, (300, 4100, 4)).astype(np.float32)
+    features = ArrayRaster(array)
+    whole = Classification(features, model, probabilities=3)
+    assert whole.tile_shape() == TileShape(256, 1024)
+    got = whole.read()
+    labels, probabilities = model.predict_probabilities(array.reshape(-1, 4))
+    assert np.array_equal(got[0].ravel(), labels)
+    assert np.array_equal(labels, model.predict(array.reshape(-1, 4))[0])
+    assert np.array_equal(got[1:].reshape(3, -1), (probabilities.T * 1000).astype(got.dtype))
+
+
 def test_refused_values_and_non_finite_features_are_one_line_errors(tmp_path, capsys):
-    """Values scikit-learn (or the data) refuse end the CLI with one line naming the key; NaN features at
-    training name io.il; NaN or infinite pixels at prediction get nodatalabel."""
+    """Values scikit-learn (or the data) refuse end the CLI with one line naming the key; training samples with a
+    NaN feature are left out with a warning line (an error naming io.il when a class has none left); NaN or
+    infinite pixels at prediction get nodatalabel."""
     from eotensor.apps.cli import main
 
     rng = np.random.default_rng(2)
@@ -595,8 +773,21 @@ def test_refused_values_and_non_finite_features_are_one_line_errors(tmp_path, ca
     nan = image.copy()
     nan[1, ::2, :8] = np.nan
     write_raster(tmp_path / "nan.tif", nan)
+    # NaN under half of class 1's rows: those samples are left out, one warning line per set
+    assert main([*base[:2], str(tmp_path / "nan.tif"), *base[3:], "-classifier", "bayes", "-io.confmatout",
+                 str(tmp_path / "cm.csv")]) == 0
+    err = [line for line in capsys.readouterr().err.splitlines() if "non-finite" in line]
+    found = [re.fullmatch(r"warning: io\.il: (\d+) (training|validation) sample\(s\) hold a non-finite feature "
+                          r"\(NaN or inf\) and are left out \(per class: 1: (\d+)\)", line) for line in err]
+    assert len(err) == 2 and all(found) and {m.group(2) for m in found} == {"training", "validation"}
+    assert all(m.group(1) == m.group(3) for m in found)
+    skipped = sum(int(m.group(1)) for m in found)
+    assert 0 < skipped < 20 and _csv_matrix(tmp_path / "cm.csv").sum(axis=1)[1] == 10  # class 2 untouched
+    os.remove(tmp_path / "m.skops")
+    nan[:, :, :8] = np.nan  # every pixel of class 1: nothing left to learn it from
+    write_raster(tmp_path / "nan.tif", nan)
     refused([*base[:2], str(tmp_path / "nan.tif"), *base[3:], "-classifier", "bayes"],
-            r"io\.il: \d+ training sample\(s\) hold a non-finite feature \(NaN or inf\)")
+            r"io\.il: every training sample of class\(es\) 1 holds a non-finite feature \(NaN or inf\)")
     assert not (tmp_path / "m.skops").exists()
 
     assert main([*base, "-classifier", "bayes"]) == 0

@@ -19,13 +19,14 @@ from eotensor.apps import options
 from eotensor.apps.params import App, Choice, Group, Kind, Param, Values, run_python
 
 NOTES = """\
-Samples (OTB 8.1's sizes): a polygon's pixels whose centre lies inside, a point's pixel; vectors in another
-CRS are reprojected. With sample.bm 1 (default) every class gets as many samples as the smallest class has
-pixels (mt and mv are then not used); with sample.bm 0 the per-class total is capped from mt, mv and vtr as
-OTB computes it (-1: no cap). floor(n x vtr) samples of each class go to validation, unless io.valid gives
-separate validation vectors; with sample.vtr 0 and no io.valid the model is measured on its own training
-samples, as OTB 8.1 does ("Training performances", io.confmatout written). Samples are drawn at random,
-seeded by -rand (default 0: runs repeat); only the image blocks holding samples are read.
+Samples (OTB 8.1's sizes): a polygon's pixels whose centre lies inside, a point's pixel, the pixels a line
+touches; vectors in another CRS are reprojected. With sample.bm 1 (default) every class gets as many samples
+as the smallest class has pixels (mt and mv are then not used); with sample.bm 0 the per-class total is capped
+from mt, mv and vtr as OTB computes it (-1: no cap). floor(n x vtr) samples of each class go to validation,
+unless io.valid gives separate validation vectors; with sample.vtr 0 and no io.valid the model is measured on
+its own training samples, as OTB 8.1 does ("Training performances", io.confmatout written). Samples are drawn
+at random, seeded by -rand (default 0: runs repeat); only the image blocks holding samples are read. Drawn
+samples with a NaN or infinite feature are left out (one warning line per set, counts per class).
 One vector file per image, or one for all.
 
 Classifiers are scikit-learn's: rf (RandomForestClassifier: max -> max_depth, min -> min_samples_split,
@@ -111,8 +112,8 @@ CLASSIFIER = Param("classifier", Kind.CHOICE, "Classifier to train (scikit-learn
 ))
 
 IO_SHARED = (
-    Param("vd", Kind.INPUT_VECTOR_LIST, "Training vectors (polygons or points with an integer class field), one per "
-          "image or one for all.", mandatory=True),
+    Param("vd", Kind.INPUT_VECTOR_LIST, "Training vectors (polygons, lines or points with an integer class field), "
+          "one per image or one for all.", mandatory=True),
     Param("valid", Kind.INPUT_VECTOR_LIST, "Separate validation vectors (default: a share of the training samples)."),
     Param("out", Kind.OUTPUT_FILE, "Output model file (skops; a .json sidecar is written beside it).", mandatory=True),
     Param("confmatout", Kind.OUTPUT_FILE, "Output confusion matrix (OTB's CSV: reference rows, produced columns)."),
@@ -273,7 +274,8 @@ def write(training: Training, values: Values, progress: bool = False) -> str | N
 
 APP = App(
     name="TrainImagesClassifier",
-    description="Train a classifier (scikit-learn) on image pixels under labelled polygons or points; validate it.",
+    description="Train a classifier (scikit-learn) on image pixels under labelled polygons, lines or points; "
+                "validate it.",
     params=PARAMS,
     build=build,
     write=write,

@@ -28,8 +28,10 @@ together when complete.
 from __future__ import annotations
 
 import hashlib
+import importlib.abc
 import json
 import os
+import sys
 import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -71,8 +73,39 @@ def sklearn() -> Any:
     return module
 
 
+SKIPPED_AT_SKOPS_IMPORT = ("sklearn.externals.array_api_compat.torch", "sklearn.externals.array_api_compat.dask")
+"""scikit-learn's array-API shims for PyTorch and Dask arrays, which import PyTorch (~1 s, ~250 MB) and Dask."""
+
+
+class _SkipShims(importlib.abc.MetaPathFinder):
+    """Refuses the modules of :data:`SKIPPED_AT_SKOPS_IMPORT` (ImportError) while ``skops.io`` is first imported.
+
+    skops builds its default trusted list from ``sklearn.utils.all_estimators()``, which walks every scikit-learn
+    package with ``pkgutil.walk_packages``; the walk imports each package to look inside it, the shims too,
+    though ``all_estimators`` then ignores everything under ``sklearn.externals``. The walk skips a package whose
+    import fails, so refusing the shims changes no estimator and no trusted type; they stay importable after
+    (a failed import is not cached), for the day scikit-learn is handed a PyTorch or Dask array."""
+
+    def find_spec(self, name: str, path: Any, target: Any = None) -> None:
+        if any(name == shim or name.startswith(shim + ".") for shim in SKIPPED_AT_SKOPS_IMPORT):
+            raise ImportError(f"{name} is not imported while skops.io is (eotensor.classify.models)")
+        return None
+
+
 def skops_io() -> Any:
-    """``skops.io`` (imported when a model file is written or read: it takes seconds), or a one-line error."""
+    """``skops.io`` (imported when a model file is written or read), or a one-line error. Its first import walks
+    every scikit-learn module (a second or so); the array-API shims it would import on the way, PyTorch's and
+    Dask's, are skipped (:class:`_SkipShims`); should a scikit-learn release need them there, the import is
+    simply tried again without skipping."""
+    if "skops.io" not in sys.modules:
+        finder = _SkipShims()
+        sys.meta_path.insert(0, finder)
+        try:
+            import skops.io  # noqa: F401
+        except ImportError:
+            pass  # skops missing (reported below), or a shim needed after all: import plainly below
+        finally:
+            sys.meta_path.remove(finder)
     try:
         import skops.io as module
     except ImportError:
@@ -213,18 +246,40 @@ class ClassifierModel:
                 normalisation: Normalisation | None = None) -> tuple[np.ndarray, np.ndarray | None]:
         """Labels (n,) int64 of ``features`` (n, f) — the estimator's ``predict``, with or without a confidence —
         and, if asked, the confidence: the probability of that label. ``normalisation`` overrides the model's own."""
+        if confidence:
+            # the labels are predict()'s whatever -confmap (modified_huber's argmax of probabilities can differ from
+            # its decision); the confidence is the probability of that label
+            labels, probabilities = self.predict_probabilities(features, normalisation)
+            column = np.searchsorted(self.classes, labels)
+            return labels, probabilities[np.arange(len(labels)), column]
         norm = normalisation if normalisation is not None else self.normalisation
         x = norm.apply(features) if norm is not None else features.astype(np.float32, copy=False)
         if not len(x):
-            return np.zeros(0, np.int64), (np.zeros(0) if confidence else None)
-        labels = np.asarray(self.estimator.predict(x), np.int64)
-        if not confidence:
-            return labels, None
-        # the labels are predict()'s whatever -confmap (modified_huber's argmax of probabilities can differ from
-        # its decision); the confidence is the probability of that label
-        probabilities = self.estimator.predict_proba(x)
-        column = np.searchsorted(np.asarray(self.estimator.classes_), labels)
-        return labels, probabilities[np.arange(len(labels)), column]
+            return np.zeros(0, np.int64), None
+        return np.asarray(self.estimator.predict(x), np.int64), None
+
+    def predict_probabilities(self, features: np.ndarray,
+                              normalisation: Normalisation | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Labels (n,) int64 of ``features`` (n, f) — the estimator's ``predict``, exactly — and the class
+        probabilities (n, classes) float64, columns in :attr:`classes` order (ascending). A forest's ``predict``
+        is the argmax of its probabilities, so for one they are computed once."""
+        norm = normalisation if normalisation is not None else self.normalisation
+        x = norm.apply(features) if norm is not None else features.astype(np.float32, copy=False)
+        if not len(x):
+            return np.zeros(0, np.int64), np.zeros((0, len(self.classes)))
+        probabilities = np.asarray(self.estimator.predict_proba(x), np.float64)
+        if self.argmax_labels:
+            labels = self.classes[np.argmax(probabilities, axis=1)]
+        else:
+            labels = np.asarray(self.estimator.predict(x), np.int64)
+        return labels, probabilities
+
+    @property
+    def argmax_labels(self) -> bool:
+        """Whether ``predict`` is the argmax of ``predict_proba`` by construction (scikit-learn's forests)."""
+        from sklearn.ensemble import ExtraTreesClassifier, RandomForestClassifier
+
+        return type(self.estimator) in (RandomForestClassifier, ExtraTreesClassifier)
 
     def sidecar(self, digest: str) -> dict[str, Any]:
         """The JSON sidecar's content for a model file of SHA-256 ``digest``."""

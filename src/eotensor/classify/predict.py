@@ -3,9 +3,13 @@
 :class:`Classification` is a :class:`~eotensor.lazy.LazyRaster` over any features result — opened files, or a
 served model's output (deep features, never written to a file) — so it streams through the pipelined executor,
 writes atomically, chains into other apps, and gives the same pixels whatever the tiling: a pixel's class depends
-only on that pixel's features. Band 1 is the label; with ``confidence``, band 2 is the probability of that
-label. Pixels where ``mask`` is 0, and pixels with a non-finite feature (NaN, ±inf: no class can be
-predicted from them), get ``nodata_label`` (confidence 0) and are not predicted.
+only on that pixel's features. Band 1 is the label; with ``confidence``, the next band is the probability of that
+label; with ``probabilities`` (OTB's ``-probamap`` with ``-nbclasses``), that many bands follow, band k the
+probability of the k-th smallest class in per mille (OTB's scale: ``p x 1000``, written truncated to the pixel
+type, uint16 by default), bands beyond the model's classes 0. Pixels where ``mask`` is below 1 (OTB reads masks as
+uint8 and classifies where > 0), and pixels with a non-finite feature (NaN, ±inf: no class can be predicted from
+them), get ``nodata_label`` (confidence and probabilities 0) and are not predicted. Labels, confidence and
+probabilities come from one prediction.
 """
 
 from __future__ import annotations
@@ -34,7 +38,7 @@ class Classification(LazyRaster):
 
     def __init__(self, features: LazyRaster, model: ClassifierModel, model_path: str = "",
                  normalisation: Normalisation | None = None, mask: LazyRaster | None = None, nodata_label: int = 0,
-                 confidence: bool = False, param: str = "in") -> None:
+                 confidence: bool = False, param: str = "in", probabilities: int = 0) -> None:
         super().__init__(features.workers, features.ram_mb, features.scheduler)
         if model.features != features.count:
             raise ParameterError(f'model: "{model_path}" was trained on {model.features} feature(s) but {param} has '
@@ -46,9 +50,12 @@ class Classification(LazyRaster):
             raise ParameterError(f'confmap: the {model.kind} classifier of "{model_path}" gives no class '
                                  "probabilities; train it with probabilities (libsvm: -classifier.libsvm.prob on; sgd: "
                                  "-classifier.sgd.loss log_loss) or leave -confmap out")
-        if mask is not None and (mask.grid.width, mask.grid.height) != (features.grid.width, features.grid.height):
-            raise InputFileError(f"mask: {mask.grid.width}x{mask.grid.height} pixels but {param} has "
-                                 f"{features.grid.width}x{features.grid.height}; expected the same grid")
+        if probabilities and not model.has_probabilities:
+            raise ParameterError(f'probamap: the {model.kind} classifier of "{model_path}" gives no class '
+                                 "probabilities; train it with probabilities (libsvm: -classifier.libsvm.prob on; sgd: "
+                                 "-classifier.sgd.loss log_loss) or leave -probamap out")
+        if mask is not None:
+            check_mask_grid(mask, features.grid, param)
         self.features = features
         self.model = model
         self.model_path = os.fspath(model_path)
@@ -56,6 +63,7 @@ class Classification(LazyRaster):
         self.mask = mask
         self.nodata_label = int(nodata_label)
         self.confidence = bool(confidence)
+        self.probabilities = int(probabilities)
         self.param = param
 
     @property
@@ -64,14 +72,14 @@ class Classification(LazyRaster):
 
     @property
     def count(self) -> int:
-        return 2 if self.confidence else 1
+        return 1 + self.confidence + self.probabilities
 
     @property
     def token(self) -> str:
         stamp = os.stat(self.model_path).st_mtime_ns if os.path.isfile(self.model_path) else 0
         norm = None if self.normalisation is None else self.normalisation.to_dict()
         return repr(("classify", self.model_path, stamp, norm, self.nodata_label, self.confidence,
-                     self.features.token, None if self.mask is None else self.mask.token))
+                     self.probabilities, self.features.token, None if self.mask is None else self.mask.token))
 
     @property
     def files(self) -> list[str]:
@@ -83,31 +91,68 @@ class Classification(LazyRaster):
         return [self.features, *([self.mask] if self.mask is not None else [])]
 
     def tile_shape(self, block: tuple[int, int] = (DEFAULT_BLOCK_SIZE, DEFAULT_BLOCK_SIZE)) -> TileShape:
-        """The features' tiles (a served model's own), cut into bands of whole output blocks of about
-        :data:`TILE_PIXELS` pixels: predicting costs far more per pixel than reading, so smaller tiles keep every
-        worker busy; the features' tiles are computed once (their tile cache) whatever the cut."""
+        """The features' tiles (a served model's own), cut into whole output blocks, about :data:`TILE_PIXELS`
+        pixels each: bands of whole rows, and a band of one block row still over twice that cut across too (a
+        wide scene's strips). Predicting costs far more per pixel than reading, so smaller tiles keep every
+        worker busy and bound the memory a prediction holds (the estimator's arrays scale with its batch); the
+        features' tiles are computed once (their tile cache) whatever the cut."""
         tile = self.features.tile_shape(block)
-        rows = max(block[0], TILE_PIXELS // max(1, tile.cols) // block[0] * block[0])
-        return TileShape(min(tile.rows, rows), tile.cols)
+        rows = min(tile.rows, max(block[0], TILE_PIXELS // max(1, tile.cols) // block[0] * block[0]))
+        cols = tile.cols
+        if rows * cols > 2 * TILE_PIXELS:
+            cols = min(cols, max(block[1], TILE_PIXELS // rows // block[1] * block[1]))
+        return TileShape(rows, cols)
 
     def compute(self, window: Window) -> np.ndarray:
         values = self.features.tiles.read(window)
         pixels = values.reshape(values.shape[0], -1).T
-        keep = np.ones(len(pixels), dtype=bool)
+        keep = np.isfinite(pixels).all(axis=1)
         if self.mask is not None:
-            keep = self.mask.tiles.read(window)[0].ravel() != 0
-        keep &= np.isfinite(pixels).all(axis=1)
+            keep &= self.mask.tiles.read(window)[0].ravel() >= 1  # OTB: the mask as uint8, > 0
+        # (pixels, features) in C order: the one copy the estimator needs (scikit-learn's trees copy an F-ordered
+        # array again); every pixel kept (the usual case) needs no selection
+        chosen = np.ascontiguousarray(pixels) if keep.all() else pixels[keep]
         try:
-            labels, confidence = self.model.predict(pixels[keep], self.confidence, self.normalisation)
+            if self.confidence or self.probabilities:
+                labels, probabilities = self.model.predict_probabilities(chosen, self.normalisation)
+            else:
+                labels, probabilities = self.model.predict(chosen, False, self.normalisation)[0], None
         except ValueError as error:  # e.g. a value beyond float32 once normalised
             raise ParameterError(f"{self.param}: cannot classify the pixels of window {window} "
                                  f"({str(error).strip().splitlines()[0]})") from None
         out = np.zeros((self.count, len(pixels)), dtype=np.float64)
         out[0] = self.nodata_label
         out[0, keep] = labels
-        if self.confidence:
-            out[1, keep] = confidence
+        if probabilities is not None:
+            if self.confidence:
+                column = np.searchsorted(self.model.classes, labels)
+                out[1, keep] = probabilities[np.arange(len(labels)), column]
+            first = 1 + self.confidence
+            shown = min(self.probabilities, probabilities.shape[1])
+            out[first:first + shown, keep] = probabilities[:, :shown].T * 1000
         return out.reshape(self.count, window.height, window.width)
+
+
+def check_mask_grid(mask: LazyRaster, grid: Grid, param: str = "in") -> None:
+    """A one-line error naming ``mask``, its file and what differs when ``mask`` is not on ``grid`` (``param``'s):
+    size, then CRS, then transform (pixel size or origin, to a thousandth of a pixel). OTB checks the size
+    only, and a mask shifted by a few pixels would silently mask the wrong pixels; eotensor never resamples."""
+    from eotensor.geometry.fields import crs_name
+
+    own = mask.grid
+    name = f'"{mask.files[0]}"' if mask.files else "the mask"
+    if (own.width, own.height) != (grid.width, grid.height):
+        raise InputFileError(f"mask: {name} is {own.width}x{own.height} pixels but {param} is "
+                             f"{grid.width}x{grid.height}; expected a mask on the same grid")
+    if own.crs and grid.crs and own.crs != grid.crs:
+        raise InputFileError(f"mask: {name} is in {crs_name(own.crs)} but {param} in {crs_name(grid.crs)}; expected "
+                             "a mask on the same grid (eotensor does not resample: gdalwarp it first)")
+    a, b = own.transform, grid.transform
+    tolerance = 1e-3 * min(abs(b.a), abs(b.e))
+    if not all(abs(u - v) <= tolerance for u, v in zip(tuple(a)[:6], tuple(b)[:6])):
+        what = "pixel size" if (abs(a.a - b.a) > tolerance or abs(a.e - b.e) > tolerance) else "origin"
+        raise InputFileError(f"mask: {name} has another {what} than {param} (transform {tuple(a)[:6]} against "
+                             f"{tuple(b)[:6]}); expected a mask on the same grid (eotensor does not resample)")
 
 
 def open_mask(path: Any) -> LazyRaster | None:

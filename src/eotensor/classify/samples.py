@@ -1,8 +1,10 @@
 """Training and validation samples: the pixels under labelled geometries, how many per class, and their values.
 
-Which pixels: a polygon's pixels whose centre lies inside it and a point's pixel (half-up rounding), by the rules
-and the scan-line sweep of :func:`eotensor.sampling.polygons.feature_spans` (lines give no sample); a pixel under
-two features is a candidate of each. Geometries in another CRS are reprojected to the image's.
+Which pixels: a polygon's pixels whose centre lies inside it, a point's pixel (half-up rounding) and the pixels
+a line touches (within its envelope's pixels), by the rules and the scan-line sweep of
+:func:`eotensor.sampling.polygons.feature_spans` — those OTB's sampling (``PolygonClassStatistics``,
+``SampleSelection``, hence ``TrainImagesClassifier``) takes; a pixel under two features is a candidate of each.
+Geometries in another CRS are reprojected to the image's.
 
 How many (OTB 8.1's TrainImagesClassifier, checked against ``otbcli_TrainImagesClassifier``): with
 ``sample.bm 1`` (the default) every class gets as many samples as the smallest class has pixels, and ``mt`` and
@@ -14,6 +16,12 @@ not in how many).
 
 Values: only the selected pixels are read, tile by tile of the image's own plan (for a served model, the tiles
 it computes), each tile reading just the box around its selected pixels, through the result's executor.
+
+Memory: the drawn samples are held in memory (samples x features float32), as scikit-learn fits from memory;
+OTB spills them to a file, but a spilled set would be read back whole by the fit anyway. So the need is
+estimated before anything is read (:func:`check_sample_memory`: the values, and the copies a fit may make)
+and a set that would not fit in the memory available is one clear error naming ``sample.mt``/``sample.mv``,
+rather than a swap storm or an out-of-memory kill after the whole image was read.
 """
 
 from __future__ import annotations
@@ -28,7 +36,12 @@ import numpy as np
 from eotensor.errors import InputFileError, ParameterError
 from eotensor.geometry import Window
 
-__all__ = ["Candidates", "SampleSet", "read_pixels", "sample_sizes", "split_samples"]
+__all__ = ["Candidates", "SampleSet", "available_memory", "check_sample_memory", "read_pixels", "sample_sizes",
+           "split_samples"]
+
+FIT_COPIES = 3
+"""Bytes of memory per byte of drawn sample values, at most: the values themselves and a float64 copy (SVC,
+k-NN and others convert float32 samples to double before fitting)."""
 
 
 @dataclass(frozen=True)
@@ -131,6 +144,36 @@ def split_samples(n: int, vtr: float) -> tuple[int, int]:
     return n - valid, valid
 
 
+def available_memory() -> int | None:
+    """Bytes of memory available to a new allocation (Linux's MemAvailable: free memory plus what the page cache
+    can give back), or None where it cannot be known."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as stream:
+            for line in stream:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+def check_sample_memory(count: int, bands: int, param: str = "sample.mt", available: int | None = None) -> int:
+    """The bytes ``count`` samples of ``bands`` features take with the fit's copies (:data:`FIT_COPIES`); a
+    one-line error naming ``param`` when that is more than the memory available (``available``: default
+    :func:`available_memory`)."""
+    need = int(count) * int(bands) * 4 * FIT_COPIES
+    available = available_memory() if available is None else available
+    if available is not None and need > available:
+        raise ParameterError(f"{param}: {count} samples of {bands} feature(s) need about {need / 2**30:.1f} GiB to "
+                             f"read and fit (samples x features float32, and the copies a fit makes) but "
+                             f"{available / 2**30:.1f} GiB of memory are available; expected a lower per-class "
+                             "maximum (sample.mt, sample.mv with sample.bm 0), or fewer features")
+    return need
+
+
 @dataclass(frozen=True)
 class SampleSet:
     """Samples: feature values (n, features) float32 and their labels (n,) int64."""
@@ -184,10 +227,13 @@ def gather(rasters: Sequence[Any], drawn: list[tuple[np.ndarray, np.ndarray, np.
     image = np.concatenate([d[0] for d in drawn])
     rows = np.concatenate([d[1] for d in drawn])
     cols = np.concatenate([d[2] for d in drawn])
-    values = np.empty((len(rows), rasters[0].count), dtype=np.float32)
-    for k, raster in enumerate(rasters):
-        mine = np.flatnonzero(image == k)
-        values[mine] = read_pixels(raster, rows[mine], cols[mine])
+    if len(rasters) == 1:  # no second copy of the values
+        values = read_pixels(rasters[0], rows, cols)
+    else:
+        values = np.empty((len(rows), rasters[0].count), dtype=np.float32)
+        for k, raster in enumerate(rasters):
+            mine = np.flatnonzero(image == k)
+            values[mine] = read_pixels(raster, rows[mine], cols[mine])
     bounds = np.cumsum([0] + [len(d[0]) for d in drawn])
     return [SampleSet(values[a:b], np.full(b - a, label, np.int64))
             for a, b, label in zip(bounds[:-1], bounds[1:], labels)]
@@ -205,7 +251,7 @@ def check_classes(available: dict[int, int], param: str, vectors: Sequence[str |
     names = ", ".join(f'"{os.fspath(v)}"' for v in vectors)
     if not available:
         raise InputFileError(f"{param}: no pixel centre of the image(s) lies under a labelled geometry of {names}; "
-                             "expected polygons or points over the image (same CRS, or one that reprojects)")
+                             "expected polygons, lines or points over the image (same CRS, or one that reprojects)")
     if len(available) < 2:
         label = next(iter(available))
         raise InputFileError(f"{param}: the geometries of {names} give samples of one class only ({label}); expected "

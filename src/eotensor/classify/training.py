@@ -1,10 +1,13 @@
 """Training a classifier on image pixels under labelled geometries, and validating it, as OTB's
 TrainImagesClassifier does: draw the samples (:mod:`eotensor.classify.samples`), fit, predict the validation
-samples, and measure them with :class:`~eotensor.metrics.ConfusionMatrix`."""
+samples, and measure them with :class:`~eotensor.metrics.ConfusionMatrix`. Drawn samples holding a non-finite
+feature (no-data under a geometry) are left out with one warning line per set — no classifier can fit them —
+and a class left with no training sample is an error."""
 
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -16,6 +19,7 @@ from eotensor.classify.samples import (
     Candidates,
     SampleSet,
     check_classes,
+    check_sample_memory,
     concat,
     gather,
     sample_sizes,
@@ -25,7 +29,8 @@ from eotensor.classify.statistics import Normalisation
 from eotensor.errors import OutputFileError, ParameterError
 from eotensor.metrics import ConfusionMatrix, confusion_matrix
 
-__all__ = ["SampleOptions", "TrainingResult", "confusion_csv", "train_classifier", "write_confusion_csv"]
+__all__ = ["SampleOptions", "TrainingResult", "confusion_csv", "finite_samples", "train_classifier",
+           "write_confusion_csv"]
 
 
 @dataclass(frozen=True)
@@ -88,32 +93,55 @@ def train_classifier(rasters: Sequence[Any], vectors: Sequence[str], sample: Sam
         check_classes(checking.per_class, keys["valid"], valid_vectors)
         train_sizes, valid_sizes = sample_sizes(available, sample.mt, sample.mv, sample.bm, sample.vtr,
                                                 checking.per_class)
-        train = concat(gather(rasters, candidates.draw(train_sizes, rng), sorted(train_sizes)), bands)
         assert valid_sizes is not None
+        check_sample_memory(sum(train_sizes.values()) + sum(valid_sizes.values()), bands)
+        train = concat(gather(rasters, candidates.draw(train_sizes, rng), sorted(train_sizes)), bands)
         valid = concat(gather(rasters, checking.draw(valid_sizes, rng), sorted(valid_sizes)), bands)
     else:
         totals, _ = sample_sizes(available, sample.mt, sample.mv, sample.bm, sample.vtr)
-        per_class = gather(rasters, candidates.draw(totals, rng), sorted(totals))
-        train_parts, valid_parts = [], []
-        for part in per_class:
-            n_train, _ = split_samples(len(part), sample.vtr)
-            train_parts.append(SampleSet(part.features[:n_train], part.labels[:n_train]))
-            valid_parts.append(SampleSet(part.features[n_train:], part.labels[n_train:]))
-        train, valid = concat(train_parts, bands), concat(valid_parts, bands)
+        check_sample_memory(sum(totals.values()), bands)
+        train, valid = _split(gather(rasters, candidates.draw(totals, rng), sorted(totals)), sample.vtr, bands)
+    finite = np.isfinite(train.features).all(axis=1)
+    emptied = sorted(set(train.per_class) - set(np.unique(train.labels[finite]).tolist()))
+    if emptied:
+        raise ParameterError(f'{keys["il"]}: every training sample of class(es) {", ".join(map(str, emptied))} holds '
+                             f'a non-finite feature (NaN or inf); expected finite pixel values under the geometries '
+                             f'of {keys["vd"]} (mask the no-data out of the vectors, or fill it)')
+    train = finite_samples(train, "training", keys["il"])
+    valid = finite_samples(valid, "validation", keys["il"])
     if len(train.per_class) < 2:
         raise ParameterError(f'{keys["vd"]}: the training samples hold {len(train.per_class)} class(es); expected at '
                              "least two (give more geometries, or a lower sample.vtr)")
-    for name, samples in (("training", train), ("validation", valid)):
-        bad = int((~np.isfinite(samples.features).all(axis=1)).sum())
-        if bad:
-            raise ParameterError(f'{keys["il"]}: {bad} {name} sample(s) hold a non-finite feature (NaN or inf); '
-                                 f'expected finite pixel values under the geometries of {keys["vd"]}')
     estimator = make_classifier(classifier, options, seed)
     model = ClassifierModel.fit(estimator, classifier, train.features, train.labels, normalisation)
     on_training = not len(valid)
     measured = train if on_training else valid
     produced, _ = model.predict(measured.features)
     return TrainingResult(model, train, valid, confusion_matrix(measured.labels, produced), on_training)
+
+
+def _split(per_class: list[SampleSet], vtr: float, bands: int) -> tuple[SampleSet, SampleSet]:
+    """Each class's drawn samples cut into training and validation (:func:`split_samples`), as two sets; the
+    drawn values are let go on return (the sets are copies), so they are held twice only while cut."""
+    train_parts, valid_parts = [], []
+    for part in per_class:
+        n_train, _ = split_samples(len(part), vtr)
+        train_parts.append(SampleSet(part.features[:n_train], part.labels[:n_train]))
+        valid_parts.append(SampleSet(part.features[n_train:], part.labels[n_train:]))
+    return concat(train_parts, bands), concat(valid_parts, bands)
+
+
+def finite_samples(samples: SampleSet, name: str, param: str) -> SampleSet:
+    """``samples`` without those holding a non-finite feature (NaN, ±inf: no-data under a geometry), which no
+    classifier can fit or measure; one stderr line says how many were left out per class."""
+    keep = np.isfinite(samples.features).all(axis=1)
+    if keep.all():
+        return samples
+    classes, counts = np.unique(samples.labels[~keep], return_counts=True)
+    per_class = ", ".join(f"{c}: {n}" for c, n in zip(classes.tolist(), counts.tolist()))
+    print(f"warning: {param}: {int((~keep).sum())} {name} sample(s) hold a non-finite feature (NaN or inf) and are "
+          f"left out (per class: {per_class})", file=sys.stderr)
+    return SampleSet(samples.features[keep], samples.labels[keep])
 
 
 def confusion_csv(matrix: ConfusionMatrix) -> str:

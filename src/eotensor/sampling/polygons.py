@@ -259,16 +259,16 @@ def extent(grid: Grid) -> tuple[float, float, float, float]:
     return min(xs), min(ys), max(xs), max(ys)
 
 
-def _line_counts(lines: np.ndarray, regions: np.ndarray, grid: Grid) -> np.ndarray:
-    """Pixels of the feature's considered region (``regions``, one row per line) whose closed square the line
-    touches (GEOS ``intersects``), as OTB's ``IsSampleOnLine``.
+def _line_pixels(lines: np.ndarray, regions: np.ndarray, grid: Grid) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(line, row, col)``: the pixels of each feature's considered region (``regions``, one row per line) whose
+    closed square the line touches (GEOS ``intersects``), as OTB's ``IsSampleOnLine``; ``line`` indexes ``lines``.
 
     Candidates are the 3x3 neighbourhoods of the pixels holding the vertices of the line densified to a quarter
     pixel: a pixel whose square the line touches has its centre within 3/4 pixel of such a vertex.
     """
     import shapely
 
-    counts = np.zeros(len(lines), dtype=np.int64)
+    found: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
     step = min(abs(grid.x.spacing), abs(grid.y.spacing)) / 4
     hx, hy = abs(grid.x.spacing) / 2, abs(grid.y.spacing) / 2
     near = np.arange(-1, 2)
@@ -281,10 +281,21 @@ def _line_counts(lines: np.ndarray, regions: np.ndarray, grid: Grid) -> np.ndarr
         rows = (grid.y.index(xy[:, 1])[:, None, None] + near[None, None, :]).repeat(3, axis=1).ravel()
         rows, cols = np.unique(np.stack([rows, cols]), axis=1)
         keep = (cols >= c0) & (cols <= c1) & (rows >= r0) & (rows <= r1)
-        x, y = grid.x.point(cols[keep]), grid.y.point(rows[keep])
+        rows, cols = rows[keep].astype(np.int64), cols[keep].astype(np.int64)
+        x, y = grid.x.point(cols), grid.y.point(rows)
         shapely.prepare(line)
-        counts[k] = int(np.count_nonzero(shapely.intersects(line, shapely.box(x - hx, y - hy, x + hx, y + hy))))
-    return counts
+        touched = shapely.intersects(line, shapely.box(x - hx, y - hy, x + hx, y + hy))
+        found.append((np.full(int(touched.sum()), k, np.int64), rows[touched], cols[touched]))
+    if not found:
+        empty = np.zeros(0, dtype=np.int64)
+        return empty, empty, empty
+    line_index, row, col = (np.concatenate(arrays) for arrays in zip(*found))
+    return line_index, row, col
+
+
+def _line_counts(lines: np.ndarray, regions: np.ndarray, grid: Grid) -> np.ndarray:
+    """Pixels each line touches (:func:`_line_pixels`), one count per line."""
+    return np.bincount(_line_pixels(lines, regions, grid)[0], minlength=len(lines)).astype(np.int64)
 
 
 def feature_counts(geometries: Sequence[Any] | np.ndarray, grid: Grid, ram_mb: float | None = None,
@@ -339,9 +350,10 @@ Spans = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
 def feature_spans(geometries: Sequence[Any] | np.ndarray, grid: Grid, ram_mb: float | None = None,
                   scheduler: str = "threads", workers: int | None = None, param: str = "ram") -> Spans:
     """The pixels of ``grid`` each feature covers, as runs along rows, by the rules :func:`feature_counts` counts
-    with (the same sweep): a polygon's pixels whose centre is inside, a point's pixel (half-up rounding). Lines
-    are left out (a pixel a line touches is no sample of an area). Overlapping features, and the overlapping
-    parts of one multi-geometry, each give their own runs; runs come sorted by row.
+    with (the same sweep): a polygon's pixels whose centre is inside, a point's pixel (half-up rounding), the
+    pixels a line's path touches within its considered region (one-pixel runs), as OTB's sampling takes them.
+    Overlapping features, and the overlapping parts of one multi-geometry, each give their own runs; runs come
+    sorted by row.
 
     Polygons are swept in full-width strips sized from ``ram_mb`` by ``scheduler``, as :func:`feature_counts`.
     """
@@ -357,6 +369,10 @@ def feature_spans(geometries: Sequence[Any] | np.ndarray, grid: Grid, ram_mb: fl
         row = grid.y.index(shapely.get_y(parts[points])).astype(np.int64)
         inside = (col >= 0) & (col < grid.width) & (row >= 0) & (row < grid.height)
         found.append((owner[points][inside], row[inside], col[inside], col[inside] + 1))
+    lines = np.flatnonzero((kind == _LINE) | (kind == _RING))
+    if len(lines):
+        line, row, col = _line_pixels(parts[lines], bounding_regions(geometries, grid)[owner[lines]], grid)
+        found.append((owner[lines][line], row, col, col + 1))
     polygons = np.flatnonzero(kind == _POLYGON)
     if len(polygons):
         edges = _Edges(parts[polygons], grid)
