@@ -18,12 +18,13 @@ type (float32): values converted the way the writer converts them, then read as 
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import threading
 from abc import ABC, abstractmethod
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import ExitStack
 from typing import Any
 
@@ -284,14 +285,15 @@ class LazyRaster(ABC):
         return target
 
     def write(self, out: str | os.PathLike, pixel_type: str | None = None, progress: bool = False, *,
-              cog: bool = False) -> str:
+              cog: bool = False, resume: bool = False) -> str:
         """Stream the result to a raster file (OTB extended filename accepted); return the path written.
 
         The format comes from the extension; ``cog=True`` (as ``?&cog=true``) makes a Cloud-Optimized GeoTIFF;
         the file appears under its final name only once complete; none of the files the result reads may be
-        the output. :func:`write` writes several results in one pass.
+        the output. :func:`write` writes several results in one pass. ``resume=True`` makes the run resumable
+        (see :func:`write`).
         """
-        return write({out: (self, pixel_type)}, progress, cog=cog)[0]
+        return write({out: (self, pixel_type)}, progress, cog=cog, resume=resume)[0]
 
     def to_xarray(self, name: str | None = None) -> Any:
         """A lazily computed, Dask-backed ``xarray.DataArray`` (band, y, x) with the CRS and transform as rioxarray
@@ -636,10 +638,14 @@ def as_raster_source(images: Any, param: str) -> Any:
 
 
 def write(outputs: dict[str | os.PathLike, LazyRaster | tuple[LazyRaster, str | None]],
-          progress: bool = False, *, cog: bool = False) -> list[str]:
+          progress: bool = False, *, cog: bool = False, resume: bool = False) -> list[str]:
     """Write several results, ``{path: result}`` or ``{path: (result, pixel_type)}``; return the paths written.
 
     ``cog=True`` makes every output a Cloud-Optimized GeoTIFF (as ``?&cog=true`` does for one).
+
+    ``resume=True`` (``-optim.resume on``): an interrupted run keeps its partial files and journals, and the
+    same call with ``resume=True`` computes only the tiles they lack, refusing them (one line saying what
+    changed) when the inputs, model or parameters differ (:mod:`eotensor.engine.resume`).
 
     Results on the same grid (and the same ``&box=``) are written in one pass over the first one's tiles,
     through their tile caches, so whatever they share (one model feeding two heads, bands of one result, a
@@ -663,16 +669,21 @@ def write(outputs: dict[str | os.PathLike, LazyRaster | tuple[LazyRaster, str | 
         groups.setdefault((raster.grid, target.region(raster.grid.width, raster.grid.height)), []).append(k)
     written: dict[int, str] = {}
     for members in groups.values():
-        paths = _write_together([rasters[k] for k in members], [targets[k] for k in members], progress)
+        paths = _write_together([rasters[k] for k in members], [targets[k] for k in members], progress, resume)
         written.update(zip(members, paths))
     return [written[k] for k in range(len(items))]
 
 
-def _write_together(rasters: list[LazyRaster], targets: list[OutputTarget], progress: bool) -> list[str]:
-    """Stream results on one grid over the first one's plan, each tile computed for all with a shared cache."""
+def _write_together(rasters: list[LazyRaster], targets: list[OutputTarget], progress: bool,
+                    resume: bool = False) -> list[str]:
+    """Stream results on one grid over the first one's plan, each tile computed for all with a shared cache;
+    ``resume``: through a :class:`~eotensor.engine.resume.ResumableWrite` (journaled, only the missing tiles)."""
     first, grid = rasters[0], rasters[0].grid
     box = targets[0].region(grid.width, grid.height)
     plan = first.plan(box, block_shape(targets[0], grid.width, grid.height))
+    resumable = _resumable(rasters, targets, plan) if resume else None
+    if resumable is not None:
+        plan = resumable.plan
     names = ", ".join(os.path.basename(t.path) for t in targets)
     bar = Progress(len(plan), names) if progress else None
 
@@ -686,19 +697,44 @@ def _write_together(rasters: list[LazyRaster], targets: list[OutputTarget], prog
 
     with ExitStack() as stack:
         writers = [stack.enter_context(GeoTiffWriter(target, width=grid.width, height=grid.height, count=r.count,
-                                                     transform=grid.transform, crs=grid.crs))
-                   for r, target in zip(rasters, targets)]
+                                                     transform=grid.transform, crs=grid.crs,
+                                                     **(resumable.writer_options(k) if resumable else {})))
+                   for k, (r, target) in enumerate(zip(rasters, targets))]
+        if resumable is not None:
+            stack.enter_context(_journaling(resumable, writers))
 
         def sink(arrays: list[np.ndarray], window: Window) -> None:
             for writer, array in zip(writers, arrays):
                 writer.write(array, window)
+            if resumable is not None:
+                resumable.wrote(window)
 
         try:
             first.executor(task, plan, sink, workers=first.workers, progress=bar)
+            if resumable is not None:
+                resumable.finish()
         finally:
             for raster in rasters:
                 raster._after_run()
     return [target.path for target in targets]
+
+
+def _resumable(rasters: list[LazyRaster], targets: list[OutputTarget], plan: TilePlan) -> Any:
+    """The :class:`~eotensor.engine.resume.ResumableWrite` of a pass (imported only when resume is asked)."""
+    from eotensor.engine.resume import ResumableWrite
+
+    return ResumableWrite(rasters, targets, plan)
+
+
+@contextlib.contextmanager
+def _journaling(resumable: Any, writers: list[GeoTiffWriter]) -> Iterator[None]:
+    """Journal the writers' tiles; on any exception (Ctrl-C included), a last checkpoint before they abort."""
+    resumable.attach(writers)
+    try:
+        yield
+    except BaseException:
+        resumable.interrupted()
+        raise
 
 
 def as_lazy(image: Any, param: str = "il", ram_mb: float | None = None) -> LazyRaster:

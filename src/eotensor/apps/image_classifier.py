@@ -69,15 +69,16 @@ def build(values: Values) -> Any:
     return classification(features, values, values.get("mask"))
 
 
-def write(result: Any, values: Values, progress: bool = False) -> list[str]:
-    """Stream the labels to ``out`` (and the confidence to ``confmap``) in one pass; return the paths."""
+def write(result: Any, values: Values, progress: bool = False, resume: bool = False) -> list[str]:
+    """Stream the labels to ``out`` (and the confidence to ``confmap``) in one pass; return the paths
+    (``resume``: a resumable run, see :mod:`eotensor.engine.resume`)."""
     from eotensor.lazy import write as write_all
 
     out = values["out"]
     outputs: dict[str, Any] = {out.path: (result[0], out.pixel_type)}
     if values.get("confmap") is not None:
         outputs[values["confmap"].path] = (result[1], values["confmap"].pixel_type)
-    paths = write_all(outputs, progress)
+    paths = write_all(outputs, progress, resume=resume)
     if progress:
         print(f"wrote {', '.join(paths)} ({result.grid.width}x{result.grid.height} pixels)", file=sys.stderr)
     return paths
