@@ -24,7 +24,7 @@ ENV = {**os.environ, "EOTENSOR_CHECKPOINT_S": "0.1"}
 
 @pytest.fixture(scope="module")
 def scene(tmp_path_factory):
-    """A 64x64 two-band image and a Python model that sleeps on every 8x8 tile (64 tiles, ~2 s a run)."""
+    """A 64x64 two-band image and a Python model that sleeps on every 8x8 tile (64 tiles, ~1.5 s a run)."""
     root = tmp_path_factory.mktemp("resume")
     image = write_raster(root / "a.tif", np.random.default_rng(1).normal(size=(2, 64, 64)).astype(np.float32))
     model = root / "slow.py"
@@ -32,7 +32,7 @@ def scene(tmp_path_factory):
         import time
 
         def model(x):
-            time.sleep(0.03)
+            time.sleep(0.02)
             return x * 2 + 1
     """))
     return root, image, str(model)
@@ -93,7 +93,7 @@ def reference(scene):
     return made
 
 
-@pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize("seed", range(4))
 def test_a_run_killed_at_random_points_then_resumed_writes_the_uninterrupted_file(scene, reference, tmp_path, seed):
     draw = random.Random(seed)
     kind = ("plain", "deflate")[seed % 2]
@@ -101,7 +101,7 @@ def test_a_run_killed_at_random_points_then_resumed_writes_the_uninterrupted_fil
     out = str(tmp_path / "o.tif")
     kept = []
     for _ in range(1 + seed % 3):  # killed once, twice or three times: a resumed run is resumable again
-        code, stderr = killed(argv(scene, out + options, "-optim.resume", "on"), out, draw.uniform(0.0, 1.5))
+        code, stderr = killed(argv(scene, out + options, "-optim.resume", "on"), out, draw.uniform(0.0, 1.0))
         if code == 0:  # it finished before the kill: the next run finds no journal
             kept = []
             break
@@ -122,7 +122,7 @@ def test_a_run_killed_at_random_points_then_resumed_writes_the_uninterrupted_fil
 def test_some_kill_points_leave_tiles_to_reuse(scene, tmp_path):
     # The property above must not pass only because every kill came before the first checkpoint.
     out = str(tmp_path / "o.tif")
-    code, stderr = killed(argv(scene, out, "-optim.resume", "on"), out, 1.0)
+    code, stderr = killed(argv(scene, out, "-optim.resume", "on"), out, 0.7)
     assert code == -signal.SIGKILL, stderr
     journal = Journal.read(partial_paths(out)[1])
     assert journal is not None and 0 < len(journal.done) < 64
@@ -143,7 +143,7 @@ def test_ctrl_c_keeps_the_tiles_written_and_the_same_command_finishes(scene, ref
     assert leftovers(tmp_path) == []
 
 
-def test_sigterm_keeps_the_partial_file_with_resume_and_deletes_it_without(scene, tmp_path):
+def test_sigterm_keeps_the_partial_file_and_its_journal(scene, tmp_path):
     out = str(tmp_path / "o.tif")
     code, _ = killed(argv(scene, out, "-optim.resume", "on"), out, 0.3, signal.SIGTERM)
     assert code == 128 + signal.SIGTERM
@@ -163,7 +163,7 @@ def test_resume_without_a_journal_says_so_and_computes_everything(scene, referen
 def interrupted(scene, tmp_path):
     """An output whose resumable run was killed after some tiles, and its command line."""
     out = str(tmp_path / "o.tif")
-    code, stderr = killed(argv(scene, out, "-optim.resume", "on"), out, 0.8)
+    code, stderr = killed(argv(scene, out, "-optim.resume", "on"), out, 0.6)
     assert code == -signal.SIGKILL, stderr
     assert len(leftovers(tmp_path)) == 2
     return out
@@ -206,18 +206,26 @@ def test_without_resume_a_stale_partial_file_is_replaced(scene, reference, inter
     assert_same_raster(interrupted, reference["plain"])
 
 
-def test_a_missing_partial_file_is_said_and_everything_computed(scene, reference, interrupted):
-    os.remove(partial_paths(interrupted)[0])
+@pytest.mark.parametrize("damage", ["missing", "truncated"])
+def test_a_partial_file_that_cannot_be_continued_is_said_and_everything_computed(scene, reference, interrupted,
+                                                                                 damage):
+    partial = partial_paths(interrupted)[0]
+    if damage == "missing":
+        os.remove(partial)
+    else:
+        os.truncate(partial, 300)  # the directory survives; the recorded tiles' blocks do not
     code, stderr = run(argv(scene, interrupted, "-optim.resume", "on"))
     assert code == 0, stderr
-    assert "cannot be continued" in stderr and "is missing" in stderr
+    why = "is missing" if damage == "missing" else "of a tile it recorded as written is missing"
+    assert "cannot be continued" in stderr and why in stderr and "computing every tile" in stderr, stderr
     assert_same_raster(interrupted, reference["plain"])
+    assert leftovers(os.path.dirname(interrupted)) == []
 
 
 def test_a_cog_output_is_resumed(scene, reference, tmp_path):
     out = str(tmp_path / "o.tif")
     options = "?&cog=true&overviews=2,4"
-    code, stderr = killed(argv(scene, out + options, "-optim.resume", "on"), out, 0.8)
+    code, stderr = killed(argv(scene, out + options, "-optim.resume", "on"), out, 0.6)
     assert code == -signal.SIGKILL, stderr
     assert Journal.read(partial_paths(out)[1]).done
     code, stderr = run(argv(scene, out + options, "-optim.resume", "on"))

@@ -161,7 +161,8 @@ def partial_paths(final: str) -> tuple[str, str]:
 def remove_partials(final: str) -> None:
     """Delete a resumable run's partial file and journal for ``final``, if any (best effort): once an output is
     complete they describe nothing (a run without resume replaces a stale temporary file)."""
-    for path in partial_paths(final):
+    partial, journal = partial_paths(final)
+    for path in (partial, journal, journal + ".new"):  # .new: a journal being created when the run died
         try:
             os.remove(path)
         except OSError:
