@@ -2,9 +2,9 @@
 
 Two cases, written through the Python API in this process (the model loaded once), each run with resume off,
 resume on (checkpoints every 10 s, the default) and resume on with a checkpoint every second (to expose a
-checkpoint's own cost): a compute-bound small CNN (PyTorch, 4 -> 16 -> 16 -> 1 channels, 3x3 kernels, RF 7)
-over a 2048² four-band image, and a pixel-wise model (x * 2 + 1) over a 4096² four-band int16 image, four float32
-bands out (256 MB). The time inside the checkpoints (close, fsync, reopen) is measured too. Median of --runs;
+checkpoint's own cost): a compute-bound small CNN (PyTorch, 4 -> 32 -> 64 -> 32 -> 1 channels, 3x3 kernels,
+RF 9) over a 2048² four-band image, and a pixel-wise model (x * 2 + 1) over an 8192² four-band int16 image, four
+float32 bands out (1 GB). The time inside the checkpoints (close, fsync, reopen) is measured too. Median of --runs;
 ``sync`` before each run, the previous output deleted.
 
     PYTHONPATH=src python bench/resume.py [--runs 3] [--data bench/data/resume]
@@ -45,8 +45,9 @@ def cnn_model():
     import torch
 
     torch.manual_seed(0)
-    net = torch.nn.Sequential(torch.nn.Conv2d(4, 16, 3), torch.nn.ReLU(), torch.nn.Conv2d(16, 16, 3),
-                              torch.nn.ReLU(), torch.nn.Conv2d(16, 1, 3)).eval()
+    net = torch.nn.Sequential(torch.nn.Conv2d(4, 32, 3), torch.nn.ReLU(), torch.nn.Conv2d(32, 64, 3),
+                              torch.nn.ReLU(), torch.nn.Conv2d(64, 32, 3), torch.nn.ReLU(),
+                              torch.nn.Conv2d(32, 1, 3)).eval()
 
     def cnn(x):
         with torch.no_grad():
@@ -64,7 +65,7 @@ def inputs(data: Path) -> dict[str, str]:
     data.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(0)
     made = {}
-    for name, size in (("cnn", 2048), ("pixelwise", 4096)):
+    for name, size in (("cnn", 2048), ("pixelwise", 8192)):
         path = data / f"{name}.tif"
         if not path.exists():
             write_raster(path, rng.integers(0, 10000, (4, size, size), dtype=np.int16), nodata=None)
@@ -94,9 +95,9 @@ def main() -> None:
     args = parser.parse_args()
     paths = inputs(args.data)
     cases = {
-        "CNN 4->16->16->1 (RF 7) over 2048²": eot.serve(cnn_model(), [eot.source(paths["cnn"], rfield=7)],
+        "CNN 4->32->64->32->1 (RF 9) over 2048²": eot.serve(cnn_model(), [eot.source(paths["cnn"], rfield=9)],
                                                       fullyconv=True),
-        "pixel-wise x*2+1 over 4096² x 4 bands": eot.serve(eot.FunctionModel(pixelwise, ["x"], ["y"]),
+        "pixel-wise x*2+1 over 8192² x 4 bands": eot.serve(eot.FunctionModel(pixelwise, ["x"], ["y"]),
                                                            [eot.source(paths["pixelwise"])]),
     }
     modes = (("resume off", False, None), ("resume on (10 s checkpoints)", True, None),

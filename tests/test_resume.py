@@ -258,7 +258,7 @@ def test_python_write_resume_several_outputs_and_a_box(tmp_path, monkeypatch):
     outputs = {str(tmp_path / "full.tif"): (result, "float32"), str(tmp_path / "twice.tif"): (result * 2, "int16"),
                str(tmp_path / "box.tif?&box=8:16:24:16"): (result, "float32")}  # a pass of its own, after
     expected = {}
-    for path, (raster, pixel_type) in outputs.items():
+    for path, (raster, _) in outputs.items():
         expected[path.partition("?")[0]] = raster.read()
     CALLS["left"] = 13
     with pytest.raises(KeyboardInterrupt):

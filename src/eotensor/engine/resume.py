@@ -21,6 +21,7 @@ from __future__ import annotations
 import math
 import os
 import sys
+import threading
 import time
 from collections.abc import Sequence
 from typing import Any, Protocol
@@ -53,8 +54,12 @@ def checkpoint_seconds() -> float:
 class Checkpointing(Protocol):
     """What :class:`ResumableWrite` needs of a writer."""
 
-    def checkpoint(self) -> int | None:
-        """Make everything written so far durable (and keep writing); return the file's size if it has one."""
+    temp_path: str
+    """The file written (fsync'd to make a checkpoint durable)."""
+
+    def checkpoint(self, sync: bool = True) -> int | None:
+        """Hand everything written so far to the file (a GeoTIFF: its directory written), fsync it when ``sync``,
+        and keep writing; return the file's size if it has one."""
 
     def suspend(self) -> bool:
         """Make everything written so far durable and stop (an interrupted run); whether that succeeded."""
@@ -188,6 +193,7 @@ class ResumableWrite:
         self.pending: list[tuple[int, int]] = []
         self.every = checkpoint_seconds()
         self.last = time.monotonic()
+        self._syncing: threading.Thread | None = None
 
     def _continue(self, output: _Output, windows: dict[tuple[int, int], Any]) -> Journal | None:
         """The journal of ``output`` when its partial file can be continued (``output.reopen``), else None
@@ -249,23 +255,50 @@ class ResumableWrite:
             self.checkpoint()
 
     def checkpoint(self) -> None:
-        """Make the tiles written durable in every output, then record them in every journal."""
-        sizes = [writer.checkpoint() for writer in self.writers]
+        """Hand the tiles written to every output's file, then, in a background thread (so that writing goes on
+        meanwhile), fsync the files and record the tiles in every journal: a tile is recorded only once durable.
+
+        The fsync is the checkpoint's real cost (the page cache's write-back, forced); the previous checkpoint's
+        thread is waited for first, so records stay in order."""
+        self._wait()
+        sizes = [writer.checkpoint(sync=False) for writer in self.writers]
         tiles, self.pending = self.pending, []
-        for output, size in zip(self.outputs, sizes):
-            assert output.journal is not None
-            output.journal.record(tiles, size=size)
+        paths = [writer.temp_path for writer in self.writers]
+
+        def durable() -> None:
+            from eotensor.io.geotiff import fsync_path
+
+            try:
+                for path in paths:
+                    fsync_path(path)
+                for output, size in zip(self.outputs, sizes):
+                    assert output.journal is not None
+                    output.journal.record(tiles, size=size)
+            except OSError:
+                pass  # not recorded: computed again by a resumed run
+
+        self._syncing = threading.Thread(target=durable, name="eotensor-checkpoint", daemon=True)
+        self._syncing.start()
         self.last = time.monotonic()
 
+    def _wait(self) -> None:
+        if self._syncing is not None:
+            self._syncing.join()
+            self._syncing = None
+
     def finish(self) -> None:
-        """Every tile is written: a last checkpoint, so that only the finishing steps remain if they are cut."""
-        self.checkpoint()
+        """Every tile is written. An output that is copied at the end (a COG's overviews and copy, PNG, JPEG) gets a
+        last checkpoint, so that an interruption in that long stage loses no tile; a GeoTIFF is renamed at once."""
+        if any(not output.target.format.streamed for output in self.outputs):
+            self.checkpoint()
+        self._wait()
         for output in self.outputs:
             if output.journal is not None:
                 output.journal.close()
 
     def interrupted(self) -> None:
         """The run stops: make what was written durable where possible and record it; keep the files."""
+        self._wait()
         tiles, self.pending = self.pending, []
         kept: list[int] = []
         for output, writer in zip(self.outputs, self.writers):

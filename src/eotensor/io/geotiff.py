@@ -226,6 +226,15 @@ def _probe_copy_options(target: OutputTarget, count: int) -> str | None:
     return collected.messages[0].rstrip(".") if collected.messages else None
 
 
+def fsync_path(path: str) -> None:
+    """fsync the file ``path`` (its data reaches the disk, whoever wrote it)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def _open_update(path: str) -> Any:
     """``path``, a GeoTIFF this process wrote, opened for update (a resumable run's partial file)."""
     with warnings.catch_warnings():
@@ -340,13 +349,14 @@ class GeoTiffWriter(CommitOnSuccess):
                 "expected gdal:co:KEY=VALUE options of the GDAL GTiff driver"
             )
 
-    def checkpoint(self) -> int:
+    def checkpoint(self, sync: bool = True) -> int:
         """Make everything written so far durable (a resumable run): close the dataset, so that GDAL writes the
-        blocks and the TIFF directory, fsync the file, and reopen it for update; return the file's size.
+        blocks and the TIFF directory, fsync the file (unless ``sync`` is False: the caller fsyncs
+        :attr:`temp_path` itself, e.g. in another thread) and reopen it for update; return the file's size.
 
         rasterio has no flush: a GeoTIFF's blocks are only reachable once its directory is written. Measured
         cost in docs/benchmarks.md (resumable runs)."""
-        self.suspend(strict=True)
+        self.suspend(strict=True, sync=sync)
         try:
             self._dataset = _open_update(self.temp_path)
         except _ERRORS as error:
@@ -354,18 +364,15 @@ class GeoTiffWriter(CommitOnSuccess):
                                   f"({error_text(error)})") from None
         return os.path.getsize(self.temp_path)
 
-    def suspend(self, strict: bool = False) -> bool:
-        """Close the dataset and fsync the file, keeping it (a resumable run, interrupted or checkpointing);
-        whether that succeeded (``strict``: raise :class:`OutputFileError` instead of returning False)."""
+    def suspend(self, strict: bool = False, sync: bool = True) -> bool:
+        """Close the dataset and fsync the file (``sync``), keeping it (a resumable run, interrupted or
+        checkpointing); whether that succeeded (``strict``: raise :class:`OutputFileError` instead of False)."""
         dataset, self._dataset = self._dataset, None
         try:
             if dataset is not None:
                 dataset.close()
-            fd = os.open(self.temp_path, os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
+            if sync:
+                fsync_path(self.temp_path)
         except _ERRORS as error:
             if strict:
                 raise OutputFileError(f'{self.param} "{self.path}": writing the partial file failed '
