@@ -18,14 +18,13 @@ type (float32): values converted the way the writer converts them, then read as 
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import os
 import threading
 from abc import ABC, abstractmethod
 from collections import OrderedDict
 from collections.abc import Iterator, Sequence
-from contextlib import ExitStack
+from contextlib import ExitStack, contextmanager
 from typing import Any
 
 import numpy as np
@@ -726,7 +725,7 @@ def _resumable(rasters: list[LazyRaster], targets: list[OutputTarget], plan: Til
     return ResumableWrite(rasters, targets, plan)
 
 
-@contextlib.contextmanager
+@contextmanager
 def _journaling(resumable: Any, writers: list[GeoTiffWriter]) -> Iterator[None]:
     """Journal the writers' tiles; on any exception (Ctrl-C included), a last checkpoint before they abort."""
     resumable.attach(writers)

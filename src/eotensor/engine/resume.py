@@ -144,9 +144,12 @@ def _note(text: str) -> None:
 class _Output:
     """One output of a resumable pass: its partial file, its journal, whether the partial is continued."""
 
-    def __init__(self, target: OutputTarget, header: list[Item]) -> None:
+    def __init__(self, target: OutputTarget, header: list[Item], count: int, grid: Any) -> None:
         self.target = target
         self.header = header
+        self.count = count
+        self.region = target.region(grid.width, grid.height)
+        """The window of the grid the file holds."""
         self.partial, self.journal_path = partial_paths(os.path.realpath(target.path))
         self.journal: Journal | None = None
         self.reopen = False
@@ -170,7 +173,7 @@ class ResumableWrite:
                 raise OutputFileError(f'{target.param} "{target.path}": a resumable run needs a regular file '
                                       "for its partial output; resume cannot write to a device, a FIFO or a "
                                       "GDAL virtual path")
-        self.outputs = [_Output(t, describe(r, t, plan)) for r, t in zip(rasters, targets)]
+        self.outputs = [_Output(t, describe(r, t, plan), r.count, plan.grid) for r, t in zip(rasters, targets)]
         windows = {(w.row, w.col): w for w in plan}
         done: set[tuple[int, int]] | None = None
         for output in self.outputs:
@@ -179,6 +182,9 @@ class ResumableWrite:
             done = tiles if done is None else done & tiles
         self.windows = set(windows)
         self.done = frozenset(done or ())
+        if not self.done:  # no tile to skip (another output of the pass starts afresh): every file starts afresh
+            for output in self.outputs:
+                output.reopen = False
         self.plan = remaining(plan, self.done)
         total = len(windows)
         if self.done:
@@ -213,16 +219,15 @@ class ResumableWrite:
         if not journal.done:
             _note(f'resume: the interrupted run of "{target.path}" recorded no tile; computing every tile')
             return None
-        region = target.region(*self._size(output))
+        region = output.region
         tiles = []
         for key in journal.done & windows.keys():
             part = windows[key].intersect(region)
             tiles.append((part.row - region.row, part.col - region.col, part.height, part.width))
         from eotensor.io.geotiff import partial_problem
 
-        count = next(value for kind, label, value in output.header if label == "bands")
         problem = (f'"{output.partial}" is missing' if not os.path.exists(output.partial) else
-                   partial_problem(output.partial, region.width, region.height, count, target.dtype, tiles,
+                   partial_problem(output.partial, region.width, region.height, output.count, target.dtype, tiles,
                                    gdal_bool(target.creation_options, "SPARSE_OK", False)
                                    if target.format.streamed else False))
         if problem:
@@ -232,12 +237,6 @@ class ResumableWrite:
         output.journal = journal
         output.reopen = True
         return journal
-
-    @staticmethod
-    def _size(output: _Output) -> tuple[int, int]:
-        grid = next(value for kind, label, value in output.header if label == "grid")
-        width, height = grid.split()[0].split("x")
-        return int(width), int(height)
 
     def writer_options(self, k: int) -> dict[str, Any]:
         """The keywords output ``k``'s writer takes: its partial file, and whether to continue it."""
