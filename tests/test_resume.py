@@ -12,6 +12,8 @@ import time
 import numpy as np
 import pytest
 import rasterio
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from eotensor.io.atomic import partial_paths
 from eotensor.io.cog import validate_cog
@@ -302,3 +304,25 @@ def test_header_changes_name_the_first_difference():
     assert header_changes(old, [*old[:2], ["text", "recipe", "a X c"]]) == "recipe differs: a b c → a X c"
     assert header_changes(old, old[:2]) == "recipe was set in the interrupted run and is not now"
     assert header_changes(old[:2], old) == "recipe was not set in the interrupted run"
+
+
+# ---------------------------------------------------------------------------------------------- the plan
+@settings(max_examples=60, deadline=None)
+@given(width=st.integers(1, 90), height=st.integers(1, 90), rows=st.integers(1, 40), cols=st.integers(1, 40),
+       data=st.data())
+def test_remaining_plan_is_the_plan_less_the_tiles_written_in_order(width, height, rows, cols, data):
+    from affine import Affine
+
+    from eotensor.engine.tiling import TileShape, plan_tiles, remaining
+    from eotensor.geometry import Grid, Window
+
+    grid = Grid.from_transform(Affine(1, 0, 0, 0, -1, height), width, height)
+    x0, y0 = data.draw(st.integers(0, width - 1)), data.draw(st.integers(0, height - 1))
+    region = Window(y0, x0, data.draw(st.integers(1, height - y0)), data.draw(st.integers(1, width - x0)))
+    plan = plan_tiles(grid, TileShape(rows, cols), region, "token")
+    tiles = list(plan)
+    skip = {(w.row, w.col) for w in tiles if data.draw(st.booleans())}
+    left = remaining(plan, skip)
+    assert list(left) == [w for w in tiles if (w.row, w.col) not in skip]
+    assert len(left) == len(tiles) - len(skip)
+    assert left.fingerprint == plan.fingerprint  # the journal's plan is the full one
