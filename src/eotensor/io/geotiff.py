@@ -30,7 +30,7 @@ from rasterio.windows import Window as RioWindow
 from eotensor.errors import OutputFileError
 from eotensor.geometry import as_window
 from eotensor.io.atomic import AtomicOutput, CommitOnSuccess, error_text
-from eotensor.io.cog import validate_cog, write_cog
+from eotensor.io.cog import _in_background, validate_cog, write_cog
 from eotensor.io.extended import OutputTarget, gdal_bool
 from eotensor.io.pixeltypes import to_pixel_type
 
@@ -468,12 +468,38 @@ class GeoTiffWriter(CommitOnSuccess):
             if not self.target.format.streamed:
                 self._copy(output)
             elif self.partial is not None:
-                os.replace(self.partial, output.temp_path)  # then renamed like any temporary output
-                self.temp_path = output.temp_path
+                self._settle_partial(output)
             return output.commit()
         except BaseException:
             output.abort()
             raise
+
+    def _settle_partial(self, output: AtomicOutput) -> None:
+        """Move a resumable run's complete partial GeoTIFF to the temporary name that is renamed onto the output.
+
+        Blocks GDAL wrote twice (a block written again after a checkpoint, or after the point a killed run's last
+        checkpoint recorded) leave dead bytes behind; when they exceed 1 % of the file, it is copied once more
+        (GDAL's copy, same creation options: the pixels, georeferencing and metadata are kept), so a resumed
+        output is as compact as an uninterrupted one."""
+        size = os.path.getsize(self.partial)
+        offsets, counts = _block_extents(self.partial)
+        dead = size - int(counts.sum()) - 16 * offsets.size - 8192  # the directory and its arrays: a bound
+        if dead <= size // 100:
+            os.replace(self.partial, output.temp_path)
+        else:
+            try:
+                with _CreationOptionWarnings():
+                    _in_background(lambda: rasterio.shutil.copy(self.partial, output.temp_path, driver="GTiff",
+                                                                **self.creation_options))
+            except _ERRORS as error:
+                raise OutputFileError(
+                    f'{self.param} "{self.path}": copying the resumed file failed ({output.explain(error)})'
+                ) from None
+            problem = _unwritten_block(output.temp_path, gdal_bool(self.creation_options, "SPARSE_OK", False))
+            if problem:
+                raise OutputFileError(f'{self.param} "{self.path}": GDAL lost data when copying the resumed file '
+                                      f"({output.explain(problem)}); the previous file, if any, is unchanged")
+        self.temp_path = output.temp_path
 
     def _copy(self, output: AtomicOutput) -> None:
         """Copy the complete GeoTIFF into the target's format: PNG or JPEG, then decode the copy once; a COG with
