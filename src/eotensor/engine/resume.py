@@ -189,8 +189,9 @@ class ResumableWrite:
         total = len(windows)
         if self.done:
             names = ", ".join(f'"{o.target.path}"' for o in self.outputs)
-            _note(f"resuming {names}: {len(self.done)} of {total} tiles already written; computing the other "
-                  f"{total - len(self.done)}")
+            rest = (f"computing the other {total - len(self.done)}" if len(self.done) < total else
+                    "only the finishing steps remain")
+            _note(f"resuming {names}: {len(self.done)} of {total} tiles already written; {rest}")
         for output in self.outputs:
             if not output.reopen:
                 remove_partials(os.path.realpath(output.target.path))
