@@ -328,3 +328,15 @@ def test_remaining_plan_is_the_plan_less_the_tiles_written_in_order(width, heigh
     assert list(left) == [w for w in tiles if (w.row, w.col) not in skip]
     assert len(left) == len(tiles) - len(skip)
     assert left.fingerprint == plan.fingerprint  # the journal's plan is the full one
+
+
+def test_an_output_its_writer_refuses_leaves_no_journal(tmp_path):
+    import eotensor as eot
+    from eotensor.errors import OutputFileError
+
+    image = write_raster(tmp_path / "a.tif", np.ones((1, 32, 32), np.float32))
+    with pytest.raises(OutputFileError, match="COMPRES"):
+        eot.open(image).write(str(tmp_path / "o.tif?&gdal:co:COMPRES=DEFLATE"), resume=True)
+    assert leftovers(tmp_path) == []  # the corrected command then starts afresh, not refused as "changed"
+    eot.open(image).write(str(tmp_path / "o.tif?&gdal:co:COMPRESS=DEFLATE"), resume=True)
+    assert leftovers(tmp_path) == [] and os.path.exists(tmp_path / "o.tif")

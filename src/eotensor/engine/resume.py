@@ -194,8 +194,7 @@ class ResumableWrite:
             _note(f"resuming {names}: {len(self.done)} of {total} tiles already written; {rest}")
         for output in self.outputs:
             if not output.reopen:
-                remove_partials(os.path.realpath(output.target.path))
-                output.journal = Journal.create(output.journal_path, output.header)
+                remove_partials(os.path.realpath(output.target.path))  # useless now: started afresh below
         self.writers: list[Checkpointing] = []
         self.pending: list[tuple[int, int]] = []
         self.every = checkpoint_seconds()
@@ -244,7 +243,12 @@ class ResumableWrite:
         return {"partial": self.outputs[k].partial, "reopen": self.outputs[k].reopen}
 
     def attach(self, writers: Sequence[Checkpointing]) -> None:
-        """The writers, in the order of the outputs; the checkpoint clock starts now."""
+        """The writers, in the order of the outputs, all created: the new journals are written now (so that an
+        output refused by its writer, e.g. a misspelt creation option, leaves no journal behind); the checkpoint
+        clock starts."""
+        for output in self.outputs:
+            if not output.reopen:
+                output.journal = Journal.create(output.journal_path, output.header)
         self.writers = list(writers)
         self.last = time.monotonic()
 

@@ -338,16 +338,22 @@ class GeoTiffWriter(CommitOnSuccess):
                     **options,
                 )
         except _ERRORS as error:
-            self.abort()
+            self._abort_new(partial)
             raise OutputFileError(
                 f'{self.param} "{self.path}": cannot create the GeoTIFF ({self._output.explain(error)})'
             ) from None
         if collected.messages:
-            self.abort()
+            self._abort_new(partial)
             raise OutputFileError(
                 f'{self.param} "{self.path}": GDAL rejected a creation option ({collected.messages[0].rstrip(".")}); '
                 "expected gdal:co:KEY=VALUE options of the GDAL GTiff driver"
             )
+
+    def _abort_new(self, partial: str | None) -> None:
+        """:meth:`abort` when the file could not be created: a new partial file is of no use either."""
+        self.abort()
+        if partial is not None and os.path.lexists(partial):
+            os.remove(partial)
 
     def checkpoint(self, sync: bool = True) -> int:
         """Make everything written so far durable (a resumable run): close the dataset, so that GDAL writes the
