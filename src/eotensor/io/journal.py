@@ -86,7 +86,7 @@ class Journal:
         journal = cls(path, header)
         for line in lines[2:]:
             record = _parse(line)
-            if record is None:
+            if not isinstance(record, dict) or not isinstance(record.get("tiles"), list):
                 break  # a torn last line: everything after it is unknown
             journal.done.update((int(r), int(c)) for r, c in record["tiles"])
         return journal
