@@ -33,6 +33,7 @@ ROUNDS = {
 
 def make_inputs(data: Path, size: int) -> dict[str, str]:
     """Two Sentinel-2-like tiles, the talk's SavedModels, the demo CNN and the 40 000² mosaic (cached)."""
+    data.mkdir(parents=True, exist_ok=True)
     paths = {}
     for name, seed in (("a", 1), ("b", 2)):
         path = data / f"s2_{name}_{size}.tif"

@@ -99,7 +99,8 @@ def test_a_worker_error_reaches_the_client_as_one_line_and_leaves_no_file(scene,
         with pytest.raises(eot.EotensorError) as error:
             served(scene, "failing.py", tile_size=8, scheduler=scheduler).write(tmp_path / "out.tif")
         messages.append(str(error.value))
-    assert messages[1] == messages[0] and "\n" not in messages[1] and "value 99 is too large" in messages[1]
+    assert messages[1].startswith(messages[0] + "; on Dask worker tcp://127.0.0.1:")  # which worker failed
+    assert "\n" not in messages[1] and "value 99 is too large" in messages[1]
     assert os.listdir(tmp_path) == []
 
 
@@ -197,3 +198,133 @@ def test_a_misspelt_scheduler_fails_before_the_model_loads(scene, tmp_path):
     _, a, _ = scene
     with pytest.raises(ParameterError, match='optim.scheduler: unknown scheduler "procesess:2"'):
         eot.serve(str(tmp_path / "no_such_model"), eot.source(a), scheduler="procesess:2")
+
+
+def test_a_client_given_from_python_runs_the_write_and_stays_open(scene, cluster, tmp_path):
+    reference = served(scene, tile_size=9, scheduler="sync").write(tmp_path / "sync.tif")
+    with distributed.Client(cluster) as client:
+        by_keyword = served(scene, tile_size=9).write(tmp_path / "client.tif", client=client)
+        by_scheduler = served(scene, tile_size=9, scheduler=client).write(tmp_path / "scheduler.tif")
+        assert client.status == "running"  # the user's client is theirs to close
+        with pytest.raises(ParameterError, match="give scheduler or client, not both"):
+            served(scene).write(tmp_path / "both.tif", scheduler="sync", client=client)
+    assert file_bytes(by_keyword) == file_bytes(reference) == file_bytes(by_scheduler)
+
+
+def test_a_worker_killed_during_the_run_has_its_tiles_recomputed_elsewhere(scene, tmp_path):
+    """One worker process is SIGKILLed in the middle of a tile; Dask reruns its tiles on the other worker (and the
+    restarted one): the output is still the sequential reference's, byte for byte."""
+    tmp, a, b = scene
+    marker = tmp_path / "killed-once"
+    (tmp_path / "killer.py").write_text(f"import os, signal\nMARKER = {str(marker)!r}\n" + textwrap.dedent("""
+        def on_worker():
+            try:
+                from distributed import get_worker
+
+                get_worker()
+                return True
+            except ValueError:  # the client, learning the band count
+                return False
+
+        def model(x1, x2, k):
+            if on_worker():
+                try:
+                    os.close(os.open(MARKER, os.O_CREAT | os.O_EXCL))  # the first tile anywhere, once
+                except FileExistsError:
+                    pass
+                else:
+                    os.kill(os.getpid(), signal.SIGKILL)
+            h, w = x2.shape[1:3]
+            box = sum(x1[:, i:i + h, j:j + w, 0] for i in range(3) for j in range(3))
+            return {"y": box[..., None] + x2[..., :1] * k[0]}
+    """))
+
+    def result(scheduler):
+        return eot.serve(str(tmp_path / "killer.py"), [eot.source(a, rfield=3), eot.source(b)], fullyconv=True,
+                         user_placeholders=["k=3"], tile_size=12, scheduler=scheduler)
+
+    reference = result("sync").write(tmp_path / "sync.tif")
+    assert not marker.exists()  # the sequential run is not on a worker: it never kills
+    killed = result("processes:2").write(tmp_path / "dask.tif")
+    assert marker.exists()  # a worker really died
+    assert file_bytes(killed) == file_bytes(reference)
+
+
+def test_autofields_runs_on_the_cluster(scene, cluster, tmp_path, capsys):
+    """A model loaded locally to probe its fields still has a recipe: the workers load it from its path."""
+    _, a, _ = scene
+    (tmp_path / "box.py").write_text(textwrap.dedent('''
+        def model(x):
+            h, w = x.shape[1] - 2, x.shape[2] - 2
+            return {"y": sum(x[:, i:i + h, j:j + w] for i in range(3) for j in range(3))}
+    '''))
+    common = ["TensorflowModelServe", "-source1.il", a, "-model.dir", str(tmp_path / "box.py"),
+              "-model.autofields", "on", "-optim.tilesizex", "16", "-optim.tilesizey", "16"]
+    assert main(common + ["-optim.scheduler", "sync", "-out", str(tmp_path / "sync.tif")]) == 0
+    assert main(common + ["-optim.scheduler", cluster, "-out", str(tmp_path / "dask.tif")]) == 0
+    assert "source1 RF 3x3, EF 1x1" in capsys.readouterr().err
+    assert file_bytes(tmp_path / "dask.tif") == file_bytes(tmp_path / "sync.tif")
+
+
+@pytest.mark.parametrize("delay", [0.2, 1.5])
+def test_ctrl_c_on_a_local_cluster_run_prints_no_worker_traceback(scene, tmp_path, delay):
+    """Ctrl-C reaches the whole foreground process group: the workers eotensor starts ignore it, the client
+    stops the run and closes them, and stderr holds the one interrupted line. Pressed while the cluster starts
+    (0.2 s after the output is created), it is ignored until the cluster is up: the user presses again."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    _, a, _ = scene
+    (tmp_path / "slow.py").write_text("import time\n\ndef model(x):\n    time.sleep(0.2)\n    return {'y': x}\n")
+    out = tmp_path / "out"
+    out.mkdir()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "eotensor", "TensorflowModelServe", "-source1.il", a, "-model.dir",
+         str(tmp_path / "slow.py"), "-optim.tilesizex", "8", "-optim.tilesizey", "8", "-optim.scheduler",
+         "processes:2", "-out", str(out / "map.tif")],
+        stderr=subprocess.PIPE, text=True, start_new_session=True)
+    deadline = time.monotonic() + 60
+    while not os.listdir(out) and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(delay)
+    while process.poll() is None:
+        os.killpg(process.pid, signal.SIGINT)
+        time.sleep(0.5)
+    stderr = process.communicate(timeout=60)[1]
+    # 130: interrupted and cleaned up; -SIGINT: a later press ended the interpreter's own last steps after that
+    assert process.returncode in (130, -signal.SIGINT), stderr
+    assert "Traceback" not in stderr and "KeyboardInterrupt" not in stderr, stderr
+    assert stderr.strip().splitlines()[-1] == "TensorflowModelServe: interrupted; no output written"
+    assert os.listdir(out) == []
+
+
+def test_band_selections_and_windows_of_a_served_result_run_on_the_cluster(scene, cluster, tmp_path):
+    from eotensor.geometry import Window
+    from eotensor.lazy import WindowRaster
+
+    reference, on_dask = served(scene, tile_size=10, scheduler="sync"), served(scene, tile_size=10,
+                                                                                scheduler=cluster)
+    assert on_dask[1].remote is not None and WindowRaster(on_dask, Window(3, 5, 30, 40)).remote is not None
+    np.testing.assert_array_equal(on_dask[1].read(), reference[1].read())
+    window = Window(3, 5, 30, 40)
+    np.testing.assert_array_equal(WindowRaster(on_dask, window).read(), WindowRaster(reference, window).read())
+    path = on_dask[[1, 0]].write(tmp_path / "swapped.tif")
+    with rasterio.open(path) as ds:
+        np.testing.assert_array_equal(ds.read(), reference.read()[[1, 0]])
+
+
+def test_a_model_the_workers_cannot_read_is_their_one_line(scene, cluster, tmp_path):
+    import shutil
+
+    folder, a, b = scene
+    model = shutil.copy(folder / "model.py", tmp_path / "gone.py")
+    result = eot.serve(str(model), [eot.source(a, rfield=3), eot.source(b)], fullyconv=True,
+                       user_placeholders=["k=1"], tile_size=8, scheduler=cluster)
+    os.remove(model)  # loaded by the client, then gone before the workers load it
+    with pytest.raises(eot.EotensorError) as error:
+        result.write(tmp_path / "out.tif")
+    message = str(error.value)
+    assert "\n" not in message and message.count(str(model)) == 1 and "; on Dask worker tcp://" in message
+    assert not list(tmp_path.glob("out*"))

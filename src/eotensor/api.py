@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from eotensor.engine.execute import get_executor
+from eotensor.engine.execute import get_executor, runs_remotely
 from eotensor.engine.prefetch import load_while_reading
 from eotensor.engine.recipe import ServeSpec, compute_tile, make_spec
 from eotensor.engine.serve import DEFAULT_BATCH_SIZE, ServeEngine, Source
@@ -41,6 +41,7 @@ from eotensor.io.pixeltypes import to_pixel_type
 from eotensor.io.raster import RasterSource
 from eotensor.lazy import LazyRaster, as_raster_source, size_gdal_cache, upstream_tiles
 from eotensor.runtimes import Model, load_model
+from eotensor.runtimes.registry import model_origin
 from eotensor.runtimes.signature import parse_user_placeholder
 from eotensor.values import as_bool, as_number, as_pair, as_strings
 
@@ -192,7 +193,7 @@ def serve(
     batch_size: int = DEFAULT_BATCH_SIZE,
     jit: bool | str = False,
     model_threads: int | None = None,
-    scheduler: str = "threads",
+    scheduler: Any = "threads",
     runtime: str | None = None,
     device: str = "cpu",
     layout: str | None = None,
@@ -204,10 +205,10 @@ def serve(
     ``user_placeholders`` takes a dict of values or OTBTF's ``["name=value", ...]`` strings. ``jit``
     compiles a TensorFlow model with XLA; ``model_threads`` sizes the runtime's own thread pool.
     ``scheduler`` names the executor (``threads``, ``sync`` the sequential reference, or Dask's: ``processes:N``,
-    ``tcp://HOST:PORT``, ``dask``; see :mod:`eotensor.engine.execute`). ``runtime`` forces a
-    runtime by name (default: the first whose ``can_open`` accepts the path), ``device`` places the model
-    (``cpu``, ``cuda``, ``cuda:N``, ``auto``) and ``layout`` says how it lays out tensors (``nhwc``, ``nchw``;
-    default: the runtime's, inferred from the declared channels for ONNX and PyTorch).
+    ``tcp://HOST:PORT``, ``dask``, or a ``distributed.Client``; see :mod:`eotensor.engine.execute`).
+    ``runtime`` forces a runtime by name (default: the first whose ``can_open`` accepts the path), ``device``
+    places the model (``cpu``, ``cuda``, ``cuda:N``, ``auto``) and ``layout`` says how it lays out tensors
+    (``nhwc``, ``nchw``; default: the runtime's, inferred from the declared channels for ONNX and PyTorch).
     Values are checked as the command line checks them (``fullyconv="off"`` is off).
     """
     sources = [sources] if isinstance(sources, Source) else list(sources)
@@ -234,14 +235,15 @@ def serve(
     if model_threads is not None:
         model_threads = as_number(model_threads, "optim.modelthreads", integer=True, minimum=1)
     options = {"runtime": runtime, "tags": tags, "jit": jit, "threads": model_threads, "device": device}
-    get_executor(scheduler, "optim.scheduler")  # a misspelt scheduler fails before seconds of model loading
+    remotely = runs_remotely(get_executor(scheduler, "optim.scheduler"))  # a misspelt name fails before the load
 
     def load() -> Model:
         return load_model(model, **options)
 
     readers: list[Any] = [s.raster for s in sources]
     files = [k for k, r in enumerate(readers) if isinstance(r, RasterSource)]
-    if isinstance(model, (str, os.PathLike)) and files:  # loading takes seconds (TF's import): read meanwhile
+    if isinstance(model, (str, os.PathLike)) and files and not remotely:  # a load takes seconds: read meanwhile
+        # (not for Dask: its workers read the rows themselves)
         budget = ram_budget_mb(ram_mb)
         size_gdal_cache(budget)
         loaded, prefetched = load_while_reading(load, [readers[k] for k in files], budget * 1024 * 1024)
@@ -252,8 +254,8 @@ def serve(
     output_names = as_strings(output_names, "output.names")
     engine = ServeEngine(loaded, sources, fields, output_names, placeholders, background, batch_size, layout, readers)
     recipe = None
-    if isinstance(model, (str, os.PathLike)) and all(isinstance(s.raster, RasterSource) for s in sources):
-        recipe = make_spec(model, options, sources, fields, output_names, placeholders, background, batch_size,
-                           layout)
+    origin = (model, options) if isinstance(model, (str, os.PathLike)) else model_origin(loaded)
+    if origin is not None and all(isinstance(s.raster, RasterSource) for s in sources):
+        recipe = make_spec(*origin, sources, fields, output_names, placeholders, background, batch_size, layout)
     return ServedRaster(engine, workers=workers, ram_mb=ram_mb, tile_size=tile_size,
                         strips=as_bool(strips, "optim.disabletiling"), scheduler=scheduler, recipe=recipe)

@@ -23,13 +23,13 @@ import os
 import threading
 from abc import ABC, abstractmethod
 from collections import OrderedDict
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from typing import Any
 
 import numpy as np
 
-from eotensor.engine.execute import get_executor, in_list, with_remote
+from eotensor.engine.execute import get_executor, in_list, runs_remotely, with_remote
 from eotensor.engine.progress import Progress
 from eotensor.engine.tiling import (
     TilePlan,
@@ -163,7 +163,7 @@ class LazyRaster(ABC):
     core, at most 4), a memory budget ``ram_mb`` per tile, and the executor's name ``scheduler``.
     """
 
-    def __init__(self, workers: int | None = None, ram_mb: float | None = None, scheduler: str = "threads") -> None:
+    def __init__(self, workers: int | None = None, ram_mb: float | None = None, scheduler: Any = "threads") -> None:
         self.workers = None if workers is None else as_number(workers, "workers", integer=True, minimum=0)
         self.ram_mb = ram_budget_mb(ram_mb)
         self.scheduler = scheduler
@@ -284,15 +284,18 @@ class LazyRaster(ABC):
         return target
 
     def write(self, out: str | os.PathLike, pixel_type: str | None = None, progress: bool = False, *,
-              cog: bool = False, resume: bool = False) -> str:
+              cog: bool = False, scheduler: Any = None, client: Any = None, resume: bool = False) -> str:
         """Stream the result to a raster file (OTB extended filename accepted); return the path written.
 
-        The format comes from the extension; ``cog=True`` (as ``?&cog=true``) makes a Cloud-Optimized GeoTIFF;
-        the file appears under its final name only once complete; none of the files the result reads may be
-        the output. :func:`write` writes several results in one pass. ``resume=True`` makes the run resumable
-        (see :func:`write`).
+        The format comes from the extension (``.zarr``: a Zarr store xarray opens with its CRS and transform);
+        ``cog=True`` (as ``?&cog=true``) makes a Cloud-Optimized GeoTIFF; the file appears under its final name
+        only once complete; none of the files the result reads may be the output. ``scheduler`` (a name, as
+        ``-optim.scheduler``) or ``client`` (a ``distributed.Client``) runs this write with another executor than
+        the result's own. ``resume=True`` makes the run resumable (see :func:`write`). :func:`write` writes several
+        results in one pass.
         """
-        return write({out: (self, pixel_type)}, progress, cog=cog, resume=resume)[0]
+        return write({out: (self, pixel_type)}, progress, cog=cog, scheduler=scheduler, client=client,
+                     resume=resume)[0]
 
     def to_xarray(self, name: str | None = None) -> Any:
         """A lazily computed, Dask-backed ``xarray.DataArray`` (band, y, x) with the CRS and transform as rioxarray
@@ -393,8 +396,19 @@ class BandSelection(LazyRaster):
         return self.upstream.tiles.read(window)[self.indexes]
 
     @property
+    def remote(self) -> Any:
+        """The upstream's twin, then the bands: a band selection of a served result runs on Dask too."""
+        return None if self.upstream.remote is None else functools.partial(_bands_of, self.upstream.remote,
+                                                                            self.indexes)
+
+    @property
     def upstreams(self) -> list[LazyRaster]:
         return [self.upstream]
+
+
+def _bands_of(remote: Any, indexes: list[int], window: Window) -> np.ndarray:
+    """``indexes`` of ``remote(window)``: :attr:`BandSelection.remote` (a module function, so it pickles)."""
+    return remote(window)[indexes]
 
 
 class WindowRaster(LazyRaster):
@@ -433,8 +447,23 @@ class WindowRaster(LazyRaster):
         return [self.upstream]
 
     def compute(self, window: Window) -> np.ndarray:
-        shifted = Window(window.row + self.window.row, window.col + self.window.col, window.height, window.width)
-        return self.upstream.tiles.read(shifted)
+        return self.upstream.tiles.read(_shifted(self.window, window))
+
+    @property
+    def remote(self) -> Any:
+        """The upstream's twin on the shifted window (tiled == untiled: the same pixels as through the cache)."""
+        return None if self.upstream.remote is None else functools.partial(_shifted_remote, self.upstream.remote,
+                                                                            self.window)
+
+
+def _shifted(origin: Window, window: Window) -> Window:
+    """``window`` of a :class:`WindowRaster` starting at ``origin``, in its upstream's indices."""
+    return Window(window.row + origin.row, window.col + origin.col, window.height, window.width)
+
+
+def _shifted_remote(remote: Any, origin: Window, window: Window) -> np.ndarray:
+    """``remote`` over ``window`` shifted by ``origin``: :attr:`WindowRaster.remote` (pickles)."""
+    return remote(_shifted(origin, window))
 
 
 class FileRaster(LazyRaster):
@@ -443,7 +472,7 @@ class FileRaster(LazyRaster):
     worth_caching = False  # GDAL keeps its own block cache
 
     def __init__(self, raster: RasterSource, workers: int | None = None, ram_mb: float | None = None,
-                 scheduler: str = "threads") -> None:
+                 scheduler: Any = "threads") -> None:
         super().__init__(workers, ram_mb, scheduler)
         self.raster = raster
 
@@ -637,10 +666,13 @@ def as_raster_source(images: Any, param: str) -> Any:
 
 
 def write(outputs: dict[str | os.PathLike, LazyRaster | tuple[LazyRaster, str | None]],
-          progress: bool = False, *, cog: bool = False, resume: bool = False) -> list[str]:
+          progress: bool = False, *, cog: bool = False, scheduler: Any = None, client: Any = None,
+          resume: bool = False) -> list[str]:
     """Write several results, ``{path: result}`` or ``{path: (result, pixel_type)}``; return the paths written.
 
-    ``cog=True`` makes every output a Cloud-Optimized GeoTIFF (as ``?&cog=true`` does for one).
+    ``cog=True`` makes every output a Cloud-Optimized GeoTIFF (as ``?&cog=true`` does for one). ``scheduler``
+    (``threads``, ``processes:2``, ``tcp://HOST:PORT``...) or ``client`` (a ``distributed.Client``, left open)
+    overrides the first result's executor for this write.
 
     ``resume=True`` (``-optim.resume on``): an interrupted run keeps its partial files and journals, and the
     same call with ``resume=True`` computes only the tiles they lack, refusing them (one line saying what
@@ -653,6 +685,10 @@ def write(outputs: dict[str | os.PathLike, LazyRaster | tuple[LazyRaster, str | 
     """
     from eotensor.io.atomic import check_outputs
 
+    if scheduler is not None and client is not None:
+        raise ParameterError("write: give scheduler or client, not both")
+    chosen = client if client is not None else scheduler
+    executor = None if chosen is None else get_executor(chosen, "client" if client is not None else "scheduler")
     items = [(value if isinstance(value, tuple) else (value, None), path) for path, value in outputs.items()]
     if not items:
         return []
@@ -661,22 +697,25 @@ def write(outputs: dict[str | os.PathLike, LazyRaster | tuple[LazyRaster, str | 
             raise ParameterError(f'write: "{path}" is given {type(raster).__name__}, not a lazy result')
     size_gdal_cache(max(raster.ram_mb for (raster, _), _ in items))
     targets = [raster._output_target(parse_output(path, pixel_type, cog=cog)) for (raster, pixel_type), path in items]
-    check_outputs([("out", t.path) for t in targets], {f for (raster, _), _ in items for f in raster.files})
+    check_outputs([("out", t.path, t.format.directory) for t in targets],
+                  {f for (raster, _), _ in items for f in raster.files})
     rasters = [raster for (raster, _), _ in items]
     groups: dict[tuple[Any, Window], list[int]] = {}  # one pass per grid and box
     for k, (raster, target) in enumerate(zip(rasters, targets)):
         groups.setdefault((raster.grid, target.region(raster.grid.width, raster.grid.height)), []).append(k)
     written: dict[int, str] = {}
     for members in groups.values():
-        paths = _write_together([rasters[k] for k in members], [targets[k] for k in members], progress, resume)
+        paths = _write_together([rasters[k] for k in members], [targets[k] for k in members], progress, executor,
+                                resume)
         written.update(zip(members, paths))
     return [written[k] for k in range(len(items))]
 
 
 def _write_together(rasters: list[LazyRaster], targets: list[OutputTarget], progress: bool,
-                    resume: bool = False) -> list[str]:
+                    executor: Callable[..., None] | None = None, resume: bool = False) -> list[str]:
     """Stream results on one grid over the first one's plan, each tile computed for all with a shared cache;
-    ``resume``: through a :class:`~eotensor.engine.resume.ResumableWrite` (journaled, only the missing tiles)."""
+    with the first result's executor unless ``executor`` is given; ``resume``: through a
+    :class:`~eotensor.engine.resume.ResumableWrite` (journaled, only the missing tiles)."""
     first, grid = rasters[0], rasters[0].grid
     box = targets[0].region(grid.width, grid.height)
     plan = first.plan(box, block_shape(targets[0], grid.width, grid.height))
@@ -692,13 +731,13 @@ def _write_together(rasters: list[LazyRaster], targets: list[OutputTarget], prog
         return [raster.tiles.read(window) for raster in rasters]  # upstreams they share: computed once
 
     alone = len(rasters) == 1 and first.remote is not None  # one result: its twin can run on another process
-    task = with_remote(compute, functools.partial(in_list, first.remote) if alone else None)
+    run = executor or first.executor
 
     with ExitStack() as stack:
-        writers = [stack.enter_context(GeoTiffWriter(target, width=grid.width, height=grid.height, count=r.count,
-                                                     transform=grid.transform, crs=grid.crs,
-                                                     **(resumable.writer_options(k) if resumable else {})))
+        writers = [stack.enter_context(open_writer(target, grid, r.count, plan,
+                                                   **(resumable.writer_options(k) if resumable else {})))
                    for k, (r, target) in enumerate(zip(rasters, targets))]
+        task = with_remote(compute, _remote_write(first, writers[0], run) if alone else None)
         if resumable is not None:
             stack.enter_context(_journaling(resumable, writers))
 
@@ -709,13 +748,41 @@ def _write_together(rasters: list[LazyRaster], targets: list[OutputTarget], prog
                 resumable.wrote(window)
 
         try:
-            first.executor(task, plan, sink, workers=first.workers, progress=bar)
+            run(task, plan, sink, workers=first.workers, progress=bar)
             if resumable is not None:
                 resumable.finish()
         finally:
             for raster in rasters:
                 raster._after_run()
     return [target.path for target in targets]
+
+
+def open_writer(target: OutputTarget, grid: Grid, count: int, plan: TilePlan, **resume: Any) -> Any:
+    """The writer of ``target`` for ``count`` bands on ``grid``: a Zarr store chunked like ``plan``'s tiles, else a
+    (streamed, then maybe copied) GeoTIFF; ``resume``: a resumable run's partial file (``partial``, ``reopen``)."""
+    if target.format.directory is not None:
+        from eotensor.io.zarr import ZarrWriter
+
+        return ZarrWriter(target, width=grid.width, height=grid.height, count=count, transform=grid.transform,
+                          crs=grid.crs, chunks=(plan.tile.rows, plan.tile.cols))
+    return GeoTiffWriter(target, width=grid.width, height=grid.height, count=count, transform=grid.transform,
+                         crs=grid.crs, **resume)
+
+
+def compute_and_sink(compute: Any, sink: Any, window: Window) -> list[Any]:
+    """``[sink(compute(window), window)]``: a tile computed and written where it runs (a Dask worker), only the
+    sink's small acknowledgement travelling back."""
+    return [sink(compute(window), window)]
+
+
+def _remote_write(raster: LazyRaster, writer: Any, executor: Callable[..., None]) -> Any:
+    """The picklable twin of a one-result write: compute the tile and return it; on a remote ``executor`` with a
+    writer whose tiles workers may write themselves (a Zarr store, one chunk per tile), compute and write the tile
+    there."""
+    sink = getattr(writer, "remote_sink", lambda: None)() if runs_remotely(executor) else None
+    if sink is not None:
+        return functools.partial(compute_and_sink, raster.remote, sink)
+    return functools.partial(in_list, raster.remote)
 
 
 def _resumable(rasters: list[LazyRaster], targets: list[OutputTarget], plan: TilePlan) -> Any:

@@ -20,6 +20,7 @@ import numpy as np
 
 from eotensor.errors import GeometryError, MissingDependencyError, ParameterError
 from eotensor.geometry import Grid, Window
+from eotensor.geometry.cf import GRID_MAPPING, grid_mapping_attrs, pixel_centres
 from eotensor.io.pixeltypes import to_pixel_type
 from eotensor.lazy import LazyRaster
 
@@ -75,12 +76,12 @@ def to_xarray(raster: LazyRaster, name: str | None = None) -> Any:
     label = f"eotensor-{hashlib.sha256(raster.token.encode()).hexdigest()[:12]}-{uuid.uuid4().hex[:12]}"
     data = dask.array.from_array(windows, chunks=(raster.count, tile.rows, tile.cols), name=label, lock=False,
                                  asarray=False, fancy=False, meta=np.empty((0, 0, 0), np.float32))
-    coords = {"band": np.arange(1, raster.count + 1),
-              "y": grid.y.point(np.arange(grid.height)), "x": grid.x.point(np.arange(grid.width))}
+    y, x = pixel_centres(grid)
+    coords = {"band": np.arange(1, raster.count + 1), "y": y, "x": x,
+              GRID_MAPPING: xarray.Variable((), 0, grid_mapping_attrs(grid))}
     array = xarray.DataArray(data, dims=("band", "y", "x"), coords=coords, name=name)
-    if grid.crs is not None:
-        array = array.rio.write_crs(grid.crs)
-    return array.rio.write_transform(grid.transform)
+    array.encoding["grid_mapping"] = GRID_MAPPING  # where rioxarray's write_crs puts it
+    return array
 
 
 class XarrayRaster(LazyRaster):

@@ -95,6 +95,7 @@ class ExtractionConfig:
 
 def build(values: Values) -> PatchExtraction:
     """Open the sources and the vector layer, check the outputs: the extraction, nothing computed or written."""
+    from eotensor.errors import OutputFileError
     from eotensor.io.atomic import check_outputs
     from eotensor.io.extended import parse_output
     from eotensor.io.raster import RasterSource
@@ -106,6 +107,10 @@ def build(values: Values) -> PatchExtraction:
                for n, s in enumerate(cfg.sources, start=1) if s.out is not None]
     if cfg.outlabels is not None:
         outputs.append((parse_output(*cfg.outlabels, param="outlabels"), "outlabels"))
+    for target, param in outputs:
+        if target.format.directory is not None:
+            raise OutputFileError(f'{param}: "{target.path}": patches images are GeoTIFF strips, not a '
+                                  f"{target.format.directory.label} store; expected a .tif name")
     sources = []
     for n, s in enumerate(cfg.sources, start=1):
         source = PatchSource(RasterSource(s.images, f"source{n}.il"), s.patch, s.nodata, f"source{n}")

@@ -9,29 +9,24 @@ whatever the image size. Both give identical bytes: a tile's result depends only
 The compute callable is anything that maps an output :class:`~eotensor.geometry.Window` to an array
 (a served model, a rasteriser, a label counter); the sink writes, accumulates or counts.
 
-The Dask executor (the ``dask`` extra) runs tiles in other processes: ``processes:N`` starts a
-``LocalCluster`` of N single-threaded worker processes for the run, ``tcp://HOST:PORT`` connects to a running
-scheduler, ``dask`` to the one ``DASK_SCHEDULER_ADDRESS`` names. A local callable cannot travel, so it ships
-the compute's picklable twin (:func:`with_remote`: a served result's recipe, which each worker turns into an
-engine once); only windows and result arrays travel, and the calling thread sinks results in plan order with
-a bounded number in flight, as ``threads`` does.
+The Dask executor (:mod:`eotensor.engine.cluster`, the ``dask`` extra) runs tiles in other processes:
+``processes:N``, ``tcp://HOST:PORT``, ``dask`` (``DASK_SCHEDULER_ADDRESS``) or a ``distributed.Client``.
 """
 
 from __future__ import annotations
 
-import contextlib
 import functools
-import logging
 import os
 import re
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
+from eotensor.engine.cluster import is_client, run_dask
 from eotensor.engine.progress import Progress
 from eotensor.engine.tiling import TilePlan
-from eotensor.errors import EotensorError, MissingDependencyError, ParameterError
+from eotensor.errors import ParameterError
 from eotensor.geometry import Window
 
 Compute = Callable[[Window], Any]
@@ -111,88 +106,10 @@ def in_list(compute: Compute, window: Window) -> list[Any]:
     return [compute(window)]
 
 
-NO_RECIPE = ("the dask scheduler runs a served result read or written on its own, with a model path and file "
-             "sources (band selections, expressions, chained results and several outputs at once run with threads)")
-DASK_TIMEOUT_S = 10
-"""Seconds to wait for a Dask scheduler before giving up."""
-
-
-@contextlib.contextmanager
-def _dask_client(address: str | None, processes: int, param: str) -> Iterator[Any]:
-    """A ``distributed.Client``: on a ``LocalCluster`` of ``processes`` workers started for the run (closed at
-    the end), or connected to the scheduler at ``address``."""
-    try:
-        from distributed import Client, LocalCluster
-    except ImportError:
-        raise MissingDependencyError(f"{param}: the dask scheduler needs the dask extra: "
-                                     "pip install 'eotensor[dask]'") from None
-    if address is None:
-        try:
-            cluster = LocalCluster(n_workers=processes, processes=True, threads_per_worker=1, dashboard_address=None,
-                                   silence_logs=logging.CRITICAL)
-        except RuntimeError as error:  # e.g. a main script without a __main__ guard, which spawned workers re-run
-            raise ParameterError(f"{param}: processes:{processes} could not start its worker processes ({error}); a "
-                                 "script that starts them must be a file with its code under "
-                                 "if __name__ == '__main__':") from None
-        with cluster, Client(cluster) as client:
-            yield client
-        return
-    try:
-        client = Client(address, timeout=DASK_TIMEOUT_S)
-    except Exception as error:  # noqa: BLE001 - distributed raises many kinds for one bad address: one line for all
-        raise ParameterError(f"{param}: cannot reach the Dask scheduler at {address} within {DASK_TIMEOUT_S} s "
-                             f"({str(error).splitlines()[0] if str(error) else type(error).__name__})") from None
-    with client:
-        if not client.nthreads():  # a scheduler alone would hold the tasks forever
-            try:
-                client.wait_for_workers(1, timeout=DASK_TIMEOUT_S)
-            except TimeoutError:
-                raise ParameterError(f"{param}: the Dask scheduler at {address} has no worker (none joined within "
-                                     f"{DASK_TIMEOUT_S} s); start workers with: dask worker {address}") from None
-        yield client
-
-
-def run_dask(compute: Compute, plan: TilePlan, sink: Sink, workers: int | None = None,
-             progress: Progress | None = None, *, address: str | None = None, processes: int = 0,
-             param: str = "optim.scheduler") -> None:
-    """Compute on Dask workers (a ``LocalCluster`` of ``processes`` workers, or the scheduler at ``address``);
-    sink in plan order in the calling thread.
-
-    ``compute`` must carry a picklable ``remote`` twin (:func:`with_remote`); at most twice the cluster's
-    threads tiles are in flight (``workers`` is accepted, and ignored). On an error the tiles still queued are
-    cancelled and the worker's own exception is raised here.
-    """
-    remote = getattr(compute, "remote", None)
-    if remote is None:
-        raise ParameterError(f"{param}: {NO_RECIPE}")
-    with _dask_client(address, processes, param) as client:
-        limit = max(1, 2 * sum(client.nthreads().values()))
-        pending: deque[tuple[Any, Window]] = deque()
-
-        def drain(keep: int) -> None:
-            while len(pending) > keep:
-                future, done = pending.popleft()
-                try:
-                    result = future.result()
-                except EotensorError:
-                    raise  # the worker's own one-line message
-                except Exception as error:  # noqa: BLE001 - a dead worker, a lost scheduler: one line, not Dask's
-                    text = str(error).splitlines()[0] if str(error) else ""
-                    raise EotensorError(f"{param}: the tile at row {done.row}, column {done.col} failed on the Dask "
-                                        f"cluster: {type(error).__name__}: {text:.300} (see the workers' logs)") \
-                        from None
-                sink(result, done)
-                if progress:
-                    progress.advance()
-
-        try:
-            for window in plan:
-                pending.append((client.submit(remote, window, pure=False), window))
-                drain(limit)
-            drain(0)
-        finally:
-            if pending:
-                client.cancel([future for future, _ in pending])
+def runs_remotely(executor: Callable[..., None]) -> bool:
+    """Whether ``executor`` (from :func:`get_executor`) computes in other processes (the Dask executor): its tasks
+    are compute twins, and a sink that can run remotely may run there too (Zarr chunks written by workers)."""
+    return getattr(executor, "func", executor) is run_dask
 
 
 EXECUTORS: dict[str, Callable[..., None]] = {"sync": run_sync, "threads": run_threads}
@@ -202,8 +119,11 @@ EXECUTORS: dict[str, Callable[..., None]] = {"sync": run_sync, "threads": run_th
 SCHEDULER_NAMES = "sync, threads, processes:N, tcp://HOST:PORT, dask"
 
 
-def get_executor(name: str, param: str = "optim.scheduler") -> Callable[..., None]:
-    """The executor called ``name``, or a one-line :class:`ParameterError` listing the names."""
+def get_executor(name: Any, param: str = "optim.scheduler") -> Callable[..., None]:
+    """The executor called ``name`` (or the Dask executor on ``name``, a ``distributed.Client``), or a one-line
+    :class:`ParameterError` listing the names."""
+    if is_client(name):
+        return functools.partial(run_dask, client=name, param=param)
     text = str(name).strip()
     if text in EXECUTORS:
         return EXECUTORS[text]
@@ -222,7 +142,7 @@ def get_executor(name: str, param: str = "optim.scheduler") -> Callable[..., Non
     raise ParameterError(f'{param}: unknown scheduler "{name}"; expected one of {SCHEDULER_NAMES}')
 
 
-def run_tiles(compute: Compute, plan: TilePlan, sink: Sink, scheduler: str = "threads",
+def run_tiles(compute: Compute, plan: TilePlan, sink: Sink, scheduler: Any = "threads",
               workers: int | None = None, progress: Progress | None = None) -> None:
     """Compute every tile of ``plan`` with the executor ``scheduler`` and call ``sink(result, window)`` in order."""
     get_executor(scheduler)(compute, plan, sink, workers=workers, progress=progress)

@@ -169,6 +169,10 @@ class ResumableWrite:
 
     def __init__(self, rasters: Sequence[Any], targets: Sequence[OutputTarget], plan: TilePlan) -> None:
         for target in targets:
+            if getattr(target.format, "directory", None) is not None:
+                raise OutputFileError(f'{target.param} "{target.path}": resume is not supported for '
+                                      f"{target.format.driver} outputs yet; expected a .tif (GeoTIFF or COG), .png "
+                                      "or .jpg output, or run without resume")
             if is_virtual_path(target.path) or is_write_through(target.path):
                 raise OutputFileError(f'{target.param} "{target.path}": a resumable run needs a regular file '
                                       "for its partial output; resume cannot write to a device, a FIFO or a "

@@ -15,6 +15,11 @@ What the final name may be, decided when the output is created (before any work 
 * an existing **character device or FIFO** (``/dev/null``, a named pipe): written through, i.e. the
   complete file is composed in the system temporary directory and then copied into it; the device node
   is never replaced. Other special files (block devices, sockets) are refused.
+
+A **directory output** (a Zarr store: ``directory=`` a :class:`DirectoryKind`) is composed in a temporary directory
+``.eot-<random>.tmp`` next to the final name and renamed onto it when complete; an existing directory of that kind
+is replaced only then (moved aside, the new one renamed in, the old one deleted); anything else at the final name
+(a file, a directory of another kind, a device) is refused before any work.
 """
 
 from __future__ import annotations
@@ -25,14 +30,15 @@ import secrets
 import shutil
 import stat
 import tempfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from types import TracebackType
-from typing import Self
+from typing import Any, Self
 
 from eotensor.errors import OutputFileError
 
-__all__ = ["AtomicOutput", "check_outputs", "ensure_not_input", "error_text", "is_virtual_path", "is_write_through",
-           "partial_paths", "remove_partials"]
+__all__ = ["AtomicOutput", "DirectoryKind", "check_directory_target", "check_outputs", "ensure_not_input", "error_text",
+           "is_virtual_path", "is_write_through", "partial_paths", "remove_partials"]
 
 _TEMP_PREFIX = ".eot-"
 _TEMP_SUFFIX = ".tmp"
@@ -112,13 +118,15 @@ def _output_key(path: str) -> str:
     return base if extension.lower() == ".shp" else resolved
 
 
-def check_outputs(outputs: Sequence[tuple[str, str | os.PathLike]], inputs: Iterable[str | os.PathLike]) -> None:
+def check_outputs(outputs: Sequence[tuple[str, str | os.PathLike] | tuple[str, str | os.PathLike, Any]],
+                  inputs: Iterable[str | os.PathLike]) -> None:
     """Before any work, for every ``(param, path)`` output: it is not an input, not another output of the same
     run (a character device or FIFO such as ``/dev/null`` may take several), and it can be created (the checks
-    :class:`AtomicOutput` makes, so a missing directory fails now, not after hours of work)."""
+    :class:`AtomicOutput` makes, so a missing directory fails now, not after hours of work). A directory output
+    (a Zarr store) is given as ``(param, path, kind)``."""
     inputs = list(inputs)
     seen: dict[str, str] = {}
-    for param, path in outputs:
+    for param, path, *kind in outputs:
         path = os.fspath(path)
         ensure_not_input(path, inputs, param)
         key = _output_key(path)
@@ -126,7 +134,7 @@ def check_outputs(outputs: Sequence[tuple[str, str | os.PathLike]], inputs: Iter
             raise OutputFileError(f'{param}: "{path}" is also the output of -{seen[key]}; give each output its own '
                                   "file")
         seen[key] = param
-        AtomicOutput(path, param).abort()
+        AtomicOutput(path, param, directory=kind[0] if kind else None).abort()
 
 
 def _reserve(directory: str, suffix: str = "") -> str:
@@ -167,6 +175,43 @@ def remove_partials(final: str) -> None:
             os.remove(path)
         except OSError:
             pass
+
+
+def _reserve_dir(directory: str) -> str:
+    """Create a new empty directory with a short random name in ``directory``; return its path (``mkdir`` is
+    exclusive: the name is ours alone)."""
+    for _ in range(100):
+        path = os.path.join(directory, f"{_TEMP_PREFIX}{secrets.token_hex(8)}{_TEMP_SUFFIX}")
+        try:
+            os.mkdir(path)
+        except FileExistsError:
+            continue
+        return path
+    raise FileExistsError(f"no free temporary name in {directory}")
+
+
+@dataclass(frozen=True)
+class DirectoryKind:
+    """What a directory output is (a Zarr store): its name in messages, and how to recognise an existing one (which
+    is then replaced; any other existing path is refused)."""
+
+    label: str
+    """The format's short name ("Zarr")."""
+    recognise: Callable[[str], bool]
+    """Whether an existing directory is one of this kind (and so may be replaced)."""
+
+
+def check_directory_target(path: str | os.PathLike, kind: DirectoryKind, param: str = "out") -> None:
+    """Refuse (one line) an existing ``path`` (symlinks resolved) that is not a directory output of ``kind``: a
+    file, a device or a directory of anything else is never replaced by one."""
+    path = os.fspath(path)
+    final = os.path.realpath(path)
+    if not os.path.lexists(final) or (os.path.isdir(final) and kind.recognise(final)):
+        return
+    what = ("a directory that is not a " + kind.label + " store" if os.path.isdir(final) else
+            "a file" if os.path.isfile(final) else "a special file")
+    raise OutputFileError(f'{param}: "{path}" is {what}; {kind.label} output to an existing non-{kind.label} path is '
+                          "refused: remove it or choose another name")
 
 
 def _name_max(directory: str) -> int:
@@ -212,12 +257,15 @@ class AtomicOutput(CommitOnSuccess):
     it, and the final name's stale ones removed, so they cannot describe other pixels; ``made`` are those
     the writer will surely create (a PNG's georeferencing), checked to fit the file system's name length.
 
+    With ``directory`` (a :class:`DirectoryKind`, e.g. a Zarr store) the output is a directory: ``temp_path`` is
+    an empty temporary directory, and an existing store of that kind at ``path`` is replaced at commit.
+
     All checks happen in the constructor, before any work: see the module docstring for what the final
     name may be. Errors name ``param`` and the output as the user spelled it, never the temporary name.
     """
 
     def __init__(self, path: str | os.PathLike, param: str = "out", sidecars: Sequence[str] = (),
-                 made: Sequence[str] = ()) -> None:
+                 made: Sequence[str] = (), *, directory: DirectoryKind | None = None) -> None:
         self.path = os.fspath(path)
         self.param = param
         self.sidecars = tuple(dict.fromkeys((*sidecars, *made)))
@@ -231,9 +279,13 @@ class AtomicOutput(CommitOnSuccess):
         self._scratch: list[str] = []
         self._done = False
         self.temp_path = ""
-        directory = self._check_target()
+        self.directory = directory
+        """The kind of a directory output (``temp_path`` is then a directory), or None for a file."""
+        if directory is not None:
+            check_directory_target(self.path, directory, param)
+        folder = self._check_target()
         try:
-            self.temp_path = _reserve(directory)
+            self.temp_path = _reserve(folder) if directory is None else _reserve_dir(folder)
         except OSError as error:
             raise OutputFileError(
                 f'{param}: cannot create a temporary file next to "{self.path}" ({error_text(error)})'
@@ -247,7 +299,11 @@ class AtomicOutput(CommitOnSuccess):
             info = None  # a new file; the directory check below says what is wrong with its directory
         except OSError as error:
             raise OutputFileError(f'{self.param}: cannot write "{self.path}" ({error_text(error)})') from None
-        if info is not None:
+        if info is not None and self.directory is not None:  # a store of its kind (checked): replaced at commit
+            if not os.access(self.final, os.W_OK | os.X_OK):
+                raise OutputFileError(f'{self.param}: output "{self.path}" is read-only; make it writable or choose '
+                                      "another name")
+        elif info is not None:
             if stat.S_ISDIR(info.st_mode):
                 raise OutputFileError(f'{self.param}: output "{self.path}" is a directory; expected a file name')
             if _is_device_or_fifo(info.st_mode):
@@ -331,6 +387,8 @@ class AtomicOutput(CommitOnSuccess):
         if self._done:
             raise OutputFileError(f'{self.param} "{self.path}": commit after the output was committed or aborted')
         self._done = True
+        if self.directory is not None:
+            return self._commit_directory()
         try:
             if self.write_through:
                 with open(self.temp_path, "rb") as source, open(self.final, "wb") as sink:
@@ -355,12 +413,43 @@ class AtomicOutput(CommitOnSuccess):
             self._remove()
         return self.path
 
+    def _commit_directory(self) -> str:
+        """Rename the complete temporary directory onto the final name. An existing store there is first moved
+        aside (a rename onto an empty reserved directory), deleted once the new one is in place, and moved back
+        if the new one cannot be."""
+        old = ""
+        try:
+            if os.path.lexists(self.final):
+                old = _reserve_dir(os.path.dirname(self.final))
+                os.replace(self.final, old)
+            try:
+                os.replace(self.temp_path, self.final)
+            except OSError:
+                if old:
+                    os.replace(old, self.final)
+                    old = ""
+                raise
+            self.temp_path = ""
+        except OSError as error:
+            raise OutputFileError(
+                f'{self.param}: cannot finish "{self.path}" ({self.explain(error)}); the previous output, if any, '
+                "is unchanged"
+            ) from None
+        finally:
+            if old:
+                shutil.rmtree(old, ignore_errors=True)
+            self._remove()
+        return self.path
+
     def abort(self) -> None:
         """Delete the temporary files; the final name is left untouched. Safe to call twice."""
         self._done = True
         self._remove()
 
     def _remove(self) -> None:
+        if getattr(self, "directory", None) is not None and self.temp_path:
+            shutil.rmtree(self.temp_path, ignore_errors=True)
+            self.temp_path = ""
         for path in (self.temp_path, *self._scratch):
             if not path:
                 continue

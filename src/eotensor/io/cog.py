@@ -73,17 +73,21 @@ def _in_background(step: Callable[[], T]) -> T:
     return outcome["value"]  # type: ignore[return-value]
 
 
+DEFAULT_THREADS = "ALL_CPUS"
+"""Threads computing the overviews and compressing the copy, unless ``gdal:co:NUM_THREADS`` says otherwise: the
+tiles are all served by then, so the cores are free (GDAL compresses blocks independently: the same bytes)."""
+
+
 def _add_overviews(path: str, target: OutputTarget) -> dict[str, str]:
     """Build ``target``'s overviews inside the GeoTIFF ``path``; return the COG driver's options for its copy."""
     layout = target.cog
     if layout is None:
         raise ValueError(f"{target.path} is not a COG output")
-    options = dict(target.creation_options)
+    options = {"NUM_THREADS": DEFAULT_THREADS, **target.creation_options}
     with rasterio.open(path, "r+") as ds:
         factors = overview_factors(layout, ds.width, ds.height, int(options.get("BLOCKSIZE", COG_BLOCK_SIZE)))
         if factors:
-            threads = {"GDAL_NUM_THREADS": options["NUM_THREADS"]} if "NUM_THREADS" in options else {}
-            with rasterio.Env(**threads):
+            with rasterio.Env(GDAL_NUM_THREADS=options["NUM_THREADS"]):
                 ds.build_overviews(list(factors), _RESAMPLING[layout.resampling])
     options["OVERVIEWS"] = "FORCE_USE_EXISTING" if factors else "NONE"
     return options
@@ -94,8 +98,9 @@ def write_cog(source: str, dest: str, target: OutputTarget) -> None:
     driver and ``target``'s ``gdal:co`` options.
 
     GDAL computes the overviews block by block (its cache is the process-wide one eotensor bounds), never
-    holding the image; no-data pixels are left out of averages; ``gdal:co:NUM_THREADS`` threads this step as
-    well as the copy's compression. Both steps run so that Ctrl-C is seen at once (see the module docstring).
+    holding the image; no-data pixels are left out of averages; both the overviews and the copy's compression
+    use every core (:data:`DEFAULT_THREADS`; ``gdal:co:NUM_THREADS`` sets another count).
+    Both steps run so that Ctrl-C is seen at once (see the module docstring).
     GDAL's errors are raised as rasterio raises them.
     """
 

@@ -5,7 +5,8 @@
   ``.tif``/``.tiff`` GeoTIFF (streamed), ``.png`` and ``.jpg``/``.jpeg`` (written as a temporary GeoTIFF,
   then copied: their pixel-type limits are checked here, before any work). An existing character device
   or FIFO (``/dev/null``) is written as a GeoTIFF whatever its name. Anything else is an error listing what
-  is supported. ``cog=true`` (with ``overviews=`` and ``ovr=``) asks for a Cloud-Optimized GeoTIFF: a
+  is supported. ``.zarr`` is a Zarr store (a directory, :mod:`eotensor.io.zarr`).
+  ``cog=true`` (with ``overviews=`` and ``ovr=``) asks for a Cloud-Optimized GeoTIFF: a
   :class:`CogLayout` on the target, written by :mod:`eotensor.io.cog` (decision 30).
 * Input side: :func:`parse_input` splits ``in.tif?&bands=1,3:4`` into an :class:`InputSpec`; the band
   selection is resolved against the file's band count with :func:`resolve_bands`.
@@ -21,8 +22,9 @@ import numpy as np
 
 from eotensor.errors import InputFileError, OutputFileError
 from eotensor.geometry import Window
-from eotensor.io.atomic import is_write_through
+from eotensor.io.atomic import DirectoryKind, check_directory_target, is_write_through
 from eotensor.io.pixeltypes import parse_pixel_type
+from eotensor.io.zarr import ZARR
 
 __all__ = [
     "COG_RESAMPLINGS",
@@ -52,6 +54,8 @@ class OutputFormat:
     """The pixel types (dtype names) it can hold; None: all of :data:`~eotensor.io.pixeltypes.PIXEL_TYPES`."""
     band_counts: tuple[int, ...] | None = None
     """The band counts it can hold; None: any."""
+    directory: DirectoryKind | None = None
+    """For a directory output (a Zarr store), what it is; None for a file GDAL writes."""
 
     @property
     def streamed(self) -> bool:
@@ -68,6 +72,7 @@ OUTPUT_FORMATS: dict[str, OutputFormat] = {
     ".png": OutputFormat("PNG", ("uint8", "uint16"), (1, 2, 3, 4)),
     ".jpg": OutputFormat("JPEG", ("uint8",), (1, 3)),
     ".jpeg": OutputFormat("JPEG", ("uint8",), (1, 3)),
+    ".zarr": OutputFormat("Zarr", directory=ZARR),
 }
 """Output formats by (lower-case) extension."""
 
@@ -185,7 +190,8 @@ def _output_format(path: str, dtype: np.dtype, spec: str, param: str, cog: bool 
         what = f'extension "{extension}"' if extension else "no extension"
         raise OutputFileError(
             f'{param} "{spec}": {what} is not a supported output format; expected one of {supported} '
-            "(.tif/.tiff: GeoTIFF, streamed; .png, .jpg: written as a GeoTIFF, then copied)"
+            "(.tif/.tiff: GeoTIFF, streamed; .png, .jpg: written as a GeoTIFF, then copied; "
+            ".zarr: a Zarr store)"
         ) from None
     if fmt.pixel_types is not None and dtype.name not in fmt.pixel_types:
         raise OutputFileError(
@@ -285,12 +291,13 @@ def parse_output(spec: str | os.PathLike, pixel_type: str | None = None, param: 
     * ``streaming:type``, ``streaming:sizemode``, ``streaming:sizevalue`` (any ``streaming:*``): OTB's
       writer splitting, accepted for compatibility and ignored (eotensor plans its own tiles).
 
-    The format comes from the extension (see :data:`OUTPUT_FORMATS`). A key given twice keeps its last
-    value. Any other key, an item without ``=``, a malformed box, a no-data value the pixel type cannot
-    hold, an unsupported extension or a pixel type the format cannot hold, a malformed ``cog``, ``overviews``
-    or ``ovr``, ``overviews``/``ovr`` without ``cog=true``, ``cog=true`` on a name that is not ``.tif``/``.tiff``
-    or with a refused ``gdal:co:`` option raises :class:`OutputFileError`; an unknown pixel type raises
-    :class:`ParameterError`.
+    The format comes from the extension (see :data:`OUTPUT_FORMATS`); a ``.zarr`` store takes ``box`` and
+    ``nodata`` (no ``gdal:co:``, no ``cog``), and an existing path there that is not a Zarr store is refused. A
+    key given twice keeps its last value. Any other key, an item without ``=``, a malformed box, a no-data value
+    the pixel type cannot hold, an unsupported extension or a pixel type the format cannot hold, a malformed
+    ``cog``, ``overviews`` or ``ovr``, ``overviews``/``ovr`` without ``cog=true``, ``cog=true`` on a name that is
+    not ``.tif``/``.tiff`` or with a refused ``gdal:co:`` option raises :class:`OutputFileError`; an unknown pixel
+    type raises :class:`ParameterError`.
     """
     spec = os.fspath(spec)
     path, _, extended = spec.partition("?")
@@ -347,6 +354,11 @@ def parse_output(spec: str | os.PathLike, pixel_type: str | None = None, param: 
     fmt = _output_format(path, dtype, spec, param, cog=layout is not None)
     if fmt.streamed:
         _check_block_options(options, spec, param)
+    if fmt.directory is not None:
+        if options:
+            raise OutputFileError(f'{param} "{spec}": gdal:co:{next(iter(options))} does not apply to a '
+                                  f"{fmt.directory.label} store (GDAL does not write it); remove the gdal:co: options")
+        check_directory_target(path, fmt.directory, param)  # an existing file or plain directory: before any work
     return OutputTarget(path=path, dtype=dtype, box=box, creation_options=options, nodata=nodata, param=param,
                         format=fmt, cog=layout)
 

@@ -302,6 +302,9 @@ class GeoTiffWriter(CommitOnSuccess):
         self.region = target.region(int(width), int(height))
         """The window of the full output grid that the file holds (the box, else everything)."""
         fmt = target.format
+        if fmt.directory is not None:  # a Zarr store: lazy results' writes open io.zarr's writer instead
+            raise OutputFileError(f'{self.param} "{self.path}": this output cannot be a {fmt.directory.label} store; '
+                                  "expected a raster file (.tif, .png, .jpg)")
         if not fmt.streamed:
             self._check_copy_format()
         self.creation_options = options = _creation_options(target, self.count, int(width), int(height))

@@ -12,9 +12,11 @@ from __future__ import annotations
 import importlib.util
 import os
 import warnings
+import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
+from typing import Any
 
 from eotensor.errors import EotensorError, MissingDependencyError, ModelError
 from eotensor.io.atomic import error_text
@@ -199,11 +201,29 @@ def load_model(
     ignored = [name for name in options.given() if name not in chosen.options and name != "device"]
     _warn_ignored(f'{param} "{path}" is served by the {chosen.name} runtime', ignored)
     try:
-        return chosen.load(path, options, param)
+        loaded = chosen.load(path, options, param)
     except EotensorError:
         raise
     except Exception as error:  # noqa: BLE001 - a plug-in's failure is one line, never a traceback
         raise ModelError(f'{param}: the {chosen.name} runtime failed on "{path}" ({error_text(error)})') from None
+    try:
+        _ORIGINS[loaded] = (path, {"runtime": runtime, "tags": options.tags, "jit": options.jit,
+                                   "threads": options.threads, "device": options.device})
+    except TypeError:
+        pass  # a plug-in's model that takes no weak reference: it has no origin, and is served locally
+    return loaded
+
+
+_ORIGINS: weakref.WeakKeyDictionary[Any, tuple[str, dict[str, Any]]] = weakref.WeakKeyDictionary()
+
+
+def model_origin(model: Any) -> tuple[str, dict[str, Any]] | None:
+    """The path and :func:`load_model` keywords ``model`` was loaded with, or None when it was not loaded from a
+    path: what another process needs to load the same model (the Dask executor's recipes)."""
+    try:
+        return _ORIGINS.get(model)
+    except TypeError:
+        return None
 
 
 def _check_device(device: str) -> None:
