@@ -23,8 +23,8 @@ import os
 import threading
 from abc import ABC, abstractmethod
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
-from contextlib import ExitStack
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import ExitStack, contextmanager
 from typing import Any
 
 import numpy as np
@@ -284,16 +284,18 @@ class LazyRaster(ABC):
         return target
 
     def write(self, out: str | os.PathLike, pixel_type: str | None = None, progress: bool = False, *,
-              cog: bool = False, scheduler: Any = None, client: Any = None) -> str:
+              cog: bool = False, scheduler: Any = None, client: Any = None, resume: bool = False) -> str:
         """Stream the result to a raster file (OTB extended filename accepted); return the path written.
 
         The format comes from the extension (``.zarr``: a Zarr store xarray opens with its CRS and transform);
         ``cog=True`` (as ``?&cog=true``) makes a Cloud-Optimized GeoTIFF; the file appears under its final name
         only once complete; none of the files the result reads may be the output. ``scheduler`` (a name, as
         ``-optim.scheduler``) or ``client`` (a ``distributed.Client``) runs this write with another executor than
-        the result's own. :func:`write` writes several results in one pass.
+        the result's own. ``resume=True`` makes the run resumable (see :func:`write`). :func:`write` writes several
+        results in one pass.
         """
-        return write({out: (self, pixel_type)}, progress, cog=cog, scheduler=scheduler, client=client)[0]
+        return write({out: (self, pixel_type)}, progress, cog=cog, scheduler=scheduler, client=client,
+                     resume=resume)[0]
 
     def to_xarray(self, name: str | None = None) -> Any:
         """A lazily computed, Dask-backed ``xarray.DataArray`` (band, y, x) with the CRS and transform as rioxarray
@@ -664,12 +666,17 @@ def as_raster_source(images: Any, param: str) -> Any:
 
 
 def write(outputs: dict[str | os.PathLike, LazyRaster | tuple[LazyRaster, str | None]],
-          progress: bool = False, *, cog: bool = False, scheduler: Any = None, client: Any = None) -> list[str]:
+          progress: bool = False, *, cog: bool = False, scheduler: Any = None, client: Any = None,
+          resume: bool = False) -> list[str]:
     """Write several results, ``{path: result}`` or ``{path: (result, pixel_type)}``; return the paths written.
 
     ``cog=True`` makes every output a Cloud-Optimized GeoTIFF (as ``?&cog=true`` does for one). ``scheduler``
     (``threads``, ``processes:2``, ``tcp://HOST:PORT``...) or ``client`` (a ``distributed.Client``, left open)
     overrides the first result's executor for this write.
+
+    ``resume=True`` (``-optim.resume on``): an interrupted run keeps its partial files and journals, and the
+    same call with ``resume=True`` computes only the tiles they lack, refusing them (one line saying what
+    changed) when the inputs, model or parameters differ (:mod:`eotensor.engine.resume`).
 
     Results on the same grid (and the same ``&box=``) are written in one pass over the first one's tiles,
     through their tile caches, so whatever they share (one model feeding two heads, bands of one result, a
@@ -698,18 +705,23 @@ def write(outputs: dict[str | os.PathLike, LazyRaster | tuple[LazyRaster, str | 
         groups.setdefault((raster.grid, target.region(raster.grid.width, raster.grid.height)), []).append(k)
     written: dict[int, str] = {}
     for members in groups.values():
-        paths = _write_together([rasters[k] for k in members], [targets[k] for k in members], progress, executor)
+        paths = _write_together([rasters[k] for k in members], [targets[k] for k in members], progress, executor,
+                                resume)
         written.update(zip(members, paths))
     return [written[k] for k in range(len(items))]
 
 
 def _write_together(rasters: list[LazyRaster], targets: list[OutputTarget], progress: bool,
-                    executor: Callable[..., None] | None = None) -> list[str]:
+                    executor: Callable[..., None] | None = None, resume: bool = False) -> list[str]:
     """Stream results on one grid over the first one's plan, each tile computed for all with a shared cache;
-    with the first result's executor unless ``executor`` is given."""
+    with the first result's executor unless ``executor`` is given; ``resume``: through a
+    :class:`~eotensor.engine.resume.ResumableWrite` (journaled, only the missing tiles)."""
     first, grid = rasters[0], rasters[0].grid
     box = targets[0].region(grid.width, grid.height)
     plan = first.plan(box, block_shape(targets[0], grid.width, grid.height))
+    resumable = _resumable(rasters, targets, plan) if resume else None
+    if resumable is not None:
+        plan = resumable.plan
     names = ", ".join(os.path.basename(t.path) for t in targets)
     bar = Progress(len(plan), names) if progress else None
 
@@ -722,31 +734,39 @@ def _write_together(rasters: list[LazyRaster], targets: list[OutputTarget], prog
     run = executor or first.executor
 
     with ExitStack() as stack:
-        writers = [stack.enter_context(open_writer(target, grid, r.count, plan)) for r, target in zip(rasters, targets)]
+        writers = [stack.enter_context(open_writer(target, grid, r.count, plan,
+                                                   **(resumable.writer_options(k) if resumable else {})))
+                   for k, (r, target) in enumerate(zip(rasters, targets))]
         task = with_remote(compute, _remote_write(first, writers[0], run) if alone else None)
+        if resumable is not None:
+            stack.enter_context(_journaling(resumable, writers))
 
         def sink(arrays: list[np.ndarray], window: Window) -> None:
             for writer, array in zip(writers, arrays):
                 writer.write(array, window)
+            if resumable is not None:
+                resumable.wrote(window)
 
         try:
             run(task, plan, sink, workers=first.workers, progress=bar)
+            if resumable is not None:
+                resumable.finish()
         finally:
             for raster in rasters:
                 raster._after_run()
     return [target.path for target in targets]
 
 
-def open_writer(target: OutputTarget, grid: Grid, count: int, plan: TilePlan) -> Any:
+def open_writer(target: OutputTarget, grid: Grid, count: int, plan: TilePlan, **resume: Any) -> Any:
     """The writer of ``target`` for ``count`` bands on ``grid``: a Zarr store chunked like ``plan``'s tiles, else a
-    (streamed, then maybe copied) GeoTIFF."""
+    (streamed, then maybe copied) GeoTIFF; ``resume``: a resumable run's partial file (``partial``, ``reopen``)."""
     if target.format.directory is not None:
         from eotensor.io.zarr import ZarrWriter
 
         return ZarrWriter(target, width=grid.width, height=grid.height, count=count, transform=grid.transform,
                           crs=grid.crs, chunks=(plan.tile.rows, plan.tile.cols))
     return GeoTiffWriter(target, width=grid.width, height=grid.height, count=count, transform=grid.transform,
-                         crs=grid.crs)
+                         crs=grid.crs, **resume)
 
 
 def compute_and_sink(compute: Any, sink: Any, window: Window) -> list[Any]:
@@ -763,6 +783,24 @@ def _remote_write(raster: LazyRaster, writer: Any, executor: Callable[..., None]
     if sink is not None:
         return functools.partial(compute_and_sink, raster.remote, sink)
     return functools.partial(in_list, raster.remote)
+
+
+def _resumable(rasters: list[LazyRaster], targets: list[OutputTarget], plan: TilePlan) -> Any:
+    """The :class:`~eotensor.engine.resume.ResumableWrite` of a pass (imported only when resume is asked)."""
+    from eotensor.engine.resume import ResumableWrite
+
+    return ResumableWrite(rasters, targets, plan)
+
+
+@contextmanager
+def _journaling(resumable: Any, writers: list[GeoTiffWriter]) -> Iterator[None]:
+    """Journal the writers' tiles; on any exception (Ctrl-C included), a last checkpoint before they abort."""
+    resumable.attach(writers)
+    try:
+        yield
+    except BaseException:
+        resumable.interrupted()
+        raise
 
 
 def as_lazy(image: Any, param: str = "il", ram_mb: float | None = None) -> LazyRaster:

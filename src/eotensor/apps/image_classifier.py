@@ -93,9 +93,10 @@ def build(values: Values) -> Any:
     return classification(features, values, values.get("mask"))
 
 
-def write(result: Any, values: Values, progress: bool = False) -> list[str]:
+def write(result: Any, values: Values, progress: bool = False, resume: bool = False) -> list[str]:
     """Stream the labels to ``out`` (the confidence to ``confmap``, the probabilities to ``probamap``) in one
-    pass over one prediction: the outputs are bands of one lazy map, on one grid; return the paths."""
+    pass over one prediction: the outputs are bands of one lazy map, on one grid; return the paths (``resume``:
+    a resumable run, see :mod:`eotensor.engine.resume`)."""
     from eotensor.lazy import write as write_all
 
     out = values["out"]
@@ -105,7 +106,7 @@ def write(result: Any, values: Values, progress: bool = False) -> list[str]:
     if values.get("probamap") is not None:
         first = 1 + result.confidence
         outputs[values["probamap"].path] = (result[first:first + result.probabilities], values["probamap"].pixel_type)
-    paths = write_all(outputs, progress)
+    paths = write_all(outputs, progress, resume=resume)
     if progress:
         print(f"wrote {', '.join(paths)} ({result.grid.width}x{result.grid.height} pixels)", file=sys.stderr)
     return paths

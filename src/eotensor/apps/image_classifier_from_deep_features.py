@@ -36,7 +36,7 @@ def build(values: Values) -> Any:
 
 def write(result: Any, values: Values, progress: bool = False) -> list[str]:
     """Stream the labels to ``out`` (and the confidence to ``confmap``) in one pass."""
-    return image_classifier.write(result, values.part("classif"), progress)
+    return image_classifier.write(result, values.part("classif"), progress, values.part("tfmodel")["optim.resume"])
 
 
 APP = App(

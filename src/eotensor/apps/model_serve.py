@@ -106,6 +106,7 @@ PARAMS = (
               "reference), processes:N (a Dask LocalCluster of N worker processes for this run), tcp://HOST:PORT "
               "(a running Dask scheduler), dask (the scheduler DASK_SCHEDULER_ADDRESS names); the Dask ones need "
               "the dask extra, a model path and file sources.", "threads"),
+        options.resume(),
         options.threads(),
         Param("batchsize", Kind.INT,
               "Patches per model call in patch-based mode (the last batch is padded with a real patch); a model "
@@ -239,7 +240,7 @@ def _probe_fields(cfg: ServeConfig, sources: list[Any]) -> tuple[Any, ServeConfi
 def write(result: ServedRaster, values: Values, progress: bool = False) -> str:
     """Stream ``result`` to ``out``; with ``progress``, a progress bar and a one-line summary on stderr."""
     filename, pixel_type = values["out"]
-    path = result.write(filename, pixel_type, progress=progress)
+    path = result.write(filename, pixel_type, progress=progress, resume=values["optim.resume"])
     if progress:
         from eotensor.io.extended import parse_output
 

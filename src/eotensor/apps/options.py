@@ -38,6 +38,14 @@ def threads(key: str = "threads") -> Param:
                  minimum=0)
 
 
+def resume(key: str = "resume") -> Param:
+    """Resumable raster outputs (see :mod:`eotensor.engine.resume`)."""
+    return Param(key, Kind.BOOL,
+                 "Resumable run: finished tiles are journaled next to a partial output; after a crash, kill or Ctrl-C "
+                 "the same command with -optim.resume on computes only the missing tiles (refused, saying what "
+                 "changed, when inputs, model or parameters differ). Raster outputs only.", False)
+
+
 def write_image(result: Any, values: Any, progress: bool = False, key: str = "out") -> str:
     """Stream a lazy result to the output image ``key`` (default pixel type float32, as OTB's apps write)."""
     filename, pixel_type = values[key]

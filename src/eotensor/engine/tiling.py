@@ -169,6 +169,27 @@ class TilePlan:
         return hashlib.sha256(text.encode()).hexdigest()[:32]
 
 
+@dataclass(frozen=True)
+class RemainingPlan(TilePlan):
+    """A :class:`TilePlan` less the tiles a resumed run finds already written (``skip``, by their (row, col)
+    start): executors run only the others. Its :attr:`~TilePlan.fingerprint` is the full plan's."""
+
+    skip: frozenset[tuple[int, int]] = frozenset()
+
+    def __iter__(self) -> Iterator[Window]:
+        return (window for window in super().__iter__() if (window.row, window.col) not in self.skip)
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
+
+def remaining(plan: TilePlan, skip: set[tuple[int, int]] | frozenset[tuple[int, int]]) -> TilePlan:
+    """``plan`` without the tiles starting at ``skip`` (``plan`` itself when there are none)."""
+    if not skip:
+        return plan
+    return RemainingPlan(plan.grid, plan.tile, plan.region, plan.token, frozenset(skip))
+
+
 def plan_tiles(out: Grid, tile: TileShape, region: Window | None = None, token: str = "") -> TilePlan:
     """The :class:`TilePlan` of ``tile``-sized tiles over ``region`` (default: the whole grid)."""
     return TilePlan(out, tile, (region or out.full_window()).intersect(out.full_window()), token)

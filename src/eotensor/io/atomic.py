@@ -24,6 +24,7 @@ is replaced only then (moved aside, the new one renamed in, the old one deleted)
 
 from __future__ import annotations
 
+import hashlib
 import os
 import secrets
 import shutil
@@ -37,7 +38,7 @@ from typing import Any, Self
 from eotensor.errors import OutputFileError
 
 __all__ = ["AtomicOutput", "DirectoryKind", "check_directory_target", "check_outputs", "ensure_not_input", "error_text",
-           "is_virtual_path", "is_write_through"]
+           "is_virtual_path", "is_write_through", "partial_paths", "remove_partials"]
 
 _TEMP_PREFIX = ".eot-"
 _TEMP_SUFFIX = ".tmp"
@@ -150,6 +151,30 @@ def _reserve(directory: str, suffix: str = "") -> str:
             continue
         return path
     raise FileExistsError(f"no free temporary name in {directory}")
+
+
+def partial_paths(final: str) -> tuple[str, str]:
+    """The resumable run's files of the output ``final`` (symlinks resolved): the partial file and its journal,
+    ``.eot-<name>.partial.tif`` and ``.eot-<name>.journal`` next to it (a hash of the name when it is too long).
+
+    Unlike :class:`AtomicOutput`'s random names, these are found again by the next run of the same output
+    (``-optim.resume on``, see :mod:`eotensor.io.journal`)."""
+    directory, name = os.path.split(final)
+    if len(name) + len(_TEMP_PREFIX) + len(".partial.tif") > _name_max(directory or "."):
+        name = hashlib.sha256(name.encode()).hexdigest()[:24]
+    stem = os.path.join(directory, f"{_TEMP_PREFIX}{name}")
+    return stem + ".partial.tif", stem + ".journal"
+
+
+def remove_partials(final: str) -> None:
+    """Delete a resumable run's partial file and journal for ``final``, if any (best effort): once an output is
+    complete they describe nothing (a run without resume replaces a stale temporary file)."""
+    partial, journal = partial_paths(final)
+    for path in (partial, journal, journal + ".new"):  # .new: a journal being created when the run died
+        try:
+            os.remove(path)
+        except OSError:
+            pass
 
 
 def _reserve_dir(directory: str) -> str:
@@ -378,6 +403,7 @@ class AtomicOutput(CommitOnSuccess):
                     elif os.path.isfile(self.final + suffix):
                         os.remove(self.final + suffix)  # stale: it described the previous pixels
                 self.temp_path = ""  # renamed: nothing left to delete under that name
+                remove_partials(self.final)  # a resumable run's leftovers: stale now
         except OSError as error:
             raise OutputFileError(
                 f'{self.param}: cannot finish "{self.path}" ({self.explain(error)}); the previous file, if any, '

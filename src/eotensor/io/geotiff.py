@@ -15,6 +15,7 @@ import os
 import secrets
 import struct
 import warnings
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -28,12 +29,12 @@ from rasterio.windows import Window as RioWindow
 
 from eotensor.errors import OutputFileError
 from eotensor.geometry import as_window
-from eotensor.io.atomic import AtomicOutput, CommitOnSuccess
-from eotensor.io.cog import validate_cog, write_cog
+from eotensor.io.atomic import AtomicOutput, CommitOnSuccess, error_text
+from eotensor.io.cog import _in_background, validate_cog, write_cog
 from eotensor.io.extended import OutputTarget, gdal_bool
 from eotensor.io.pixeltypes import to_pixel_type
 
-__all__ = ["DEFAULT_BLOCK_SIZE", "MIN_BLOCK_SIZE", "GeoTiffWriter", "block_shape"]
+__all__ = ["DEFAULT_BLOCK_SIZE", "MIN_BLOCK_SIZE", "GeoTiffWriter", "block_shape", "partial_problem"]
 
 DEFAULT_BLOCK_SIZE = 256
 """GeoTIFF block size (pixels, both axes) of outputs at least this large on that axis. The tile planner
@@ -159,6 +160,36 @@ def _unwritten_block(path: str, sparse_ok: bool) -> str | None:
     return None
 
 
+def partial_problem(path: str, width: int, height: int, count: int, dtype: np.dtype,
+                    windows: Sequence[tuple[int, int, int, int]], sparse_ok: bool = False) -> str | None:
+    """Why a resumable run's partial GeoTIFF ``path`` cannot be continued, or None when it can: it must open as a
+    ``width`` x ``height`` file of ``count`` bands of ``dtype``, and every block meeting ``windows`` (row, col,
+    height, width in the file's pixels: the journaled tiles) must lie in the file (and exist, unless
+    ``sparse_ok``)."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", NotGeoreferencedWarning)
+            with rasterio.open(path) as ds:
+                shape = (ds.width, ds.height, ds.count, ds.dtypes[0])
+                rows, cols = ds.block_shapes[0]
+        size = os.path.getsize(path)
+        offsets, counts = _block_extents(path)
+    except (*_ERRORS, KeyError, struct.error) as error:
+        return f"it cannot be read: {error_text(error)}"
+    if shape != (width, height, count, dtype.name):
+        return f"it holds {shape[2]} band(s) of {shape[0]}x{shape[1]} {shape[3]} pixels"
+    per_row, per_band = -(-width // cols), -(-width // cols) * -(-height // rows)
+    planes = count if offsets.size == per_band * count else 1
+    for row, col, h, w in windows:
+        for y in range(row // rows, -(-(row + h) // rows)):
+            for x in range(col // cols, -(-(col + w) // cols)):
+                for band in range(planes):
+                    k = band * per_band + y * per_row + x
+                    if k >= offsets.size or offsets[k] + counts[k] > size or (offsets[k] == 0 and not sparse_ok):
+                        return f"block ({x}, {y}) of a tile it recorded as written is missing"
+    return None
+
+
 def _creation_options(target: OutputTarget, count: int, width: int, height: int) -> dict[str, str]:
     """The GTiff creation options of ``target``'s GeoTIFF: defaults, then ``gdal:co:*``, blocks from
     :func:`block_shape` (a PNG/JPEG's options belong to its copy, not to this GeoTIFF)."""
@@ -193,6 +224,22 @@ def _probe_copy_options(target: OutputTarget, count: int) -> str | None:
             except _ERRORS:
                 pass
     return collected.messages[0].rstrip(".") if collected.messages else None
+
+
+def fsync_path(path: str) -> None:
+    """fsync the file ``path`` (its data reaches the disk, whoever wrote it)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _open_update(path: str) -> Any:
+    """``path``, a GeoTIFF this process wrote, opened for update (a resumable run's partial file)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", NotGeoreferencedWarning)
+        return rasterio.open(path, "r+")
 
 
 class GeoTiffWriter(CommitOnSuccess):
@@ -234,8 +281,13 @@ class GeoTiffWriter(CommitOnSuccess):
         transform: Affine,
         crs: Any = None,
         param: str | None = None,
+        partial: str | None = None,
+        reopen: bool = False,
     ) -> None:
         self._dataset: Any = None
+        self.partial = partial
+        """A resumable run's GeoTIFF (:func:`~eotensor.io.atomic.partial_paths`), streamed into instead of a
+        random temporary file and kept on abort; with ``reopen``, the interrupted run's file, updated in place."""
         self._output: AtomicOutput | None = None
         self.target = target
         self.param = param or target.param
@@ -258,11 +310,21 @@ class GeoTiffWriter(CommitOnSuccess):
         self.creation_options = options = _creation_options(target, self.count, int(width), int(height))
         made = () if fmt.driver in ("GTiff", "COG") else (".aux.xml",)  # a PNG/JPEG's georeferencing
         self._output = AtomicOutput(self.path, self.param, _SIDECARS, made)
-        self.temp_path = self._output.temp_path if fmt.streamed else self._output.scratch(".tif")
+        if partial is not None:
+            # The reserved temporary name is only used at the end (the rename or the copy): dropped now, so that a
+            # killed resumable run leaves nothing but its partial file and journal.
+            os.remove(self._output.temp_path)
+            self.temp_path = partial
+        else:
+            self.temp_path = self._output.temp_path if fmt.streamed else self._output.scratch(".tif")
         try:
+            if reopen and partial is not None:
+                self._dataset = _open_update(partial)
+                return
             # GDAL creates the file itself: over the empty reserved file its close took ~1 s longer on a 2 GB
             # output (measured), so the reservation is dropped just before; the name stays random and private.
-            os.remove(self.temp_path)
+            if os.path.lexists(self.temp_path):
+                os.remove(self.temp_path)
             with warnings.catch_warnings(), _CreationOptionWarnings() as collected:
                 warnings.simplefilter("ignore", NotGeoreferencedWarning)  # a non-georeferenced grid stays so
                 self._dataset = rasterio.open(
@@ -279,16 +341,53 @@ class GeoTiffWriter(CommitOnSuccess):
                     **options,
                 )
         except _ERRORS as error:
-            self.abort()
+            self._abort_new(partial)
             raise OutputFileError(
                 f'{self.param} "{self.path}": cannot create the GeoTIFF ({self._output.explain(error)})'
             ) from None
         if collected.messages:
-            self.abort()
+            self._abort_new(partial)
             raise OutputFileError(
                 f'{self.param} "{self.path}": GDAL rejected a creation option ({collected.messages[0].rstrip(".")}); '
                 "expected gdal:co:KEY=VALUE options of the GDAL GTiff driver"
             )
+
+    def _abort_new(self, partial: str | None) -> None:
+        """:meth:`abort` when the file could not be created: a new partial file is of no use either."""
+        self.abort()
+        if partial is not None and os.path.lexists(partial):
+            os.remove(partial)
+
+    def checkpoint(self, sync: bool = True) -> int:
+        """Make everything written so far durable (a resumable run): close the dataset, so that GDAL writes the
+        blocks and the TIFF directory, fsync the file (unless ``sync`` is False: the caller fsyncs
+        :attr:`temp_path` itself, e.g. in another thread) and reopen it for update; return the file's size.
+
+        rasterio has no flush: a GeoTIFF's blocks are only reachable once its directory is written. Measured
+        cost in docs/benchmarks.md (resumable runs)."""
+        self.suspend(strict=True, sync=sync)
+        try:
+            self._dataset = _open_update(self.temp_path)
+        except _ERRORS as error:
+            raise OutputFileError(f'{self.param} "{self.path}": cannot reopen the partial file '
+                                  f"({error_text(error)})") from None
+        return os.path.getsize(self.temp_path)
+
+    def suspend(self, strict: bool = False, sync: bool = True) -> bool:
+        """Close the dataset and fsync the file (``sync``), keeping it (a resumable run, interrupted or
+        checkpointing); whether that succeeded (``strict``: raise :class:`OutputFileError` instead of False)."""
+        dataset, self._dataset = self._dataset, None
+        try:
+            if dataset is not None:
+                dataset.close()
+            if sync:
+                fsync_path(self.temp_path)
+        except _ERRORS as error:
+            if strict:
+                raise OutputFileError(f'{self.param} "{self.path}": writing the partial file failed '
+                                      f"({error_text(error)})") from None
+            return False
+        return True
 
     def _check_copy_format(self) -> None:
         """A copied format (PNG, JPEG) must hold the band count, and GDAL must accept its options: before any work."""
@@ -377,10 +476,39 @@ class GeoTiffWriter(CommitOnSuccess):
                 )
             if not self.target.format.streamed:
                 self._copy(output)
+            elif self.partial is not None:
+                self._settle_partial(output)
             return output.commit()
         except BaseException:
             output.abort()
             raise
+
+    def _settle_partial(self, output: AtomicOutput) -> None:
+        """Move a resumable run's complete partial GeoTIFF to the temporary name that is renamed onto the output.
+
+        Blocks GDAL wrote twice (a block written again after a checkpoint, or after the point a killed run's last
+        checkpoint recorded) leave dead bytes behind; when they exceed 1 % of the file, it is copied once more
+        (GDAL's copy, same creation options: the pixels, georeferencing and metadata are kept), so a resumed
+        output is as compact as an uninterrupted one."""
+        size = os.path.getsize(self.partial)
+        offsets, counts = _block_extents(self.partial)
+        dead = size - int(counts.sum()) - 16 * offsets.size - 8192  # the directory and its arrays: a bound
+        if dead <= size // 100:
+            os.replace(self.partial, output.temp_path)
+        else:
+            try:
+                with _CreationOptionWarnings():
+                    _in_background(lambda: rasterio.shutil.copy(self.partial, output.temp_path, driver="GTiff",
+                                                                **self.creation_options))
+            except _ERRORS as error:
+                raise OutputFileError(
+                    f'{self.param} "{self.path}": copying the resumed file failed ({output.explain(error)})'
+                ) from None
+            problem = _unwritten_block(output.temp_path, gdal_bool(self.creation_options, "SPARSE_OK", False))
+            if problem:
+                raise OutputFileError(f'{self.param} "{self.path}": GDAL lost data when copying the resumed file '
+                                      f"({output.explain(problem)}); the previous file, if any, is unchanged")
+        self.temp_path = output.temp_path
 
     def _copy(self, output: AtomicOutput) -> None:
         """Copy the complete GeoTIFF into the target's format: PNG or JPEG, then decode the copy once; a COG with
@@ -413,7 +541,8 @@ class GeoTiffWriter(CommitOnSuccess):
             ) from None
 
     def abort(self) -> None:
-        """Close and delete the temporary files; the final name is left untouched. Safe to call twice."""
+        """Close and delete the temporary files (a resumable run's ``partial`` file is kept); the final name is
+        left untouched. Safe to call twice."""
         dataset, self._dataset = self._dataset, None
         if dataset is not None:
             try:
