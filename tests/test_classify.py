@@ -672,7 +672,7 @@ def _options(name, **extra):
     return {**{p.key: p.default for ch in CLASSIFIER.choices if ch.name == name for p in ch.params}, **extra}
 
 
-EVERY_CLASSIFIER = [("rf", {}), ("libsvm", {}), ("libsvm", {"prob": True}), ("libsvm", {"prob": True, "m": "nusvc"}),
+EVERY_CLASSIFIER = [("rf", {}), ("libsvm", {}), ("svm", {"k": "rbf", "c": 2.0}), ("libsvm", {"prob": True}), ("libsvm", {"prob": True, "m": "nusvc"}),
                     ("knn", {"k": 5}), ("dt", {}), ("boost", {"w": 5}), ("bayes", {}),
                     ("ann", {"sizes": ["4"], "iter": 50}), ("ann", {"sizes": ["4"], "t": "back", "iter": 50}),
                     ("sgd", {"loss": "log_loss"}), ("sgd", {"loss": "hinge"}), ("sgd", {"loss": "modified_huber"})]
@@ -765,6 +765,7 @@ def test_refused_values_and_non_finite_features_are_one_line_errors(tmp_path, ca
 
     refused([*base, "-classifier", "libsvm", "-classifier.libsvm.c", "0"], r"classifier\.libsvm\.c: 0; expected a "
             "cost greater than 0")
+    refused([*base, "-classifier", "svm", "-classifier.svm.c", "0"], r"classifier\.svm\.c: 0; expected a cost")
     refused([*base, "-classifier", "libsvm", "-classifier.libsvm.m", "nusvc", "-classifier.libsvm.nu", "0"],
             r"classifier\.libsvm\.\*: scikit-learn refused to fit \(.*nu")
     refused([*base, "-classifier", "knn", "-classifier.knn.k", "100"], r"classifier\.knn\.k: 100 neighbours but \d+ "
@@ -828,3 +829,26 @@ def test_sidecar_is_checked_against_the_estimator(tmp_path):
         load_with(classes=[1, 2])
     with pytest.raises(InputFileError, match=r"but its sidecar says 4 and"):
         load_with(features=4)
+
+
+def test_svm_is_libsvm_under_otb_6s_name(tmp_path):
+    """The issue's (and OTB 6's) -classifier svm with -classifier.svm.c / .k trains the very libsvm model."""
+    from eotensor.apps.train_images_classifier import TrainImagesClassifier
+
+    rng = np.random.default_rng(5)
+    image = rng.normal(0, 1, size=(3, 20, 20)).astype(np.float32)
+    image[:, :, 10:] += 3
+    write_raster(tmp_path / "im.tif", image)
+    vectors = _vectors(tmp_path / "v.gpkg", [_box(0, 0, 8, 20), _box(12, 0, 20, 20)], [1, 2])
+    common = {"io_il": [str(tmp_path / "im.tif")], "io_vd": [vectors], "sample_vfn": "cls", "rand": 3}
+    models = []
+    for name in ("svm", "libsvm"):
+        TrainImagesClassifier(**common, classifier=name, **{f"classifier_{name}_c": 2.5, f"classifier_{name}_k": "rbf",
+                              "io_out": tmp_path / f"{name}.skops"})
+        from eotensor.classify.models import load_classifier
+
+        models.append(load_classifier(tmp_path / f"{name}.skops"))
+    svm, libsvm = (m.estimator for m in models)
+    assert (svm.C, svm.kernel) == (libsvm.C, libsvm.kernel) == (2.5, "rbf")
+    x = image.reshape(3, -1).T
+    np.testing.assert_array_equal(svm.predict(x), libsvm.predict(x))

@@ -40,10 +40,9 @@ With io.imstat, features are normalised as (x - mean) / stddev. elev.* and clean
 _NOT_USED = ("classifier.rf.ra", "classifier.rf.cat", "classifier.rf.acc", "classifier.dt.ra", "classifier.dt.cat",
              "classifier.dt.r", "classifier.dt.t", "classifier.boost.t", "classifier.boost.r", "classifier.ann.a",
              "classifier.ann.b", "classifier.ann.rdw", "classifier.ann.rdwm", "classifier.ann.term",
-             "classifier.libsvm.opt", "elev.dem", "elev.geoid", "elev.default", "cleanup")
+             "classifier.libsvm.opt", "classifier.svm.opt", "elev.dem", "elev.geoid", "elev.default", "cleanup")
 
-CLASSIFIER = Param("classifier", Kind.CHOICE, "Classifier to train (scikit-learn's; OTB's names).", "libsvm", choices=(
-    Choice("libsvm", "support vector machine (SVC, NuSVC)", (
+_SVM_KEYS = (
         Param("k", Kind.CHOICE, "Kernel.", "linear", choices=(
             Choice("linear", "linear"), Choice("rbf", "Gaussian radial basis"), Choice("poly", "polynomial"),
             Choice("sigmoid", "sigmoid"))),
@@ -56,7 +55,13 @@ CLASSIFIER = Param("classifier", Kind.CHOICE, "Classifier to train (scikit-learn
         Param("nu", Kind.FLOAT, "nu of nu-SVC.", 0.5, minimum=0, maximum=1),
         Param("opt", Kind.BOOL, "Parameter optimisation (not used).", False),
         Param("prob", Kind.BOOL, "Probability estimates (needed for -confmap).", False),
-    )),
+    )
+"""The sub-keys of libsvm (OTB 8.1) and svm (the same classifier under OTB 6's name)."""
+
+CLASSIFIER = Param("classifier", Kind.CHOICE, "Classifier to train (scikit-learn's; OTB's names).", "libsvm", choices=(
+    Choice("libsvm", "support vector machine (SVC, NuSVC)", _SVM_KEYS),
+    Choice("svm", "the same support vector machine under OTB 6's name (-classifier.svm.c, -classifier.svm.k...)",
+           _SVM_KEYS),
     Choice("boost", "AdaBoost over small decision trees", (
         Param("t", Kind.CHOICE, "Boost type (not used: scikit-learn's SAMME).", "real", choices=(
             Choice("discrete", "discrete"), Choice("real", "real"), Choice("logit", "logit"),

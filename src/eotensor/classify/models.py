@@ -7,8 +7,9 @@ OTB's sub-keys mapped where they have a meaning there (the app's ``-help`` lists
   "minimum samples in a node to split it") → ``min_samples_split`` (at least 2), ``var`` → ``max_features``
   (0: the square root of the features, OpenCV's default), ``nbtrees`` → ``n_estimators``; ``ra``, ``cat``
   and ``acc`` (OpenCV's early stop on the out-of-bag error) have no counterpart;
-* ``libsvm`` → ``SVC`` (``m csvc``) or ``NuSVC`` (``m nusvc``): ``k`` → ``kernel``, ``c`` → ``C``, ``gamma``,
-  ``coef0``, ``degree``, ``nu``; ``prob on`` wraps it in ``CalibratedClassifierCV(ensemble=False)`` (Platt
+* ``libsvm`` (and ``svm``, OTB 6's name, with the same sub-keys: ``classifier.svm.c``, ``classifier.svm.k``...)
+  → ``SVC`` (``m csvc``) or ``NuSVC`` (``m nusvc``): ``k`` → ``kernel``, ``c`` → ``C``, ``gamma``, ``coef0``,
+  ``degree``, ``nu``; ``prob on`` wraps it in ``CalibratedClassifierCV(ensemble=False)`` (Platt
   scaling on cross-validated decisions, as libsvm's probabilities; a confidence map needs them);
 * ``knn`` → ``KNeighborsClassifier`` (``k``); ``dt`` → ``DecisionTreeClassifier`` (``max``, ``min``);
   ``boost`` → ``AdaBoostClassifier`` over depth-``m`` trees, ``w`` of them; ``bayes`` → ``GaussianNB``;
@@ -27,6 +28,7 @@ together when complete.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib.abc
 import json
@@ -122,14 +124,14 @@ def _rf(o: Mapping[str, Any], seed: int) -> Any:
                                   random_state=seed, n_jobs=None)
 
 
-def _libsvm(o: Mapping[str, Any], seed: int) -> Any:
+def _libsvm(o: Mapping[str, Any], seed: int, key: str = "libsvm") -> Any:
     from sklearn.svm import SVC, NuSVC
 
     common = dict(kernel=o["k"], gamma=o["gamma"], coef0=o["coef0"], degree=o["degree"], random_state=seed)
     if o["m"] == "oneclass":
-        raise ParameterError('classifier.libsvm.m: "oneclass" has no classes to map; expected csvc or nusvc')
+        raise ParameterError(f'classifier.{key}.m: "oneclass" has no classes to map; expected csvc or nusvc')
     if o["m"] == "csvc" and not o["c"] > 0:
-        raise ParameterError(f"classifier.libsvm.c: {o['c']:g}; expected a cost greater than 0, e.g. 1")
+        raise ParameterError(f"classifier.{key}.c: {o['c']:g}; expected a cost greater than 0, e.g. 1")
     svm = NuSVC(nu=o["nu"], **common) if o["m"] == "nusvc" else SVC(C=o["c"], **common)
     if not o["prob"]:
         return svm
@@ -192,7 +194,8 @@ def _sgd(o: Mapping[str, Any], seed: int) -> Any:
 
 
 CLASSIFIERS: dict[str, Callable[[Mapping[str, Any], int], Any]] = {
-    "libsvm": _libsvm, "boost": _boost, "dt": _dt, "ann": _ann, "bayes": _bayes, "rf": _rf, "knn": _knn, "sgd": _sgd,
+    "libsvm": _libsvm, "svm": functools.partial(_libsvm, key="svm"), "boost": _boost, "dt": _dt, "ann": _ann,
+    "bayes": _bayes, "rf": _rf, "knn": _knn, "sgd": _sgd,
 }
 """``-classifier`` name -> ``builder(sub-key values, seed)`` giving an unfitted scikit-learn estimator."""
 
