@@ -349,3 +349,40 @@ def test_a_model_file_rewritten_after_its_load_is_refused_on_the_workers(scene, 
                        scheduler=cluster)
     with pytest.raises(eot.EotensorError, match=f'"{path}" is not the file the result was served from'):
         result.read()
+
+
+def test_local_cluster_workers_share_the_cores_between_their_models(scene, tmp_path):
+    """processes:N gives each worker's model cores ÷ N threads unless -optim.modelthreads says (N runtimes each
+    sized for every core oversubscribe them); a remote cluster's workers keep the runtime's default."""
+    from onnx_models import onnx_add_one
+
+    from eotensor.engine.recipe import build_engine
+
+    _, a, _ = scene
+    model = onnx_add_one(str(tmp_path / "add.onnx"), channels=2)
+
+    def threads_seen(recipe):
+        return build_engine(recipe).model.session.get_session_options().intra_op_num_threads
+
+    result = eot.serve(model, eot.source(a), scheduler="sync")
+    with distributed.LocalCluster(n_workers=1, processes=True, threads_per_worker=1, dashboard_address=None,
+                                  env={"EOTENSOR_WORKER_MODEL_THREADS": "1"}) as local, \
+            distributed.Client(local) as client:
+        assert client.submit(threads_seen, result.recipe).result() == 1
+        given = eot.serve(model, eot.source(a), model_threads=2, scheduler="sync")
+        assert client.submit(threads_seen, given.recipe).result() == 2  # the user's count wins
+    assert threads_seen(result.recipe) == 0  # outside such a cluster: ONNX Runtime's default
+
+
+def test_processes_n_tells_its_workers_their_share_of_the_cores(scene, tmp_path):
+    _, a, _ = scene
+    (tmp_path / "share.py").write_text(textwrap.dedent('''
+        import os
+
+        import numpy as np
+
+        def model(x):
+            return {"y": np.full_like(x[..., :1], float(os.environ.get("EOTENSOR_WORKER_MODEL_THREADS", -1)))}
+    '''))
+    values = eot.serve(str(tmp_path / "share.py"), eot.source(a), tile_size=32, scheduler="processes:2").read()
+    assert np.unique(values).tolist() == [max(1, (os.cpu_count() or 1) // 2)]

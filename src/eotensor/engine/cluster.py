@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import signal
 import sys
 import threading
@@ -22,6 +23,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from eotensor.engine.progress import Progress
+from eotensor.engine.recipe import WORKER_THREADS_ENV
 from eotensor.engine.tiling import TilePlan
 from eotensor.errors import EotensorError, MissingDependencyError, ParameterError
 from eotensor.geometry import Window
@@ -125,10 +127,12 @@ def dask_client(address: str | None = None, processes: int = 0, param: str = "op
                 with quiet_start():  # a signal noted meanwhile is raised here, and the stack closes the rest
                     # The scheduler's HTTP server (health, metrics) on a free port: its default, 8787, warns when
                     # another cluster holds it.
+                    # Each worker's model gets its share of the cores (unless -optim.modelthreads says).
+                    share = {WORKER_THREADS_ENV: str(max(1, (os.cpu_count() or 1) // processes))}
                     cluster = stack.enter_context(LocalCluster(
                         n_workers=processes, processes=True, threads_per_worker=1, dashboard_address=None,
                         scheduler_kwargs={"dashboard_address": ":0"}, silence_logs=logging.CRITICAL,
-                        preload=[__name__]))
+                        preload=[__name__], env=share))
                     local = stack.enter_context(Client(cluster))
                     stack.callback(_close_quietly, stack.pop_all())  # both close with Ctrl-C ignored
             except RuntimeError as error:  # e.g. a script without a __main__ guard, which spawned workers re-run
