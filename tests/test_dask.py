@@ -36,15 +36,6 @@ def model(x1, x2, k):
 
 
 @pytest.fixture(scope="module")
-def cluster():
-    import logging
-
-    with distributed.LocalCluster(n_workers=2, processes=True, threads_per_worker=1, dashboard_address=None,
-                                  silence_logs=logging.CRITICAL) as local:
-        yield local.scheduler_address
-
-
-@pytest.fixture(scope="module")
 def scene(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("dask")
     rng = np.random.default_rng(7)
@@ -354,9 +345,8 @@ def test_a_model_file_rewritten_after_its_load_is_refused_on_the_workers(scene, 
 def test_local_cluster_workers_share_the_cores_between_their_models(scene, tmp_path):
     """processes:N gives each worker's model cores ÷ N threads unless -optim.modelthreads says (N runtimes each
     sized for every core oversubscribe them); a remote cluster's workers keep the runtime's default."""
-    from onnx_models import onnx_add_one
-
     from eotensor.engine.recipe import build_engine
+    from onnx_models import onnx_add_one
 
     _, a, _ = scene
     model = onnx_add_one(str(tmp_path / "add.onnx"), channels=2)

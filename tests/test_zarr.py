@@ -54,15 +54,6 @@ def model(x1, x2):
 
 
 @pytest.fixture(scope="module")
-def cluster():
-    import logging
-
-    with distributed.LocalCluster(n_workers=2, processes=True, threads_per_worker=1, dashboard_address=None,
-                                  silence_logs=logging.CRITICAL) as local:
-        yield local.scheduler_address
-
-
-@pytest.fixture(scope="module")
 def scene(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("zarr")
     rng = np.random.default_rng(11)
