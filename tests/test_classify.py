@@ -542,6 +542,48 @@ def test_cli_and_import_costs(raw_scene, tmp_path, capsys):
     assert done.returncode != 0 and len(done.stderr.strip().splitlines()) == 1 and "sidecar" in done.stderr
 
 
+def test_skipping_the_shims_is_confined_to_the_importing_thread():
+    """The finder that keeps skops' first import from importing PyTorch sits in the process-wide sys.meta_path: it
+    refuses the shims in the thread that put it there only; other threads import them meanwhile, and threads
+    calling skops_io() at once leave sys.meta_path as it was."""
+    import threading
+
+    from eotensor.classify.models import SKIPPED_AT_SKOPS_IMPORT, _SkipShims
+
+    finder, seen = _SkipShims(), {}
+    with pytest.raises(ImportError, match="is not imported while skops.io is"):
+        finder.find_spec(SKIPPED_AT_SKOPS_IMPORT[0], None)
+    other = threading.Thread(target=lambda: seen.update(other=finder.find_spec(SKIPPED_AT_SKOPS_IMPORT[0], None)))
+    other.start()
+    other.join()
+    assert seen == {"other": None}
+    # the real first import (a fresh process): two threads call skops_io() while a third waits for the finder to
+    # be in place and imports a shim (PyTorch itself imported before, so only the shim's import is timed)
+    code = """if True:
+        import sys, threading, time, torch, sklearn
+        from eotensor.classify.models import _SkipShims, skops_io
+        before, res = list(sys.meta_path), {}
+        def load(key):
+            skops_io(); res[key] = "ok"
+        def shim():
+            while not any(isinstance(f, _SkipShims) for f in sys.meta_path):
+                time.sleep(0.0005)
+            try:
+                import sklearn.externals.array_api_compat.torch  # noqa: F401
+                res["shim"] = "ok"
+            except ImportError as error:
+                res["shim"] = str(error)
+        threads = [threading.Thread(target=shim), threading.Thread(target=load, args=("a",)),
+                   threading.Thread(target=load, args=("b",))]
+        [t.start() for t in threads]
+        [t.join() for t in threads]
+        print(sorted(res.items()), sys.meta_path == before)
+    """
+    env = {**os.environ, "PYTHONPATH": os.path.join(os.path.dirname(__file__), "..", "src")}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    assert done.stdout.strip() == "[('a', 'ok'), ('b', 'ok'), ('shim', 'ok')] True", done.stdout + done.stderr[-2000:]
+
+
 def test_no_validation_sample_measures_the_training_samples(raw_scene, tmp_path, capsys):
     """sample.vtr 0 without io.valid: as OTB 8.1, the model is measured on its training samples ("Training
     performances" in the report) and io.confmatout is written with their counts."""
