@@ -612,6 +612,7 @@ def test_composite_tables_mount_the_apps_rows():
     assert TRAIN.table.param("source{n}.rfieldx") is serve.param("source{n}.rfieldx")
     assert TRAIN.table.param("optim.tilesizey") is serve.param("optim.tilesizey")
     assert TRAIN.table.param("classifier.rf.nbtrees") is train_images_classifier.APP.table.param("classifier.rf.nbtrees")
+    assert TRAIN.table.param("classifier.svm.c") is train_images_classifier.APP.table.param("classifier.svm.c")
     assert CLASSIFY.table.param("confmap") is image_classifier.APP.table.param("confmap")
     keys = {row.key for row in TRAIN.table.rows}
     assert {"vd", "valid", "out", "confmatout", "sample.vfn", "rand", "ram"} <= keys and "io.il" not in keys
