@@ -148,6 +148,36 @@ def test_sample_memory_is_checked_before_reading():
     assert available_memory() is None or available_memory() > 2**20
 
 
+def test_available_memory_is_the_smallest_of_the_system_cgroup_and_address_limits():
+    """A container's cgroup limit and ulimit -v bound the samples as the host's free memory does: the smallest
+    wins; "max", RLIM_INFINITY and cgroup v1's 2**63 - page are no limit."""
+    from eotensor.classify.samples import memory_limit, usable_memory
+
+    gib = 2**30
+    assert usable_memory(64 * gib) == 64 * gib and usable_memory(None) is None
+    assert usable_memory(64 * gib, 8 * gib, 3 * gib) == 5 * gib  # the container's share, not the host's
+    assert usable_memory(64 * gib, 8 * gib, 9 * gib) == 0
+    assert usable_memory(64 * gib, 8 * gib, 3 * gib, 6 * gib, 2 * gib) == 4 * gib  # ulimit -v less the vsize
+    assert usable_memory(None, None, 3 * gib, 6 * gib, 2 * gib) == 4 * gib  # a limit without its usage is skipped
+    assert [memory_limit(v) for v in ("max\n", "9223372036854771712\n", -1, None, "8589934592\n", 4096)] == \
+        [None, None, None, None, 8 * gib, 4096]
+    # the real readers: a process under ulimit -v sees it (its address space less what it has mapped)
+    code = """if True:
+        import resource
+        from eotensor.classify.samples import available_memory, check_sample_memory, memory_readings
+        used = memory_readings()["address_used"]
+        resource.setrlimit(resource.RLIMIT_AS, (used + 2**29, resource.getrlimit(resource.RLIMIT_AS)[1]))
+        print(0 < available_memory() <= 2**29)
+        try:
+            check_sample_memory(2**27, 1)
+        except Exception as error:
+            print(type(error).__name__)
+    """
+    env = {**os.environ, "PYTHONPATH": os.path.join(os.path.dirname(__file__), "..", "src")}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    assert done.stdout.split() == ["True", "ParameterError"], done.stdout + done.stderr[-2000:]
+
+
 def test_train_and_classify_raw_bands(raw_scene, tmp_path):
     """TrainImagesClassifier + ImageClassifier from Python: the CSV totals are the validation samples, tiles
     never change the map, the confidence is a probability, a mask gives nodatalabel."""
