@@ -264,18 +264,24 @@ def test_probability_map_is_otbs_in_the_same_pass(raw_scene, tmp_path, capsys):
     assert np.array_equal(labels[kept], model.estimator.predict(pixels).reshape(labels.shape)[kept])
     assert np.array_equal(confidence[kept], expected.max(axis=0)[kept])
     assert np.abs(probamap[:, kept].astype(int).sum(axis=0) - 1000).max() <= 3  # per mille, truncated
+    # each band says what it holds (GDAL band descriptions)
+    assert rasterio.open(tmp_path / "p.tif").descriptions == ("class 1", "class 2", "class 3")
+    assert rasterio.open(tmp_path / "map.tif").descriptions == ("label",)
+    assert rasterio.open(tmp_path / "conf.tif").descriptions == ("confidence",)
 
     ImageClassifier(in_=raw_scene / "im.tif", model=tmp_path / "m.skops", out=tmp_path / "m5.tif",
                     probamap=(tmp_path / "p5.tif", "float"), nbclasses=5, ram=0.02)
     padded = rasterio.open(tmp_path / "p5.tif").read()
     assert padded.shape[0] == 5 and padded.dtype == np.float32 and (padded[3:] == 0).all()
+    assert rasterio.open(tmp_path / "p5.tif").descriptions == ("class 1", "class 2", "class 3", None, None)
     assert np.array_equal(padded[:3], (expected * 1000).astype(np.float32))
     capsys.readouterr()
     ImageClassifier(in_=raw_scene / "im.tif", model=tmp_path / "m.skops", out=tmp_path / "m2.tif",
-                    probamap=tmp_path / "p2.tif", nbclasses=2)
+                    probamap=f"{tmp_path / 'p2.tif'}?&cog=true", nbclasses=2)
     assert "nbclasses: 2 but the model has 3 classes; the probability map holds the 2 smallest (1, 2)" \
         in capsys.readouterr().err
     assert np.array_equal(rasterio.open(tmp_path / "p2.tif").read(), np.trunc(expected[:2] * 1000).astype(np.uint16))
+    assert rasterio.open(tmp_path / "p2.tif").descriptions == ("class 1", "class 2")  # a COG copy keeps them
     # a mask is read as OTB reads it (uint8: -1 and 0.5 become 0): only values of 1 and more are classified
     odd = np.where(np.arange(150) % 3 == 0, -1.0, np.where(np.arange(150) % 3 == 1, 0.5, 2.0))
     write_raster(tmp_path / "odd.tif", np.broadcast_to(odd, (1, 160, 150)).astype(np.float32))

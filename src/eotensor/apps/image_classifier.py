@@ -30,10 +30,10 @@ Pixels where -mask is below 1 (0, as OTB reads masks as uint8) get -nodatalabel 
 probabilities 0). The mask must be on the image's grid: same size (as OTB checks), same CRS and transform
 (eotensor never resamples).
 -probamap (OTB's, there for its Shark random forest only; here any classifier with probabilities) writes one
-band per class, classes ascending, the probability x 1000 (OTB's scale: uint16 by default, truncated);
--nbclasses sets the bands as OTB does (extra bands 0, fewer keep the smallest classes), but defaults to the
-model's classes (OTB's default, 20, pads with zero bands). Labels, confidence and probabilities are written
-in one pass from one prediction.
+band per class, classes ascending (band descriptions "class 7"...), the probability x 1000 (OTB's scale:
+uint16 by default, truncated); -nbclasses sets the bands as OTB does (extra bands 0, fewer keep the smallest
+classes), but defaults to the model's classes (OTB's default, 20, pads with zero bands). Labels, confidence
+and probabilities are written in one pass from one prediction.
 Tiles come from -ram (default: OTB_MAX_RAM_HINT or 256 MB) and never change a result."""
 
 SHARED = (
