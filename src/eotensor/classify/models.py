@@ -92,8 +92,8 @@ class _SkipShims(importlib.abc.MetaPathFinder):
     in the process-wide ``sys.meta_path``, so it refuses only in the thread that put it there (``thread``):
     another thread importing a shim meanwhile gets it."""
 
-    def __init__(self, thread: int | None = None) -> None:
-        self.thread = threading.get_ident() if thread is None else thread
+    def __init__(self) -> None:
+        self.thread = threading.get_ident()
 
     def find_spec(self, name: str, path: Any, target: Any = None) -> None:
         if threading.get_ident() != self.thread:
