@@ -261,3 +261,17 @@ def test_help_of_a_share_inside_a_share_shows_the_keys_the_parser_reads():
     assert "-xmodel.dir" in text and "-deepmodel.dir" not in text
     values = parse_cli(outer, ["-source1.il", "a.tif", "-xmodel.dir", "m", "-model", "rf", "-out", "o.tif"], env={})
     assert values["xmodel.dir"] == "m"
+
+
+def test_notes_name_only_the_apps_own_keys():
+    """Every ``-key`` an app's -help notes name is one of its parameters (ImageClassifierFromDeepFeatures once
+    showed ImageClassifier's -mask, -probamap and -nbclasses, which it refuses)."""
+    import re
+
+    for name in registry.names():
+        found = registry.get(name)
+        named = set(re.findall(r"(?<![\w.+-])-([a-z][\w.]*\w)", found.notes or ""))
+        assert all(found.table.find(key) for key in named), \
+            (name, sorted(key for key in named if not found.table.find(key)))
+    composite = format_help(registry.get("ImageClassifierFromDeepFeatures"))
+    assert "-confmap" in composite and not re.search(r"-(mask|probamap|nbclasses)\b", composite)

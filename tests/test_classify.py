@@ -148,6 +148,36 @@ def test_sample_memory_is_checked_before_reading():
     assert available_memory() is None or available_memory() > 2**20
 
 
+def test_available_memory_is_the_smallest_of_the_system_cgroup_and_address_limits():
+    """A container's cgroup limit and ulimit -v bound the samples as the host's free memory does: the smallest
+    wins; "max", RLIM_INFINITY and cgroup v1's 2**63 - page are no limit."""
+    from eotensor.classify.samples import memory_limit, usable_memory
+
+    gib = 2**30
+    assert usable_memory(64 * gib) == 64 * gib and usable_memory(None) is None
+    assert usable_memory(64 * gib, 8 * gib, 3 * gib) == 5 * gib  # the container's share, not the host's
+    assert usable_memory(64 * gib, 8 * gib, 9 * gib) == 0
+    assert usable_memory(64 * gib, 8 * gib, 3 * gib, 6 * gib, 2 * gib) == 4 * gib  # ulimit -v less the vsize
+    assert usable_memory(None, None, 3 * gib, 6 * gib, 2 * gib) == 4 * gib  # a limit without its usage is skipped
+    assert [memory_limit(v) for v in ("max\n", "9223372036854771712\n", -1, None, "8589934592\n", 4096)] == \
+        [None, None, None, None, 8 * gib, 4096]
+    # the real readers: a process under ulimit -v sees it (its address space less what it has mapped)
+    code = """if True:
+        import resource
+        from eotensor.classify.samples import available_memory, check_sample_memory, memory_readings
+        used = memory_readings()["address_used"]
+        resource.setrlimit(resource.RLIMIT_AS, (used + 2**29, resource.getrlimit(resource.RLIMIT_AS)[1]))
+        print(0 < available_memory() <= 2**29)
+        try:
+            check_sample_memory(2**27, 1)
+        except Exception as error:
+            print(type(error).__name__)
+    """
+    env = {**os.environ, "PYTHONPATH": os.path.join(os.path.dirname(__file__), "..", "src")}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    assert done.stdout.split() == ["True", "ParameterError"], done.stdout + done.stderr[-2000:]
+
+
 def test_train_and_classify_raw_bands(raw_scene, tmp_path):
     """TrainImagesClassifier + ImageClassifier from Python: the CSV totals are the validation samples, tiles
     never change the map, the confidence is a probability, a mask gives nodatalabel."""
@@ -234,18 +264,24 @@ def test_probability_map_is_otbs_in_the_same_pass(raw_scene, tmp_path, capsys):
     assert np.array_equal(labels[kept], model.estimator.predict(pixels).reshape(labels.shape)[kept])
     assert np.array_equal(confidence[kept], expected.max(axis=0)[kept])
     assert np.abs(probamap[:, kept].astype(int).sum(axis=0) - 1000).max() <= 3  # per mille, truncated
+    # each band says what it holds (GDAL band descriptions)
+    assert rasterio.open(tmp_path / "p.tif").descriptions == ("class 1", "class 2", "class 3")
+    assert rasterio.open(tmp_path / "map.tif").descriptions == ("label",)
+    assert rasterio.open(tmp_path / "conf.tif").descriptions == ("confidence",)
 
     ImageClassifier(in_=raw_scene / "im.tif", model=tmp_path / "m.skops", out=tmp_path / "m5.tif",
                     probamap=(tmp_path / "p5.tif", "float"), nbclasses=5, ram=0.02)
     padded = rasterio.open(tmp_path / "p5.tif").read()
     assert padded.shape[0] == 5 and padded.dtype == np.float32 and (padded[3:] == 0).all()
+    assert rasterio.open(tmp_path / "p5.tif").descriptions == ("class 1", "class 2", "class 3", None, None)
     assert np.array_equal(padded[:3], (expected * 1000).astype(np.float32))
     capsys.readouterr()
     ImageClassifier(in_=raw_scene / "im.tif", model=tmp_path / "m.skops", out=tmp_path / "m2.tif",
-                    probamap=tmp_path / "p2.tif", nbclasses=2)
+                    probamap=f"{tmp_path / 'p2.tif'}?&cog=true", nbclasses=2)
     assert "nbclasses: 2 but the model has 3 classes; the probability map holds the 2 smallest (1, 2)" \
         in capsys.readouterr().err
     assert np.array_equal(rasterio.open(tmp_path / "p2.tif").read(), np.trunc(expected[:2] * 1000).astype(np.uint16))
+    assert rasterio.open(tmp_path / "p2.tif").descriptions == ("class 1", "class 2")  # a COG copy keeps them
     # a mask is read as OTB reads it (uint8: -1 and 0.5 become 0): only values of 1 and more are classified
     odd = np.where(np.arange(150) % 3 == 0, -1.0, np.where(np.arange(150) % 3 == 1, 0.5, 2.0))
     write_raster(tmp_path / "odd.tif", np.broadcast_to(odd, (1, 160, 150)).astype(np.float32))
@@ -542,6 +578,48 @@ def test_cli_and_import_costs(raw_scene, tmp_path, capsys):
     assert done.returncode != 0 and len(done.stderr.strip().splitlines()) == 1 and "sidecar" in done.stderr
 
 
+def test_skipping_the_shims_is_confined_to_the_importing_thread():
+    """The finder that keeps skops' first import from importing PyTorch sits in the process-wide sys.meta_path: it
+    refuses the shims in the thread that put it there only; other threads import them meanwhile, and threads
+    calling skops_io() at once leave sys.meta_path as it was."""
+    import threading
+
+    from eotensor.classify.models import SKIPPED_AT_SKOPS_IMPORT, _SkipShims
+
+    finder, seen = _SkipShims(), {}
+    with pytest.raises(ImportError, match="is not imported while skops.io is"):
+        finder.find_spec(SKIPPED_AT_SKOPS_IMPORT[0], None)
+    other = threading.Thread(target=lambda: seen.update(other=finder.find_spec(SKIPPED_AT_SKOPS_IMPORT[0], None)))
+    other.start()
+    other.join()
+    assert seen == {"other": None}
+    # the real first import (a fresh process): two threads call skops_io() while a third waits for the finder to
+    # be in place and imports a shim (PyTorch itself imported before, so only the shim's import is timed)
+    code = """if True:
+        import sys, threading, time, torch, sklearn
+        from eotensor.classify.models import _SkipShims, skops_io
+        before, res = list(sys.meta_path), {}
+        def load(key):
+            skops_io(); res[key] = "ok"
+        def shim():
+            while not any(isinstance(f, _SkipShims) for f in sys.meta_path):
+                time.sleep(0.0005)
+            try:
+                import sklearn.externals.array_api_compat.torch  # noqa: F401
+                res["shim"] = "ok"
+            except ImportError as error:
+                res["shim"] = str(error)
+        threads = [threading.Thread(target=shim), threading.Thread(target=load, args=("a",)),
+                   threading.Thread(target=load, args=("b",))]
+        [t.start() for t in threads]
+        [t.join() for t in threads]
+        print(sorted(res.items()), sys.meta_path == before)
+    """
+    env = {**os.environ, "PYTHONPATH": os.path.join(os.path.dirname(__file__), "..", "src")}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    assert done.stdout.strip() == "[('a', 'ok'), ('b', 'ok'), ('shim', 'ok')] True", done.stdout + done.stderr[-2000:]
+
+
 def test_no_validation_sample_measures_the_training_samples(raw_scene, tmp_path, capsys):
     """sample.vtr 0 without io.valid: as OTB 8.1, the model is measured on its training samples ("Training
     performances" in the report) and io.confmatout is written with their counts."""
@@ -570,6 +648,7 @@ def test_composite_tables_mount_the_apps_rows():
     assert TRAIN.table.param("source{n}.rfieldx") is serve.param("source{n}.rfieldx")
     assert TRAIN.table.param("optim.tilesizey") is serve.param("optim.tilesizey")
     assert TRAIN.table.param("classifier.rf.nbtrees") is train_images_classifier.APP.table.param("classifier.rf.nbtrees")
+    assert TRAIN.table.param("classifier.svm.c") is train_images_classifier.APP.table.param("classifier.svm.c")
     assert CLASSIFY.table.param("confmap") is image_classifier.APP.table.param("confmap")
     keys = {row.key for row in TRAIN.table.rows}
     assert {"vd", "valid", "out", "confmatout", "sample.vfn", "rand", "ram"} <= keys and "io.il" not in keys

@@ -18,6 +18,7 @@ type (float32): values converted the way the writer converts them, then read as 
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import os
 import threading
@@ -196,6 +197,12 @@ class LazyRaster(ABC):
     @abstractmethod
     def compute(self, window: Window) -> np.ndarray:
         """Pixels of ``window`` (full-grid indices) as an array (bands, rows, cols), in the result's own dtype."""
+
+    @property
+    def descriptions(self) -> tuple[str, ...]:
+        """What each band holds, one text per band ("" for none), written as the output's band descriptions
+        (GeoTIFF: GDAL's); empty (the default) for none at all."""
+        return ()
 
     # ------------------------------------------------------------------ derived
     @property
@@ -387,6 +394,11 @@ class BandSelection(LazyRaster):
     @property
     def files(self) -> list[str]:
         return self.upstream.files
+
+    @property
+    def descriptions(self) -> tuple[str, ...]:
+        own = self.upstream.descriptions
+        return tuple(own[k] for k in self.indexes) if own else ()
 
     def tile_shape(self, block: tuple[int, int] = (DEFAULT_BLOCK_SIZE, DEFAULT_BLOCK_SIZE)) -> TileShape:
         """The upstream's tiles: a band selection changes no window the upstream computes."""
@@ -697,6 +709,8 @@ def write(outputs: dict[str | os.PathLike, LazyRaster | tuple[LazyRaster, str | 
             raise ParameterError(f'write: "{path}" is given {type(raster).__name__}, not a lazy result')
     size_gdal_cache(max(raster.ram_mb for (raster, _), _ in items))
     targets = [raster._output_target(parse_output(path, pixel_type, cog=cog)) for (raster, pixel_type), path in items]
+    targets = [dataclasses.replace(t, descriptions=raster.descriptions) if raster.descriptions else t
+               for t, ((raster, _), _) in zip(targets, items)]
     check_outputs([("out", t.path, t.format.directory) for t in targets],
                   {f for (raster, _), _ in items for f in raster.files})
     rasters = [raster for (raster, _), _ in items]

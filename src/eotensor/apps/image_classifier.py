@@ -14,20 +14,26 @@ from typing import Any
 from eotensor.apps import options
 from eotensor.apps.params import App, Kind, Param, Values, run_python
 
-NOTES = """\
+SHARED_NOTES = """\
 The model is a file written by TrainImagesClassifier (or TrainClassifierFromDeepFeatures): skops with its
 .json sidecar; a changed file, another format version, or a file naming types eotensor does not trust is
 refused before anything in it runs. Features are normalised with -imstat, or else with the statistics the
-model was trained with (recorded in its sidecar). Pixels where -mask is below 1 (0, as OTB reads masks as
-uint8), and pixels with a NaN or infinite feature, get -nodatalabel (confidence and probabilities 0). The mask
-must be on the image's grid: same size (as OTB checks), same CRS and transform (eotensor never resamples).
-The confidence is the probability of the predicted label (the largest one but for sgd's modified_huber; libsvm
-needs -classifier.libsvm.prob on at training); the labels are the same with or without -confmap.
+model was trained with (recorded in its sidecar). Pixels with a NaN or infinite feature get -nodatalabel
+(confidence 0). The confidence is the probability of the predicted label (the largest one but for sgd's
+modified_huber; a libsvm model needs classifier.libsvm.prob on at training); the labels are the same with or
+without -confmap."""
+"""The notes on the rows of :data:`SHARED`, which ImageClassifierFromDeepFeatures shows too."""
+
+NOTES = f"""\
+{SHARED_NOTES}
+Pixels where -mask is below 1 (0, as OTB reads masks as uint8) get -nodatalabel as well (confidence and
+probabilities 0). The mask must be on the image's grid: same size (as OTB checks), same CRS and transform
+(eotensor never resamples).
 -probamap (OTB's, there for its Shark random forest only; here any classifier with probabilities) writes one
-band per class, classes ascending, the probability x 1000 (OTB's scale: uint16 by default, truncated);
--nbclasses sets the bands as OTB does (extra bands 0, fewer keep the smallest classes), but defaults to the
-model's classes (OTB's default, 20, pads with zero bands). Labels, confidence and probabilities are written
-in one pass from one prediction.
+band per class, classes ascending (band descriptions "class 7"...), the probability x 1000 (OTB's scale:
+uint16 by default, truncated); -nbclasses sets the bands as OTB does (extra bands 0, fewer keep the smallest
+classes), but defaults to the model's classes (OTB's default, 20, pads with zero bands). Labels, confidence
+and probabilities are written in one pass from one prediction.
 Tiles come from -ram (default: OTB_MAX_RAM_HINT or 256 MB) and never change a result."""
 
 SHARED = (

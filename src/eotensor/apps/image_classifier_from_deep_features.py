@@ -23,9 +23,9 @@ NOTES = f"""\
 The features are the served model's output (sourceN, deepmodel, output, optim: as TensorflowModelServe's
 model.*), computed tile by tile and classified as they come; the tiles are the served model's own. The memory
 goes mostly to the served tiles kept for the classifier (up to 2 x -optim.ram): -optim.ram bounds it, -ram is
-the classifier's own budget, as in OTBTF.
+the classifier's own budget, as in OTBTF. Labels and confidence are written in one pass from one prediction.
 
-{image_classifier.NOTES}"""
+{image_classifier.SHARED_NOTES}"""
 
 
 def build(values: Values) -> Any:

@@ -34,6 +34,7 @@ import importlib.abc
 import json
 import os
 import sys
+import threading
 import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -80,34 +81,49 @@ SKIPPED_AT_SKOPS_IMPORT = ("sklearn.externals.array_api_compat.torch", "sklearn.
 
 
 class _SkipShims(importlib.abc.MetaPathFinder):
-    """Refuses the modules of :data:`SKIPPED_AT_SKOPS_IMPORT` (ImportError) while ``skops.io`` is first imported.
+    """Refuses the modules of :data:`SKIPPED_AT_SKOPS_IMPORT` (ImportError) while ``skops.io`` is first imported,
+    in the thread importing it only.
 
     skops builds its default trusted list from ``sklearn.utils.all_estimators()``, which walks every scikit-learn
     package with ``pkgutil.walk_packages``; the walk imports each package to look inside it, the shims too,
     though ``all_estimators`` then ignores everything under ``sklearn.externals``. The walk skips a package whose
     import fails, so refusing the shims changes no estimator and no trusted type; they stay importable after
-    (a failed import is not cached), for the day scikit-learn is handed a PyTorch or Dask array."""
+    (a failed import is not cached), for the day scikit-learn is handed a PyTorch or Dask array. The finder sits
+    in the process-wide ``sys.meta_path``, so it refuses only in the thread that put it there (``thread``):
+    another thread importing a shim meanwhile gets it."""
+
+    def __init__(self) -> None:
+        self.thread = threading.get_ident()
 
     def find_spec(self, name: str, path: Any, target: Any = None) -> None:
+        if threading.get_ident() != self.thread:
+            return None
         if any(name == shim or name.startswith(shim + ".") for shim in SKIPPED_AT_SKOPS_IMPORT):
             raise ImportError(f"{name} is not imported while skops.io is (eotensor.classify.models)")
         return None
 
 
+_SKOPS_IMPORT = threading.Lock()
+"""Held while :func:`skops_io` imports ``skops.io`` with :class:`_SkipShims` in ``sys.meta_path``: threads calling
+it at once insert and remove one finder at a time (the others then find ``skops.io`` imported)."""
+
+
 def skops_io() -> Any:
     """``skops.io`` (imported when a model file is written or read), or a one-line error. Its first import walks
     every scikit-learn module (a second or so); the array-API shims it would import on the way, PyTorch's and
-    Dask's, are skipped (:class:`_SkipShims`); should a scikit-learn release need them there, the import is
-    simply tried again without skipping."""
+    Dask's, are skipped in that thread (:class:`_SkipShims`); should a scikit-learn release need them there, the
+    import is simply tried again without skipping."""
     if "skops.io" not in sys.modules:
-        finder = _SkipShims()
-        sys.meta_path.insert(0, finder)
-        try:
-            import skops.io  # noqa: F401
-        except ImportError:
-            pass  # skops missing (reported below), or a shim needed after all: import plainly below
-        finally:
-            sys.meta_path.remove(finder)
+        with _SKOPS_IMPORT:
+            if "skops.io" not in sys.modules:
+                finder = _SkipShims()
+                sys.meta_path.insert(0, finder)
+                try:
+                    import skops.io  # noqa: F401
+                except ImportError:
+                    pass  # skops missing (reported below), or a shim needed after all: import plainly below
+                finally:
+                    sys.meta_path.remove(finder)
     try:
         import skops.io as module
     except ImportError:

@@ -90,6 +90,14 @@ class Classification(LazyRaster):
     def upstreams(self) -> list[LazyRaster]:
         return [self.features, *([self.mask] if self.mask is not None else [])]
 
+    @property
+    def descriptions(self) -> tuple[str, ...]:
+        """``label``, ``confidence``, then ``class 7`` for each probability band (none for -nbclasses' extra
+        bands): GDAL band descriptions of the outputs, so a probability map says which band is which class."""
+        classes = [f"class {c}" for c in self.model.classes[:self.probabilities].tolist()]
+        return ("label", *(("confidence",) if self.confidence else ()), *classes,
+                *("",) * (self.probabilities - len(classes)))
+
     def tile_shape(self, block: tuple[int, int] = (DEFAULT_BLOCK_SIZE, DEFAULT_BLOCK_SIZE)) -> TileShape:
         """The features' tiles (a served model's own), cut into whole output blocks, about :data:`TILE_PIXELS`
         pixels each: bands of whole rows, and a band of one block row still over twice that cut across too (a

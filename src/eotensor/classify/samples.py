@@ -20,7 +20,8 @@ it computes), each tile reading just the box around its selected pixels, through
 Memory: the drawn samples are held in memory (samples x features float32), as scikit-learn fits from memory;
 OTB spills them to a file, but a spilled set would be read back whole by the fit anyway. So the need is
 estimated before anything is read (:func:`check_sample_memory`: the values, and the copies a fit may make)
-and a set that would not fit in the memory available is one clear error naming ``sample.mt``/``sample.mv``,
+and a set that would not fit in the memory available (:func:`available_memory`: the system's, the container's
+cgroup limit, ``ulimit -v``, whichever is smallest) is one clear error naming ``sample.mt``/``sample.mv``,
 rather than a swap storm or an out-of-memory kill after the whole image was read.
 """
 
@@ -36,8 +37,8 @@ import numpy as np
 from eotensor.errors import InputFileError, ParameterError
 from eotensor.geometry import Window
 
-__all__ = ["Candidates", "SampleSet", "available_memory", "check_sample_memory", "read_pixels", "sample_sizes",
-           "split_samples"]
+__all__ = ["Candidates", "SampleSet", "available_memory", "check_sample_memory", "memory_limit", "memory_readings",
+           "read_pixels", "sample_sizes", "split_samples", "usable_memory"]
 
 FIT_COPIES = 3
 """Bytes of memory per byte of drawn sample values, at most: the values themselves and a float64 copy (SVC,
@@ -144,20 +145,91 @@ def split_samples(n: int, vtr: float) -> tuple[int, int]:
     return n - valid, valid
 
 
-def available_memory() -> int | None:
-    """Bytes of memory available to a new allocation (Linux's MemAvailable: free memory plus what the page cache
-    can give back), or None where it cannot be known."""
-    try:
-        with open("/proc/meminfo", encoding="ascii") as stream:
-            for line in stream:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        pass
-    try:
-        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (AttributeError, ValueError, OSError):
+NO_LIMIT = 2**60
+"""A memory limit this large or more is none: cgroup v1 writes "unlimited" as 2**63 less a page."""
+
+CGROUP_FILES = (  # (limit, usage, statistics, the statistic of reclaimable page cache): v2, then v1
+    ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory.current", "/sys/fs/cgroup/memory.stat", "inactive_file"),
+    ("/sys/fs/cgroup/memory/memory.limit_in_bytes", "/sys/fs/cgroup/memory/memory.usage_in_bytes",
+     "/sys/fs/cgroup/memory/memory.stat", "total_inactive_file"),
+)
+
+
+def memory_limit(value: str | int | None) -> int | None:
+    """A limit as read (cgroup's text, ``resource.getrlimit``'s number) in bytes, or None for none: absent,
+    ``max``, negative (``RLIM_INFINITY``) or at least :data:`NO_LIMIT`."""
+    if value is None:
         return None
+    try:
+        number = int(str(value).strip())
+    except ValueError:
+        return None  # "max", or unreadable
+    return number if 0 <= number < NO_LIMIT else None
+
+
+def usable_memory(available: int | None, cgroup_limit: int | None = None, cgroup_usage: int | None = None,
+                  address_limit: int | None = None, address_used: int | None = None) -> int | None:
+    """Bytes a new allocation can take: the smallest of the system's available memory (``available``), the
+    cgroup's limit less its usage (a container's share: past it the kernel kills the process, whatever the host
+    has free) and the address-space limit (``ulimit -v``) less the process's virtual size; each is left out when
+    unknown or unlimited (None). None when none is known."""
+    bounds = [available] if available is not None else []
+    if cgroup_limit is not None and cgroup_usage is not None:
+        bounds.append(max(0, cgroup_limit - cgroup_usage))
+    if address_limit is not None and address_used is not None:
+        bounds.append(max(0, address_limit - address_used))
+    return min(bounds) if bounds else None
+
+
+def _read(path: str) -> str | None:
+    try:
+        with open(path, encoding="ascii") as stream:
+            return stream.read()
+    except (OSError, ValueError):
+        return None
+
+
+def memory_readings() -> dict[str, int | None]:
+    """What :func:`usable_memory` takes, read from this system: ``/proc/meminfo``'s MemAvailable (free memory plus
+    what the page cache can give back), the cgroup's ``memory.max``/``memory.current`` (v2) or
+    ``memory.limit_in_bytes``/``memory.usage_in_bytes`` (v1), its usage less the page cache it can reclaim
+    (``inactive_file``, as MemAvailable counts it), ``RLIMIT_AS`` and the process's virtual size. Each value
+    that cannot be read is None."""
+    readings: dict[str, int | None] = dict.fromkeys(
+        ("available", "cgroup_limit", "cgroup_usage", "address_limit", "address_used"))
+    for line in (_read("/proc/meminfo") or "").splitlines():
+        if line.startswith("MemAvailable:") and len(line.split()) > 1 and line.split()[1].isdigit():
+            readings["available"] = int(line.split()[1]) * 1024
+    if readings["available"] is None:
+        try:
+            readings["available"] = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+        except (AttributeError, ValueError, OSError):
+            pass
+    for limit_file, usage_file, stat_file, reclaimable in CGROUP_FILES:
+        usage = memory_limit(_read(usage_file))
+        if usage is None:
+            continue
+        for line in (_read(stat_file) or "").splitlines():
+            key, _, value = line.partition(" ")
+            if key == reclaimable and value.strip().isdigit():
+                usage = max(0, usage - int(value))
+        readings["cgroup_limit"], readings["cgroup_usage"] = memory_limit(_read(limit_file)), usage
+        break
+    try:
+        import resource
+
+        readings["address_limit"] = memory_limit(resource.getrlimit(resource.RLIMIT_AS)[0])
+        statm = (_read("/proc/self/statm") or "").split()
+        readings["address_used"] = int(statm[0]) * os.sysconf("SC_PAGE_SIZE") if statm else None
+    except (ImportError, ValueError, OSError):
+        pass
+    return readings
+
+
+def available_memory() -> int | None:
+    """Bytes of memory available to a new allocation here (:func:`usable_memory` of :func:`memory_readings`),
+    or None where it cannot be known."""
+    return usable_memory(**memory_readings())
 
 
 def check_sample_memory(count: int, bands: int, param: str = "sample.mt", available: int | None = None) -> int:

@@ -126,6 +126,9 @@ class OutputTarget:
     """The output format, from the extension (COG for ``cog=true``)."""
     cog: CogLayout | None = None
     """The overviews of a Cloud-Optimized GeoTIFF output (``cog=true``); None for any other output."""
+    descriptions: tuple[str, ...] = ()
+    """Band descriptions ("" for none), GDAL's, written into a GeoTIFF (and a COG or PNG/JPEG copy's metadata);
+    a Zarr store does not take them. From the result written (:attr:`eotensor.lazy.LazyRaster.descriptions`)."""
 
     def region(self, width: int, height: int) -> Window:
         """The window of a ``width`` x ``height`` output grid this file covers: the box, else all of it.

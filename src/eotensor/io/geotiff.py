@@ -351,6 +351,9 @@ class GeoTiffWriter(CommitOnSuccess):
                 f'{self.param} "{self.path}": GDAL rejected a creation option ({collected.messages[0].rstrip(".")}); '
                 "expected gdal:co:KEY=VALUE options of the GDAL GTiff driver"
             )
+        for band, text in enumerate(target.descriptions[:self.count], 1):
+            if text:
+                self._dataset.set_band_description(band, text)
 
     def _abort_new(self, partial: str | None) -> None:
         """:meth:`abort` when the file could not be created: a new partial file is of no use either."""
