@@ -28,9 +28,17 @@ from typing import Any, Protocol
 
 from eotensor.engine.tiling import TilePlan, remaining
 from eotensor.errors import OutputFileError
-from eotensor.io.atomic import is_virtual_path, is_write_through, partial_paths, remove_partials
+from eotensor.io.atomic import (
+    is_virtual_path,
+    is_write_through,
+    lock_output,
+    partial_paths,
+    remove_partials,
+    unlock_output,
+)
 from eotensor.io.extended import OutputTarget, gdal_bool
 from eotensor.io.journal import Item, Journal, header_changes
+from eotensor.io.raster import dataset_files
 from eotensor.runtimes.base import file_stamps
 
 __all__ = ["Checkpointing", "ResumableWrite", "checkpoint_seconds", "describe"]
@@ -129,9 +137,21 @@ def describe(raster: Any, target: OutputTarget, plan: TilePlan) -> list[Item]:
     ]
     found: dict[str, str] = {}
     _inputs(raster, found)
+    seen: set[str] = set()
     for path, label in found.items():
-        stamp = "virtual" if is_virtual_path(path) else file_stamps(path)
-        items.append(["file", f'{label} "{path}"', stamp])
+        if is_virtual_path(path):  # not stamped: a change there is not detected (README)
+            items.append(["file", f'{label} "{path}"', "virtual", f'{label} "{path}"'])
+            continue
+        # Every file of the dataset (a VRT's sources, side-cars), keyed by its resolved path: however it is spelled
+        # (a.tif, ./a.tif, /abs/a.tif) it is the same input; messages say it as the user did.
+        for name in [path] if label == "model.dir" else dataset_files(path):
+            real = os.path.realpath(name)
+            if real in seen:
+                continue
+            seen.add(real)
+            shown = f'{label} "{path}"' + ("" if name == path else f' (its file "{name}")')
+            items.append(["file", f'{label} "{real}"', "virtual" if is_virtual_path(name) else file_stamps(name),
+                          shown])
     items += _parameters(raster)
     items.append(["text", RECIPE_LABEL, raster.token])
     return items
@@ -150,7 +170,8 @@ class _Output:
         self.count = count
         self.region = target.region(grid.width, grid.height)
         """The window of the grid the file holds."""
-        self.partial, self.journal_path = partial_paths(os.path.realpath(target.path))
+        self.final = os.path.realpath(target.path)
+        self.partial, self.journal_path = partial_paths(self.final)
         self.journal: Journal | None = None
         self.reopen = False
 
@@ -158,9 +179,11 @@ class _Output:
 class ResumableWrite:
     """The resumable side of one pass writing ``rasters`` to ``targets`` over ``plan``.
 
-    Created before any writer: reads each output's journal, refuses one from another run (an
-    :class:`OutputFileError` saying what changed), decides which partial files are continued, and gives
-    :attr:`plan` (the tiles still to compute) and :meth:`writer_options` (where each writer streams). Then
+    Created before any writer: locks each output (:func:`~eotensor.io.atomic.lock_output`: another run writing
+    it is refused; :meth:`release` once the outputs are committed or kept), reads each output's journal, refuses
+    one from another run (an :class:`OutputFileError` saying what changed), decides which partial files are
+    continued, and gives :attr:`plan` (the tiles still to compute) and :meth:`writer_options` (where each writer
+    streams). Then
     :meth:`attach` the writers, call :meth:`wrote` after each tile is written (it checkpoints every
     :func:`checkpoint_seconds`), :meth:`finish` once every tile is written (before the writers commit, so
     that an interruption in the COG stage loses no tile), or :meth:`interrupted` on any exception (before
@@ -178,6 +201,23 @@ class ResumableWrite:
                                       "for its partial output; resume cannot write to a device, a FIFO or a "
                                       "GDAL virtual path")
         self.outputs = [_Output(t, describe(r, t, plan), r.count, plan.grid) for r, t in zip(rasters, targets)]
+        self._locked: list[str] = []
+        try:
+            for output in self.outputs:
+                lock_output(output.final, output.target.param, output.target.path)
+                self._locked.append(output.final)
+            self._start(plan)
+        except BaseException:
+            self.release()
+            raise
+
+    def release(self) -> None:
+        """Unlock the outputs (after their writers committed or aborted)."""
+        while self._locked:
+            unlock_output(self._locked.pop())
+
+    def _start(self, plan: TilePlan) -> None:
+        """Read the journals, decide what is continued, the plan left (the constructor's work, outputs locked)."""
         windows = {(w.row, w.col): w for w in plan}
         done: set[tuple[int, int]] | None = None
         for output in self.outputs:
@@ -198,7 +238,7 @@ class ResumableWrite:
             _note(f"resuming {names}: {len(self.done)} of {total} tiles already written; {rest}")
         for output in self.outputs:
             if not output.reopen:
-                remove_partials(os.path.realpath(output.target.path))  # useless now: started afresh below
+                remove_partials(output.final)  # useless now: started afresh below
         self.writers: list[Checkpointing] = []
         self.pending: list[tuple[int, int]] = []
         self.every = checkpoint_seconds()

@@ -309,11 +309,9 @@ class GeoTiffWriter(CommitOnSuccess):
             self._check_copy_format()
         self.creation_options = options = _creation_options(target, self.count, int(width), int(height))
         made = () if fmt.driver in ("GTiff", "COG") else (".aux.xml",)  # a PNG/JPEG's georeferencing
-        self._output = AtomicOutput(self.path, self.param, _SIDECARS, made)
+        # A resumable run's temporary name is fixed (used only at the end, for a copy): a killed run's is found again.
+        self._output = AtomicOutput(self.path, self.param, _SIDECARS, made, resumable=partial is not None)
         if partial is not None:
-            # The reserved temporary name is only used at the end (the rename or the copy): dropped now, so that a
-            # killed resumable run leaves nothing but its partial file and journal.
-            os.remove(self._output.temp_path)
             self.temp_path = partial
         else:
             self.temp_path = self._output.temp_path if fmt.streamed else self._output.scratch(".tif")
@@ -494,7 +492,7 @@ class GeoTiffWriter(CommitOnSuccess):
         offsets, counts = _block_extents(self.partial)
         dead = size - int(counts.sum()) - 16 * offsets.size - 8192  # the directory and its arrays: a bound
         if dead <= size // 100:
-            os.replace(self.partial, output.temp_path)
+            output.adopt(self.partial)  # renamed straight onto the output: no moment without the tiles on disk
         else:
             try:
                 with _CreationOptionWarnings():
