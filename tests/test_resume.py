@@ -453,3 +453,20 @@ def test_the_same_input_spelled_otherwise_is_resumed(scene, reference, interrupt
     done = subprocess.run(args, capture_output=True, text=True, env=ENV, timeout=120, cwd=os.path.dirname(image))
     assert done.returncode == 0 and "tiles already written" in done.stderr, done.stderr
     assert_same_raster(interrupted, reference["plain"])
+
+
+def test_a_partial_file_replaced_by_another_of_the_same_shape_is_not_continued(scene, reference, interrupted):
+    import shutil
+
+    partial = partial_paths(interrupted)[0]
+    other = partial + ".other"
+    shutil.copyfile(partial, other)
+    with rasterio.open(other, "r+") as ds:
+        ds.write(np.zeros((ds.count, ds.height, ds.width), ds.dtypes[0]))  # the same shape and blocks, other pixels
+    shutil.copyfile(other, partial)  # copied over it: the same inode, the same name
+    os.remove(other)
+    code, stderr = run(argv(scene, interrupted, "-optim.resume", "on"))
+    assert code == 0, stderr
+    assert "are not those the interrupted run wrote); computing every tile" in stderr, stderr
+    assert_same_raster(interrupted, reference["plain"])
+    assert leftovers(os.path.dirname(interrupted)) == []

@@ -64,6 +64,9 @@ class Checkpointing(Protocol):
 
     temp_path: str
     """The file written (fsync'd to make a checkpoint durable)."""
+    sample: list[int] | None
+    """A pixel row of the last tile written and its CRC, recorded so that a replaced partial file is recognised
+    (:func:`~eotensor.io.geotiff.sample_problem`); None for a writer that keeps none."""
 
     def checkpoint(self, sync: bool = True) -> int | None:
         """Hand everything written so far to the file (a GeoTIFF: its directory written), fsync it when ``sync``,
@@ -268,12 +271,13 @@ class ResumableWrite:
         for key in journal.done & windows.keys():
             part = windows[key].intersect(region)
             tiles.append((part.row - region.row, part.col - region.col, part.height, part.width))
-        from eotensor.io.geotiff import partial_problem
+        from eotensor.io.geotiff import partial_problem, sample_problem
 
         problem = (f'"{output.partial}" is missing' if not os.path.exists(output.partial) else
                    partial_problem(output.partial, region.width, region.height, output.count, target.dtype, tiles,
                                    gdal_bool(target.creation_options, "SPARSE_OK", False)
-                                   if target.format.streamed else False))
+                                   if target.format.streamed else False)
+                   or sample_problem(output.partial, journal.samples))
         if problem:
             _note(f'resume: the partial file of "{target.path}" cannot be continued ({problem}); computing every '
                   "tile")
@@ -310,6 +314,7 @@ class ResumableWrite:
         thread is waited for first, so records stay in order."""
         self._wait()
         sizes = [writer.checkpoint(sync=False) for writer in self.writers]
+        samples = [getattr(writer, "sample", None) for writer in self.writers]
         tiles, self.pending = self.pending, []
         paths = [writer.temp_path for writer in self.writers]
 
@@ -319,9 +324,9 @@ class ResumableWrite:
             try:
                 for path in paths:
                     fsync_path(path)
-                for output, size in zip(self.outputs, sizes):
+                for output, size, sample in zip(self.outputs, sizes, samples):
                     assert output.journal is not None
-                    output.journal.record(tiles, size=size)
+                    output.journal.record(tiles, size=size, sample=sample)
             except OSError:
                 pass  # not recorded: computed again by a resumed run
 
@@ -354,7 +359,7 @@ class ResumableWrite:
                 continue
             try:
                 if writer.suspend():
-                    output.journal.record(tiles)
+                    output.journal.record(tiles, sample=getattr(writer, "sample", None))
             except (OSError, OutputFileError):
                 pass  # the tiles since the last checkpoint will be computed again
             output.journal.close()

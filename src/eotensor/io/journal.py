@@ -69,6 +69,8 @@ class Journal:
         self.header = header
         self.done: set[tuple[int, int]] = set(done)
         """The tiles recorded, by their (row, col) start."""
+        self.samples: list[list[int]] = []
+        """The records' ``sample`` facts: pixel rows of the partial file and their CRCs, checked on resume."""
         self._file: Any = None
         self._valid: int | None = None
         """Bytes of the file up to its last valid line (read from disk), where the next record goes."""
@@ -106,6 +108,8 @@ class Journal:
             if not isinstance(record, dict) or not isinstance(record.get("tiles"), list):
                 break  # a torn or corrupt line: everything after it is unknown
             journal.done.update((int(r), int(c)) for r, c in record["tiles"])
+            if isinstance(record.get("sample"), list) and len(record["sample"]) == 4:
+                journal.samples.append([int(v) for v in record["sample"]])
             journal._valid = end
         return journal
 
@@ -133,6 +137,8 @@ class Journal:
         self._file.flush()
         os.fsync(self._file.fileno())
         self.done.update(tiles)
+        if facts.get("sample") is not None:
+            self.samples.append(list(facts["sample"]))
 
     def close(self) -> None:
         """Close the file (the journal stays on disk)."""
