@@ -420,10 +420,14 @@ def test_a_run_killed_in_the_cog_stage_leaves_only_files_the_next_run_removes(tm
     stderr = process.communicate(timeout=60)[1]
     assert copying and process.returncode == -signal.SIGKILL, stderr
     assert os.path.basename(resume_files(out).temp) in leftovers(tmp_path)
-    code, stderr = run(args)
-    assert code == 0 and "64 of 64 tiles already written" in stderr, stderr
+    scratch = tmp_path / "scratch"  # where a LocalCluster's workers would make their directories
+    scratch.mkdir()
+    done = subprocess.run([*args, "-optim.scheduler", "processes:2"], capture_output=True, text=True, timeout=300,
+                          env={**ENV, "TMPDIR": str(scratch)})
+    assert done.returncode == 0 and "64 of 64 tiles already written" in done.stderr, done.stderr
     assert leftovers(tmp_path) == []
     assert validate_cog(out) == []
+    assert os.listdir(scratch) == []  # no tile left: no worker process started
 
 
 def test_a_rewritten_file_behind_a_vrt_is_refused(scene, tmp_path):
@@ -470,3 +474,22 @@ def test_a_partial_file_replaced_by_another_of_the_same_shape_is_not_continued(s
     assert "are not those the interrupted run wrote); computing every tile" in stderr, stderr
     assert_same_raster(interrupted, reference["plain"])
     assert leftovers(os.path.dirname(interrupted)) == []
+
+
+def test_a_partial_file_is_renamed_straight_onto_the_output_and_kept_if_that_fails(tmp_path):
+    from eotensor.io.atomic import AtomicOutput
+
+    out = str(tmp_path / "o.tif")
+    partial = resume_files(out).partial
+    with open(partial, "wb") as f:
+        f.write(b"tiles")
+    output = AtomicOutput(out, resumable=True)
+    output.adopt(partial)  # no copy: at no moment are the tiles neither in the partial file nor in the output
+    output.abort()
+    assert os.path.exists(partial) and not os.path.exists(out)
+    output = AtomicOutput(out, resumable=True)
+    output.adopt(partial)
+    output.commit()
+    with open(out, "rb") as f:
+        assert f.read() == b"tiles"
+    assert leftovers(tmp_path) == []
