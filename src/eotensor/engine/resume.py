@@ -11,6 +11,11 @@ otherwise the partial file is opened for update and only the tiles not recorded 
 the journal removed. Tiles are independent by construction (tiled == untiled), so the file is the one an
 uninterrupted run writes.
 
+The run holds its outputs' locks throughout (:func:`~eotensor.io.atomic.lock_output`): a second run of the same
+output is refused, and a run committing it meanwhile leaves the partial file and journal alone. Input files are
+known by their resolved path, every file of a source's GDAL dataset stamped (a VRT's sources). Each record also
+holds a pixel row of the last tile written and its CRC: a partial file replaced by another is not continued.
+
 :class:`ResumableWrite` drives a writer through its checkpoint hook (:class:`Checkpointing`): any writer
 that can make what it wrote durable (a GeoTIFF closes and reopens its dataset; a store that is durable
 on every write does nothing) can be journaled.

@@ -5,7 +5,8 @@ line is a magic word, its second a JSON **header**: every item that determines t
 ``[kind, label, value]`` (the output's name, pixel type, box, creation options, no-data, COG layout; the
 grid, bands and tile plan; each input file's and model's size and modification time; the result's recipe).
 Then one **record** per checkpoint: the tiles made durable since the previous one, as JSON, each line ending
-with its CRC-32 so that a line torn by a crash is ignored. Records are appended and ``fsync``'d in order.
+with its CRC-32 so that a line torn by a crash is ignored (and cut off before a resumed run appends, so its
+records stay readable). Records are appended and ``fsync``'d in order.
 
 The journal knows nothing of the writer: a writer makes its tiles durable (a GeoTIFF: close the dataset so
 GDAL writes its directory, then reopen it), and only then are they recorded (:meth:`Journal.record`). A
