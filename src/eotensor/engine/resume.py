@@ -49,6 +49,9 @@ from eotensor.runtimes.base import file_stamps
 __all__ = ["Checkpointing", "ResumableWrite", "checkpoint_seconds", "describe"]
 
 RECIPE_LABEL = "the result's recipe (sources, model, fields, outputs, parameters)"
+SAMPLES_CHECKED = 64
+"""The last checkpoints whose pixel sample a resumed run reads back (one block read each: a day-long run's 8640
+would take seconds; a replaced file fails any of them)."""
 
 
 def checkpoint_seconds() -> float:
@@ -282,7 +285,7 @@ class ResumableWrite:
                    partial_problem(output.partial, region.width, region.height, output.count, target.dtype, tiles,
                                    gdal_bool(target.creation_options, "SPARSE_OK", False)
                                    if target.format.streamed else False)
-                   or sample_problem(output.partial, journal.samples))
+                   or sample_problem(output.partial, journal.samples[-SAMPLES_CHECKED:]))
         if problem:
             _note(f'resume: the partial file of "{target.path}" cannot be continued ({problem}); computing every '
                   "tile")
