@@ -15,13 +15,14 @@ import rasterio
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from eotensor.io.atomic import partial_paths
+from eotensor.io.atomic import partial_paths, resume_files
 from eotensor.io.cog import validate_cog
 from eotensor.io.journal import Journal, header_changes
 from eotensor.testing import write_raster
 
 COMMAND = [sys.executable, "-m", "eotensor", "TensorflowModelServe"]
-ENV = {**os.environ, "EOTENSOR_CHECKPOINT_S": "0.1"}
+ENV = {**os.environ, "EOTENSOR_CHECKPOINT_S": "0.1",  # PYTHONPATH made absolute: some runs start in other directories
+       "PYTHONPATH": os.pathsep.join(os.path.abspath(p) for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p)}
 
 
 @pytest.fixture(scope="module")
@@ -169,7 +170,7 @@ def interrupted(scene, tmp_path):
     out = str(tmp_path / "o.tif")
     code, stderr = killed(argv(scene, out, "-optim.resume", "on"), out, 0.6)
     assert code == -signal.SIGKILL, stderr
-    assert len(leftovers(tmp_path)) == 2
+    assert leftovers(tmp_path) == sorted(os.path.basename(p) for p in resume_files(out)[:3])  # a killed run's lock
     return out
 
 
@@ -185,7 +186,8 @@ def test_a_journal_from_other_inputs_is_refused_naming_the_file(scene, interrupt
     assert stderr.strip() == (f'TensorflowModelServe: error: out "{interrupted}": cannot resume the interrupted run: '
                               f'source1.il "{image}" modified since the interrupted run (size or modification time '
                               "differ); run without resume to start again")
-    assert len(leftovers(os.path.dirname(interrupted))) == 2  # nothing touched
+    # Nothing touched (the stale lock of the killed run is taken and released by the refused one)
+    assert leftovers(os.path.dirname(interrupted)) == sorted(os.path.basename(p) for p in partial_paths(interrupted))
 
 
 @pytest.mark.parametrize(("extra", "change"), [
@@ -340,3 +342,154 @@ def test_an_output_its_writer_refuses_leaves_no_journal(tmp_path):
     assert leftovers(tmp_path) == []  # the corrected command then starts afresh, not refused as "changed"
     eot.open(image).write(str(tmp_path / "o.tif?&gdal:co:COMPRESS=DEFLATE"), resume=True)
     assert leftovers(tmp_path) == [] and os.path.exists(tmp_path / "o.tif")
+
+
+# ---------------------------------------------------------------------------------------------- review fixes
+def wait_for(path, process, timeout=60):
+    deadline = time.monotonic() + timeout
+    while not os.path.exists(path) and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.001)
+    return os.path.exists(path)
+
+
+def test_a_second_run_on_the_same_output_is_refused_and_a_run_without_resume_leaves_its_files(scene, reference,
+                                                                                             tmp_path):
+    out = str(tmp_path / "o.tif")
+    slower = tmp_path / "slower.py"  # ~6 s: the other runs start and end meanwhile
+    slower.write_text("import time\n\ndef model(x):\n    time.sleep(0.1)\n    return x * 2 + 1\n")
+    args = argv((scene[0], scene[1], str(slower)), out, "-optim.resume", "on")
+    first = subprocess.Popen(args, stderr=subprocess.PIPE, text=True, env=ENV)
+    try:
+        assert wait_for(partial_paths(out)[0], first)
+        code, stderr = run(args)
+        assert code == 1 and stderr == (f'TensorflowModelServe: error: out "{out}": another run (pid {first.pid}) is '
+                                        "writing it; wait for it or choose another output\n"), stderr
+        code, stderr = run(argv(scene, out))  # without resume: commits its own file, leaves the live run's alone
+        assert code == 0, stderr
+        assert first.poll() is None and os.path.exists(partial_paths(out)[0])
+    finally:
+        stderr = first.communicate(timeout=120)[1]
+    assert first.returncode == 0, stderr
+    assert_same_raster(out, reference["plain"])
+    assert leftovers(tmp_path) == []
+
+
+def test_a_torn_journal_line_does_not_hide_the_records_of_the_resumed_run(scene, interrupted):
+    journal_path = partial_paths(interrupted)[1]
+    os.truncate(journal_path, os.path.getsize(journal_path) - 3)  # the last record torn (a full disk, a power cut)
+    kept = Journal.read(journal_path).done
+    assert kept  # the records before it still count
+    torn = os.path.getsize(journal_path)
+    process = subprocess.Popen(argv(scene, interrupted, "-optim.resume", "on"), stderr=subprocess.PIPE, text=True,
+                               env=ENV)
+    deadline = time.monotonic() + 60
+    while os.path.getsize(journal_path) <= torn and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.001)  # until the resumed run recorded a checkpoint
+    process.kill()
+    stderr = process.communicate(timeout=60)[1]
+    assert process.returncode == -signal.SIGKILL, stderr
+    now = Journal.read(journal_path).done
+    assert now > kept  # what the resumed run recorded is read back
+    code, stderr = run(argv(scene, interrupted, "-optim.resume", "on"))
+    assert code == 0 and f"{len(now)} of 64 tiles already written" in stderr, stderr
+
+
+def test_a_journal_torn_then_appended_to_reads_every_record(tmp_path):
+    path = str(tmp_path / "j")
+    journal = Journal.create(path, [["value", "pixel type", "uint8"]])
+    journal.record([(0, 0)])
+    journal.close()
+    with open(path, "a") as f:
+        f.write('{"tiles":[[0,8]]}\t00')  # torn
+    journal = Journal.read(path)
+    journal.record([(8, 0)])
+    journal.close()
+    assert Journal.read(path).done == {(0, 0), (8, 0)}
+
+
+def test_a_run_killed_in_the_cog_stage_leaves_only_files_the_next_run_removes(tmp_path):
+    image = write_raster(tmp_path / "big.tif", np.random.default_rng(3).normal(size=(1, 2048, 2048)).astype(np.float32))
+    model = tmp_path / "fast.py"
+    model.write_text("def model(x):\n    return x * 2 + 1\n")
+    out = str(tmp_path / "o.tif")
+    args = [*COMMAND, "-source1.il", image, "-model.dir", str(model), "-optim.tilesizex", "256", "-optim.tilesizey",
+            "256", "-optim.resume", "on", "-out", out + "?&cog=true&gdal:co:COMPRESS=DEFLATE"]
+    process = subprocess.Popen(args, stderr=subprocess.PIPE, text=True, env=ENV)
+    copying = wait_for(resume_files(out).temp, process)  # the COG copy has a fixed name: found again
+    process.kill()
+    stderr = process.communicate(timeout=60)[1]
+    assert copying and process.returncode == -signal.SIGKILL, stderr
+    assert os.path.basename(resume_files(out).temp) in leftovers(tmp_path)
+    scratch = tmp_path / "scratch"  # where a LocalCluster's workers would make their directories
+    scratch.mkdir()
+    done = subprocess.run([*args, "-optim.scheduler", "processes:2"], capture_output=True, text=True, timeout=300,
+                          env={**ENV, "TMPDIR": str(scratch)})
+    assert done.returncode == 0 and "64 of 64 tiles already written" in done.stderr, done.stderr
+    assert leftovers(tmp_path) == []
+    assert validate_cog(out) == []
+    assert os.listdir(scratch) == []  # no tile left: no worker process started
+
+
+def test_a_rewritten_file_behind_a_vrt_is_refused(scene, tmp_path):
+    import rasterio.shutil
+
+    source = write_raster(tmp_path / "b.tif", np.random.default_rng(4).normal(size=(2, 64, 64)).astype(np.float32))
+    vrt = str(tmp_path / "b.vrt")
+    rasterio.shutil.copy(source, vrt, driver="VRT")
+    out = str(tmp_path / "o.tif")
+    args = [*argv(scene, out, "-optim.resume", "on")]
+    args[args.index("-source1.il") + 1] = vrt
+    code, stderr = killed(args, out, 0.6)
+    assert code == -signal.SIGKILL, stderr
+    write_raster(source, np.zeros((2, 64, 64), np.float32))  # the same shape, other pixels
+    stamp = os.stat(source)
+    os.utime(source, ns=(stamp.st_atime_ns, stamp.st_mtime_ns + 10**9))
+    code, stderr = run(args)
+    assert code == 1, stderr
+    assert (f'cannot resume the interrupted run: source1.il "{vrt}" (its file "{source}") modified since the '
+            "interrupted run") in stderr, stderr
+
+
+def test_the_same_input_spelled_otherwise_is_resumed(scene, reference, interrupted):
+    image = scene[1]
+    args = argv(scene, interrupted, "-optim.resume", "on")
+    args[args.index("-source1.il") + 1] = os.path.join(".", os.path.basename(image))
+    done = subprocess.run(args, capture_output=True, text=True, env=ENV, timeout=120, cwd=os.path.dirname(image))
+    assert done.returncode == 0 and "tiles already written" in done.stderr, done.stderr
+    assert_same_raster(interrupted, reference["plain"])
+
+
+def test_a_partial_file_replaced_by_another_of_the_same_shape_is_not_continued(scene, reference, interrupted):
+    import shutil
+
+    partial = partial_paths(interrupted)[0]
+    other = partial + ".other"
+    shutil.copyfile(partial, other)
+    with rasterio.open(other, "r+") as ds:
+        ds.write(np.zeros((ds.count, ds.height, ds.width), ds.dtypes[0]))  # the same shape and blocks, other pixels
+    shutil.copyfile(other, partial)  # copied over it: the same inode, the same name
+    os.remove(other)
+    code, stderr = run(argv(scene, interrupted, "-optim.resume", "on"))
+    assert code == 0, stderr
+    assert "are not those the interrupted run wrote); computing every tile" in stderr, stderr
+    assert_same_raster(interrupted, reference["plain"])
+    assert leftovers(os.path.dirname(interrupted)) == []
+
+
+def test_a_partial_file_is_renamed_straight_onto_the_output_and_kept_if_that_fails(tmp_path):
+    from eotensor.io.atomic import AtomicOutput
+
+    out = str(tmp_path / "o.tif")
+    partial = resume_files(out).partial
+    with open(partial, "wb") as f:
+        f.write(b"tiles")
+    output = AtomicOutput(out, resumable=True)
+    output.adopt(partial)  # no copy: at no moment are the tiles neither in the partial file nor in the output
+    output.abort()
+    assert os.path.exists(partial) and not os.path.exists(out)
+    output = AtomicOutput(out, resumable=True)
+    output.adopt(partial)
+    output.commit()
+    with open(out, "rb") as f:
+        assert f.read() == b"tiles"
+    assert leftovers(tmp_path) == []

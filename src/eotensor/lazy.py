@@ -733,11 +733,7 @@ def _write_together(rasters: list[LazyRaster], targets: list[OutputTarget], prog
     first, grid = rasters[0], rasters[0].grid
     box = targets[0].region(grid.width, grid.height)
     plan = first.plan(box, block_shape(targets[0], grid.width, grid.height))
-    resumable = _resumable(rasters, targets, plan) if resume else None
-    if resumable is not None:
-        plan = resumable.plan
     names = ", ".join(os.path.basename(t.path) for t in targets)
-    bar = Progress(len(plan), names) if progress else None
 
     def compute(window: Window) -> list[np.ndarray]:
         if len(rasters) == 1:
@@ -748,6 +744,11 @@ def _write_together(rasters: list[LazyRaster], targets: list[OutputTarget], prog
     run = executor or first.executor
 
     with ExitStack() as stack:
+        resumable = _resumable(rasters, targets, plan) if resume else None
+        if resumable is not None:
+            stack.callback(resumable.release)  # the outputs stay locked until their writers are done (exited first)
+            plan = resumable.plan
+        bar = Progress(len(plan), names) if progress else None
         writers = [stack.enter_context(open_writer(target, grid, r.count, plan,
                                                    **(resumable.writer_options(k) if resumable else {})))
                    for k, (r, target) in enumerate(zip(rasters, targets))]
@@ -762,7 +763,8 @@ def _write_together(rasters: list[LazyRaster], targets: list[OutputTarget], prog
                 resumable.wrote(window)
 
         try:
-            run(task, plan, sink, workers=first.workers, progress=bar)
+            if len(plan) or resumable is None:  # a resumed run with no tile left starts no executor (no cluster)
+                run(task, plan, sink, workers=first.workers, progress=bar)
             if resumable is not None:
                 resumable.finish()
         finally:

@@ -11,6 +11,11 @@ otherwise the partial file is opened for update and only the tiles not recorded 
 the journal removed. Tiles are independent by construction (tiled == untiled), so the file is the one an
 uninterrupted run writes.
 
+The run holds its outputs' locks throughout (:func:`~eotensor.io.atomic.lock_output`): a second run of the same
+output is refused, and a run committing it meanwhile leaves the partial file and journal alone. Input files are
+known by their resolved path, every file of a source's GDAL dataset stamped (a VRT's sources). Each record also
+holds a pixel row of the last tile written and its CRC: a partial file replaced by another is not continued.
+
 :class:`ResumableWrite` drives a writer through its checkpoint hook (:class:`Checkpointing`): any writer
 that can make what it wrote durable (a GeoTIFF closes and reopens its dataset; a store that is durable
 on every write does nothing) can be journaled.
@@ -28,14 +33,25 @@ from typing import Any, Protocol
 
 from eotensor.engine.tiling import TilePlan, remaining
 from eotensor.errors import OutputFileError
-from eotensor.io.atomic import is_virtual_path, is_write_through, partial_paths, remove_partials
+from eotensor.io.atomic import (
+    is_virtual_path,
+    is_write_through,
+    lock_output,
+    partial_paths,
+    remove_partials,
+    unlock_output,
+)
 from eotensor.io.extended import OutputTarget, gdal_bool
 from eotensor.io.journal import Item, Journal, header_changes
+from eotensor.io.raster import dataset_files
 from eotensor.runtimes.base import file_stamps
 
 __all__ = ["Checkpointing", "ResumableWrite", "checkpoint_seconds", "describe"]
 
 RECIPE_LABEL = "the result's recipe (sources, model, fields, outputs, parameters)"
+SAMPLES_CHECKED = 64
+"""The last checkpoints whose pixel sample a resumed run reads back (one block read each: a day-long run's 8640
+would take seconds; a replaced file fails any of them)."""
 
 
 def checkpoint_seconds() -> float:
@@ -56,6 +72,9 @@ class Checkpointing(Protocol):
 
     temp_path: str
     """The file written (fsync'd to make a checkpoint durable)."""
+    sample: list[int] | None
+    """A pixel row of the last tile written and its CRC, recorded so that a replaced partial file is recognised
+    (:func:`~eotensor.io.geotiff.sample_problem`); None for a writer that keeps none."""
 
     def checkpoint(self, sync: bool = True) -> int | None:
         """Hand everything written so far to the file (a GeoTIFF: its directory written), fsync it when ``sync``,
@@ -129,9 +148,21 @@ def describe(raster: Any, target: OutputTarget, plan: TilePlan) -> list[Item]:
     ]
     found: dict[str, str] = {}
     _inputs(raster, found)
+    seen: set[str] = set()
     for path, label in found.items():
-        stamp = "virtual" if is_virtual_path(path) else file_stamps(path)
-        items.append(["file", f'{label} "{path}"', stamp])
+        if is_virtual_path(path):  # not stamped: a change there is not detected (README)
+            items.append(["file", f'{label} "{path}"', "virtual", f'{label} "{path}"'])
+            continue
+        # Every file of the dataset (a VRT's sources, side-cars), keyed by its resolved path: however it is spelled
+        # (a.tif, ./a.tif, /abs/a.tif) it is the same input; messages say it as the user did.
+        for name in [path] if label == "model.dir" else dataset_files(path):
+            real = os.path.realpath(name)
+            if real in seen:
+                continue
+            seen.add(real)
+            shown = f'{label} "{path}"' + ("" if name == path else f' (its file "{name}")')
+            items.append(["file", f'{label} "{real}"', "virtual" if is_virtual_path(name) else file_stamps(name),
+                          shown])
     items += _parameters(raster)
     items.append(["text", RECIPE_LABEL, raster.token])
     return items
@@ -150,7 +181,8 @@ class _Output:
         self.count = count
         self.region = target.region(grid.width, grid.height)
         """The window of the grid the file holds."""
-        self.partial, self.journal_path = partial_paths(os.path.realpath(target.path))
+        self.final = os.path.realpath(target.path)
+        self.partial, self.journal_path = partial_paths(self.final)
         self.journal: Journal | None = None
         self.reopen = False
 
@@ -158,9 +190,11 @@ class _Output:
 class ResumableWrite:
     """The resumable side of one pass writing ``rasters`` to ``targets`` over ``plan``.
 
-    Created before any writer: reads each output's journal, refuses one from another run (an
-    :class:`OutputFileError` saying what changed), decides which partial files are continued, and gives
-    :attr:`plan` (the tiles still to compute) and :meth:`writer_options` (where each writer streams). Then
+    Created before any writer: locks each output (:func:`~eotensor.io.atomic.lock_output`: another run writing
+    it is refused; :meth:`release` once the outputs are committed or kept), reads each output's journal, refuses
+    one from another run (an :class:`OutputFileError` saying what changed), decides which partial files are
+    continued, and gives :attr:`plan` (the tiles still to compute) and :meth:`writer_options` (where each writer
+    streams). Then
     :meth:`attach` the writers, call :meth:`wrote` after each tile is written (it checkpoints every
     :func:`checkpoint_seconds`), :meth:`finish` once every tile is written (before the writers commit, so
     that an interruption in the COG stage loses no tile), or :meth:`interrupted` on any exception (before
@@ -178,6 +212,23 @@ class ResumableWrite:
                                       "for its partial output; resume cannot write to a device, a FIFO or a "
                                       "GDAL virtual path")
         self.outputs = [_Output(t, describe(r, t, plan), r.count, plan.grid) for r, t in zip(rasters, targets)]
+        self._locked: list[str] = []
+        try:
+            for output in self.outputs:
+                lock_output(output.final, output.target.param, output.target.path)
+                self._locked.append(output.final)
+            self._start(plan)
+        except BaseException:
+            self.release()
+            raise
+
+    def release(self) -> None:
+        """Unlock the outputs (after their writers committed or aborted)."""
+        while self._locked:
+            unlock_output(self._locked.pop())
+
+    def _start(self, plan: TilePlan) -> None:
+        """Read the journals, decide what is continued, the plan left (the constructor's work, outputs locked)."""
         windows = {(w.row, w.col): w for w in plan}
         done: set[tuple[int, int]] | None = None
         for output in self.outputs:
@@ -198,7 +249,7 @@ class ResumableWrite:
             _note(f"resuming {names}: {len(self.done)} of {total} tiles already written; {rest}")
         for output in self.outputs:
             if not output.reopen:
-                remove_partials(os.path.realpath(output.target.path))  # useless now: started afresh below
+                remove_partials(output.final)  # useless now: started afresh below
         self.writers: list[Checkpointing] = []
         self.pending: list[tuple[int, int]] = []
         self.every = checkpoint_seconds()
@@ -228,12 +279,13 @@ class ResumableWrite:
         for key in journal.done & windows.keys():
             part = windows[key].intersect(region)
             tiles.append((part.row - region.row, part.col - region.col, part.height, part.width))
-        from eotensor.io.geotiff import partial_problem
+        from eotensor.io.geotiff import partial_problem, sample_problem
 
         problem = (f'"{output.partial}" is missing' if not os.path.exists(output.partial) else
                    partial_problem(output.partial, region.width, region.height, output.count, target.dtype, tiles,
                                    gdal_bool(target.creation_options, "SPARSE_OK", False)
-                                   if target.format.streamed else False))
+                                   if target.format.streamed else False)
+                   or sample_problem(output.partial, journal.samples[-SAMPLES_CHECKED:]))
         if problem:
             _note(f'resume: the partial file of "{target.path}" cannot be continued ({problem}); computing every '
                   "tile")
@@ -270,6 +322,7 @@ class ResumableWrite:
         thread is waited for first, so records stay in order."""
         self._wait()
         sizes = [writer.checkpoint(sync=False) for writer in self.writers]
+        samples = [getattr(writer, "sample", None) for writer in self.writers]
         tiles, self.pending = self.pending, []
         paths = [writer.temp_path for writer in self.writers]
 
@@ -279,9 +332,9 @@ class ResumableWrite:
             try:
                 for path in paths:
                     fsync_path(path)
-                for output, size in zip(self.outputs, sizes):
+                for output, size, sample in zip(self.outputs, sizes, samples):
                     assert output.journal is not None
-                    output.journal.record(tiles, size=size)
+                    output.journal.record(tiles, size=size, sample=sample)
             except OSError:
                 pass  # not recorded: computed again by a resumed run
 
@@ -314,7 +367,7 @@ class ResumableWrite:
                 continue
             try:
                 if writer.suspend():
-                    output.journal.record(tiles)
+                    output.journal.record(tiles, sample=getattr(writer, "sample", None))
             except (OSError, OutputFileError):
                 pass  # the tiles since the last checkpoint will be computed again
             output.journal.close()

@@ -24,6 +24,7 @@ is replaced only then (moved aside, the new one renamed in, the old one deleted)
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import os
 import secrets
@@ -33,12 +34,13 @@ import tempfile
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, NamedTuple, Self
 
 from eotensor.errors import OutputFileError
 
 __all__ = ["AtomicOutput", "DirectoryKind", "check_directory_target", "check_outputs", "ensure_not_input", "error_text",
-           "is_virtual_path", "is_write_through", "partial_paths", "remove_partials"]
+           "is_virtual_path", "is_write_through", "lock_output", "partial_paths", "remove_partials", "resume_files",
+           "unlock_output"]
 
 _TEMP_PREFIX = ".eot-"
 _TEMP_SUFFIX = ".tmp"
@@ -153,28 +155,128 @@ def _reserve(directory: str, suffix: str = "") -> str:
     raise FileExistsError(f"no free temporary name in {directory}")
 
 
-def partial_paths(final: str) -> tuple[str, str]:
-    """The resumable run's files of the output ``final`` (symlinks resolved): the partial file and its journal,
-    ``.eot-<name>.partial.tif`` and ``.eot-<name>.journal`` next to it (a hash of the name when it is too long).
+class ResumeFiles(NamedTuple):
+    """A resumable run's files next to its output ``map.tif`` (:func:`resume_files`)."""
 
-    Unlike :class:`AtomicOutput`'s random names, these are found again by the next run of the same output
-    (``-optim.resume on``, see :mod:`eotensor.io.journal`)."""
+    partial: str
+    """``.eot-map.tif.partial.tif``: the GeoTIFF the tiles are streamed into."""
+    journal: str
+    """``.eot-map.tif.journal``: the tiles the partial file holds durably (:mod:`eotensor.io.journal`)."""
+    lock: str
+    """``.eot-map.tif.lock``: locked (``flock``) by the run writing the output, holding its pid."""
+    temp: str
+    """``.eot-map.tif.tmp``: the copy renamed onto the output at the end (a COG, PNG or JPEG copy, a compacted
+    GeoTIFF)."""
+
+
+def resume_files(final: str) -> ResumeFiles:
+    """The resumable run's files of the output ``final`` (symlinks resolved), named after it next to it (a hash of
+    the name when it is too long). Unlike :class:`AtomicOutput`'s random names, these are found again by the next
+    run of the same output, which continues or removes them (``-optim.resume on``, see :mod:`eotensor.io.journal`),
+    even after a SIGKILL."""
     directory, name = os.path.split(final)
     if len(name) + len(_TEMP_PREFIX) + len(".partial.tif") > _name_max(directory or "."):
         name = hashlib.sha256(name.encode()).hexdigest()[:24]
     stem = os.path.join(directory, f"{_TEMP_PREFIX}{name}")
-    return stem + ".partial.tif", stem + ".journal"
+    return ResumeFiles(stem + ".partial.tif", stem + ".journal", stem + ".lock", stem + _TEMP_SUFFIX)
 
 
-def remove_partials(final: str) -> None:
-    """Delete a resumable run's partial file and journal for ``final``, if any (best effort): once an output is
-    complete they describe nothing (a run without resume replaces a stale temporary file)."""
-    partial, journal = partial_paths(final)
-    for path in (partial, journal, journal + ".new"):  # .new: a journal being created when the run died
+def partial_paths(final: str) -> tuple[str, str]:
+    """The partial file and journal of the output ``final`` (see :func:`resume_files`)."""
+    files = resume_files(final)
+    return files.partial, files.journal
+
+
+_HELD: dict[str, int] = {}
+"""The locks this process holds (lock file -> descriptor): the outputs of its resumable runs."""
+
+
+def _take_lock(path: str) -> int | None:
+    """Lock the file ``path`` (created if needed) exclusively without waiting; its descriptor, or None when another
+    process (or another run of this one) holds it. A lock file unlinked by its previous holder between our open and
+    our lock is opened again."""
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            return None
+        try:
+            current = os.fstat(fd).st_ino == os.stat(path).st_ino
+        except OSError:
+            current = False
+        if current:
+            return fd
+        os.close(fd)
+
+
+def _release_lock(path: str, fd: int) -> None:
+    """Remove the lock file ``path`` (while still locked: nobody holds a stale copy), then unlock it."""
+    try:
+        os.remove(path)
+    except OSError:
+        pass
+    os.close(fd)
+
+
+def lock_output(final: str, param: str, shown: str) -> None:
+    """Hold the lock of the output ``final`` (symlinks resolved, ``shown`` as the user spelled it) for a resumable
+    run, until :func:`unlock_output`: two runs never share a partial file and journal, and a run that commits
+    ``final`` meanwhile leaves them alone (:func:`remove_partials`). Another run holding it raises
+    :class:`OutputFileError` naming its pid. The lock is the kernel's (``flock``): a killed run's lock is free."""
+    path = resume_files(final).lock
+    try:
+        fd = None if path in _HELD else _take_lock(path)
+    except OSError as error:
+        raise OutputFileError(f'{param}: cannot create the lock file next to "{shown}" ({error_text(error)})') from None
+    if fd is None:
+        try:
+            with open(path, encoding="ascii") as f:
+                pid = f.read().strip()
+        except (OSError, ValueError):
+            pid = ""
+        holder = f"another run (pid {pid})" if pid.isdigit() else "another run"
+        raise OutputFileError(f'{param} "{shown}": {holder} is writing it; wait for it or choose another output')
+    os.ftruncate(fd, 0)
+    os.write(fd, f"{os.getpid()}\n".encode())
+    _HELD[path] = fd
+
+
+def unlock_output(final: str) -> None:
+    """Release the lock :func:`lock_output` took (removing the lock file); nothing if it is not held."""
+    path = resume_files(final).lock
+    fd = _HELD.pop(path, None)
+    if fd is not None:
+        _release_lock(path, fd)
+
+
+def remove_partials(final: str, scratch_only: bool = False) -> None:
+    """Delete a resumable run's files for ``final`` (best effort): once an output is complete they describe nothing
+    (a run without resume replaces a stale temporary file). With ``scratch_only``, only the copy a killed run left
+    (:attr:`ResumeFiles.temp`), not the partial file and journal a resumed run continues.
+
+    The files of a run that is writing ``final`` now (its lock held by another process) are left alone; the lock
+    of a run of this process (:func:`lock_output`) is kept."""
+    files = resume_files(final)
+    fd = None
+    if files.lock not in _HELD:
+        try:
+            fd = _take_lock(files.lock)
+        except OSError:
+            fd = -1  # cannot lock (e.g. a read-only directory): nothing there can be removed either
+        if fd is None:
+            return  # another run is writing this output: its files are not stale
+    names = [files.temp + suffix for suffix in ("", ".aux.xml", ".ovr")]
+    if not scratch_only:
+        names += [files.partial, files.journal, files.journal + ".new"]  # .new: a journal created when the run died
+    for path in names:
         try:
             os.remove(path)
         except OSError:
             pass
+    if fd is not None and fd >= 0:
+        _release_lock(files.lock, fd)
 
 
 def _reserve_dir(directory: str) -> str:
@@ -260,12 +362,16 @@ class AtomicOutput(CommitOnSuccess):
     With ``directory`` (a :class:`DirectoryKind`, e.g. a Zarr store) the output is a directory: ``temp_path`` is
     an empty temporary directory, and an existing store of that kind at ``path`` is replaced at commit.
 
+    With ``resumable`` (a resumable run's output, whose lock the run holds) ``temp_path`` is the fixed name
+    :attr:`ResumeFiles.temp`, not yet created, so that a killed run's copy is found and removed by the next run;
+    :meth:`adopt` makes the run's partial file the one renamed.
+
     All checks happen in the constructor, before any work: see the module docstring for what the final
     name may be. Errors name ``param`` and the output as the user spelled it, never the temporary name.
     """
 
     def __init__(self, path: str | os.PathLike, param: str = "out", sidecars: Sequence[str] = (),
-                 made: Sequence[str] = (), *, directory: DirectoryKind | None = None) -> None:
+                 made: Sequence[str] = (), *, directory: DirectoryKind | None = None, resumable: bool = False) -> None:
         self.path = os.fspath(path)
         self.param = param
         self.sidecars = tuple(dict.fromkeys((*sidecars, *made)))
@@ -277,6 +383,7 @@ class AtomicOutput(CommitOnSuccess):
         """Whether the output is a character device or FIFO, copied into rather than replaced."""
         self._mode: int | None = None
         self._scratch: list[str] = []
+        self._kept = ""
         self._done = False
         self.temp_path = ""
         self.directory = directory
@@ -284,6 +391,10 @@ class AtomicOutput(CommitOnSuccess):
         if directory is not None:
             check_directory_target(self.path, directory, param)
         folder = self._check_target()
+        if resumable and directory is None and not self.write_through:
+            self.temp_path = resume_files(self.final).temp
+            remove_partials(self.final, scratch_only=True)
+            return
         try:
             self.temp_path = _reserve(folder) if directory is None else _reserve_dir(folder)
         except OSError as error:
@@ -346,6 +457,17 @@ class AtomicOutput(CommitOnSuccess):
     def closed(self) -> bool:
         """Whether the output was committed or aborted."""
         return self._done
+
+    def adopt(self, path: str) -> None:
+        """Make the complete file ``path`` (a resumable run's partial file) the one :meth:`commit` renames: no copy,
+        so that no moment exists where neither it nor the output holds the tiles; unlike a temporary file it is
+        kept on abort."""
+        if self.temp_path and self.temp_path != path:
+            try:
+                os.remove(self.temp_path)
+            except OSError:
+                pass
+        self.temp_path = self._kept = path
 
     def scratch(self, suffix: str = "") -> str:
         """A further unique temporary file next to ``temp_path``, deleted at commit and abort."""
@@ -461,7 +583,7 @@ class AtomicOutput(CommitOnSuccess):
             shutil.rmtree(doomed, ignore_errors=True)
             self.temp_path = ""
         for path in (self.temp_path, *self._scratch):
-            if not path:
+            if not path or path == self._kept:
                 continue
             for name in (path, *(path + suffix for suffix in (*self.sidecars, ".aux.xml"))):
                 try:

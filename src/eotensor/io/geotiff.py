@@ -15,6 +15,7 @@ import os
 import secrets
 import struct
 import warnings
+import zlib
 from collections.abc import Sequence
 from typing import Any
 
@@ -34,7 +35,7 @@ from eotensor.io.cog import _in_background, validate_cog, write_cog
 from eotensor.io.extended import OutputTarget, gdal_bool
 from eotensor.io.pixeltypes import to_pixel_type
 
-__all__ = ["DEFAULT_BLOCK_SIZE", "MIN_BLOCK_SIZE", "GeoTiffWriter", "block_shape", "partial_problem"]
+__all__ = ["DEFAULT_BLOCK_SIZE", "MIN_BLOCK_SIZE", "GeoTiffWriter", "block_shape", "partial_problem", "sample_problem"]
 
 DEFAULT_BLOCK_SIZE = 256
 """GeoTIFF block size (pixels, both axes) of outputs at least this large on that axis. The tile planner
@@ -190,6 +191,30 @@ def partial_problem(path: str, width: int, height: int, count: int, dtype: np.dt
     return None
 
 
+def _sample(values: np.ndarray, row: int, col: int) -> list[int]:
+    """``[row, col, width, crc]``: the first pixel row of ``values`` (bands, rows, cols), written at (row, col) of a
+    file, and its CRC-32: what :func:`sample_problem` reads back."""
+    return [int(row), int(col), int(values.shape[2]), zlib.crc32(np.ascontiguousarray(values[:, :1]).tobytes())]
+
+
+def sample_problem(path: str, samples: Sequence[Sequence[int]]) -> str | None:
+    """Why the GeoTIFF ``path`` is not the file whose pixel rows ``samples`` (:func:`_sample`, one per checkpoint of a
+    resumable run) were taken from, or None when every one reads back the same: a partial file replaced by another
+    of the same shape is not continued. The output file itself never carries a mark (its bytes stay those of an
+    uninterrupted run)."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", NotGeoreferencedWarning)
+            with rasterio.open(path) as ds:
+                for row, col, width, crc in samples:
+                    values = ds.read(window=RioWindow(col, row, width, 1))
+                    if zlib.crc32(values.tobytes()) != crc:
+                        return f"its pixels at row {row}, column {col} are not those the interrupted run wrote"
+    except _ERRORS as error:
+        return f"it cannot be read: {error_text(error)}"
+    return None
+
+
 def _creation_options(target: OutputTarget, count: int, width: int, height: int) -> dict[str, str]:
     """The GTiff creation options of ``target``'s GeoTIFF: defaults, then ``gdal:co:*``, blocks from
     :func:`block_shape` (a PNG/JPEG's options belong to its copy, not to this GeoTIFF)."""
@@ -285,6 +310,8 @@ class GeoTiffWriter(CommitOnSuccess):
         reopen: bool = False,
     ) -> None:
         self._dataset: Any = None
+        self.sample: list[int] | None = None
+        """The first pixel row of the last tile written (:func:`_sample`), recorded at a resumable run's checkpoint."""
         self.partial = partial
         """A resumable run's GeoTIFF (:func:`~eotensor.io.atomic.partial_paths`), streamed into instead of a
         random temporary file and kept on abort; with ``reopen``, the interrupted run's file, updated in place."""
@@ -309,11 +336,9 @@ class GeoTiffWriter(CommitOnSuccess):
             self._check_copy_format()
         self.creation_options = options = _creation_options(target, self.count, int(width), int(height))
         made = () if fmt.driver in ("GTiff", "COG") else (".aux.xml",)  # a PNG/JPEG's georeferencing
-        self._output = AtomicOutput(self.path, self.param, _SIDECARS, made)
+        # A resumable run's temporary name is fixed (used only at the end, for a copy): a killed run's is found again.
+        self._output = AtomicOutput(self.path, self.param, _SIDECARS, made, resumable=partial is not None)
         if partial is not None:
-            # The reserved temporary name is only used at the end (the rename or the copy): dropped now, so that a
-            # killed resumable run leaves nothing but its partial file and journal.
-            os.remove(self._output.temp_path)
             self.temp_path = partial
         else:
             self.temp_path = self._output.temp_path if fmt.streamed else self._output.scratch(".tif")
@@ -444,6 +469,8 @@ class GeoTiffWriter(CommitOnSuccess):
         values = part if part.dtype == dtype else to_pixel_type(part, dtype, self.target.nodata)
         try:
             self._dataset.write(values, window=RioWindow(c0 - col0, r0 - row0, c1 - c0, r1 - r0))
+            if self.partial is not None:
+                self.sample = _sample(values, r0 - row0, c0 - col0)
         except (RasterioError, OSError) as error:
             raise OutputFileError(
                 f'{self.param} "{self.path}": writing rows {r0}..{r1} cols {c0}..{c1} failed '
@@ -497,7 +524,7 @@ class GeoTiffWriter(CommitOnSuccess):
         offsets, counts = _block_extents(self.partial)
         dead = size - int(counts.sum()) - 16 * offsets.size - 8192  # the directory and its arrays: a bound
         if dead <= size // 100:
-            os.replace(self.partial, output.temp_path)
+            output.adopt(self.partial)  # renamed straight onto the output: no moment without the tiles on disk
         else:
             try:
                 with _CreationOptionWarnings():

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import threading
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -44,6 +45,19 @@ def _stamp(path: str) -> tuple[int, int, int, int] | None:
     except OSError:
         return (0, 0, -1, 0)
     return info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns
+
+
+def dataset_files(path: str) -> list[str]:
+    """Every file GDAL reads for the raster ``path``: the file, a VRT's sources, side-cars (``.aux.xml``, ``.ovr``);
+    ``[path]`` when it cannot be opened. A resumable run stamps them all (:func:`eotensor.engine.resume.describe`)."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with rasterio.open(path) as ds:
+                files = [os.fspath(name) for name in ds.files]
+    except (RasterioError, OSError):
+        return [path]
+    return [path, *(name for name in files if name != path)]
 
 
 @dataclass(frozen=True)
@@ -122,8 +136,10 @@ class RasterSource:
     @property
     def token(self) -> str:
         """What determines this source's pixels, as text: each file, the bands read and its stamp when opened
-        (device, inode, size, modification time). Part of a tile plan's fingerprint."""
-        return repr([(image.path, image.indexes, image.stamp) for image in self.images])
+        (device, inode, size, modification time). Part of a tile plan's fingerprint. Files by their resolved path:
+        ``a.tif``, ``./a.tif`` and ``/abs/a.tif`` give the same pixels (and a resumed run accepts either)."""
+        return repr([(image.path if is_virtual_path(image.path) else os.path.realpath(image.path), image.indexes,
+                      image.stamp) for image in self.images])
 
     @property
     def band_counts(self) -> list[int]:
