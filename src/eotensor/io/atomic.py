@@ -24,7 +24,6 @@ is replaced only then (moved aside, the new one renamed in, the old one deleted)
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import os
 import secrets
@@ -194,7 +193,9 @@ _HELD: dict[str, int] = {}
 def _take_lock(path: str) -> int | None:
     """Lock the file ``path`` (created if needed) exclusively without waiting; its descriptor, or None when another
     process (or another run of this one) holds it. A lock file unlinked by its previous holder between our open and
-    our lock is opened again."""
+    our lock is opened again. (``fcntl`` is imported here: it is Unix-only, and every output imports this module.)"""
+    import fcntl
+
     while True:
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
         try:
