@@ -15,6 +15,7 @@ import rasterio
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import eotensor as eot
 from eotensor.io.atomic import partial_paths, resume_files
 from eotensor.io.cog import validate_cog
 from eotensor.io.journal import Journal, header_changes
@@ -493,3 +494,81 @@ def test_a_partial_file_is_renamed_straight_onto_the_output_and_kept_if_that_fai
     with open(out, "rb") as f:
         assert f.read() == b"tiles"
     assert leftovers(tmp_path) == []
+
+
+def test_a_lossy_codec_does_not_make_its_own_partial_file_look_replaced(scene, tmp_path):
+    """The rows sampled at checkpoints are read back from the file: JPEG's decoded values, not the values given."""
+    out = str(tmp_path / "j.tif")
+    common = argv(scene, out + "?&gdal:co:COMPRESS=JPEG", "-optim.resume", "on")[:-2]
+    args = [*common, "-out", out + "?&gdal:co:COMPRESS=JPEG", "uint8"]
+    code, stderr = killed(args, out, 0.7)
+    assert code == -signal.SIGKILL, stderr
+    journal = Journal.read(partial_paths(out)[1])
+    assert journal is not None and journal.done
+    code, stderr = run(args)
+    assert code == 0, stderr
+    assert f'resuming "{out}": {len(journal.done)} of 64 tiles already written' in stderr
+    assert "cannot be continued" not in stderr
+
+
+def test_statistics_side_cars_written_meanwhile_do_not_void_a_resume(scene, reference, tmp_path):
+    """gdalinfo -stats or QGIS write in.tif.aux.xml: no pixel eotensor reads changes."""
+    import shutil
+
+    root, image, model = scene
+    copy = shutil.copy(image, tmp_path / "in.tif")
+    out = str(tmp_path / "s.tif")
+    args = [*COMMAND, "-source1.il", copy, "-model.dir", model, "-optim.tilesizex", "8", "-optim.tilesizey", "8",
+            "-optim.threads", "1", "-optim.resume", "on", "-out", out]
+    code, stderr = killed(args, out, 0.6)
+    assert code == -signal.SIGKILL, stderr
+    (tmp_path / "in.tif.aux.xml").write_text(  # what gdalinfo -stats leaves
+        '<PAMDataset><PAMRasterBand band="1"><Metadata><MDI key="STATISTICS_MEAN">0.1</MDI></Metadata>'
+        "</PAMRasterBand></PAMDataset>\n")
+    with rasterio.open(copy) as ds:
+        assert any(name.endswith(".aux.xml") for name in ds.files)  # GDAL lists it among the dataset's files
+    code, stderr = run(args)
+    assert code == 0, stderr
+    assert "resuming" in stderr and "cannot resume" not in stderr
+    assert_same_raster(out, reference["plain"])
+
+
+def test_a_plain_write_in_the_same_process_leaves_a_live_resumable_runs_files(scene, tmp_path):
+    """A resumable run of this process holds the output's lock: a plain write of the same output (another thread)
+    commits and leaves the run's partial file and journal alone."""
+    from eotensor.io.atomic import lock_output, unlock_output
+
+    _, image, _ = scene
+    out = str(tmp_path / "o.tif")
+    files = resume_files(out)
+    for path in (files.partial, files.journal):
+        with open(path, "w") as f:
+            f.write("a live run's")
+    lock_output(os.path.realpath(out), "out", out)
+    try:
+        eot.open(image).write(out)
+        assert os.path.exists(files.partial) and os.path.exists(files.journal)
+    finally:
+        unlock_output(os.path.realpath(out))
+    eot.open(image).write(out)  # the run is over: its files are stale now
+    assert not os.path.exists(files.partial) and not os.path.exists(files.journal)
+
+
+def test_locks_on_a_file_system_without_them_refuse_resume_and_never_delete(scene, tmp_path, monkeypatch):
+    import errno
+    import fcntl
+
+    _, image, _ = scene
+    out = str(tmp_path / "o.tif")
+    files = resume_files(out)
+    with open(files.journal, "w") as f:
+        f.write("a journal")
+
+    def no_locks(fd, operation):
+        raise OSError(errno.ENOLCK, "No locks available")
+
+    monkeypatch.setattr(fcntl, "flock", no_locks)
+    eot.open(image).write(out)  # commits; cannot tell whether the journal is live: leaves it
+    assert os.path.exists(files.journal) and not os.path.exists(files.lock)
+    with pytest.raises(eot.EotensorError, match="No locks available"):
+        eot.open(image).write(str(tmp_path / "r.tif"), resume=True)

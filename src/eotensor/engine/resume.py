@@ -249,7 +249,7 @@ class ResumableWrite:
             _note(f"resuming {names}: {len(self.done)} of {total} tiles already written; {rest}")
         for output in self.outputs:
             if not output.reopen:
-                remove_partials(output.final)  # useless now: started afresh below
+                remove_partials(output.final, owner=True)  # useless now: started afresh below
         self.writers: list[Checkpointing] = []
         self.pending: list[tuple[int, int]] = []
         self.every = checkpoint_seconds()

@@ -194,15 +194,30 @@ def _take_lock(path: str) -> int | None:
     """Lock the file ``path`` (created if needed) exclusively without waiting; its descriptor, or None when another
     process (or another run of this one) holds it. A lock file unlinked by its previous holder between our open and
     our lock is opened again. (``fcntl`` is imported here: it is Unix-only, and every output imports this module.)"""
+    import errno
     import fcntl
 
     while True:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+        created = True
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o666)
+        except FileExistsError:
+            created = False
+            try:
+                fd = os.open(path, os.O_RDWR)
+            except PermissionError:  # another user's lock file: flock needs no write access
+                fd = os.open(path, os.O_RDONLY)
+            except FileNotFoundError:
+                continue  # removed by its holder meanwhile
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
+        except OSError as error:
             os.close(fd)
-            return None
+            if error.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                return None
+            if created:
+                os.remove(path)
+            raise  # locks unsupported on this file system (ENOLCK, EOPNOTSUPP...): said by the caller
         try:
             current = os.fstat(fd).st_ino == os.stat(path).st_ino
         except OSError:
@@ -252,31 +267,37 @@ def unlock_output(final: str) -> None:
         _release_lock(path, fd)
 
 
-def remove_partials(final: str, scratch_only: bool = False) -> None:
+def remove_partials(final: str, scratch_only: bool = False, owner: bool = False) -> None:
     """Delete a resumable run's files for ``final`` (best effort): once an output is complete they describe nothing
     (a run without resume replaces a stale temporary file). With ``scratch_only``, only the copy a killed run left
     (:attr:`ResumeFiles.temp`), not the partial file and journal a resumed run continues.
 
-    The files of a run that is writing ``final`` now (its lock held by another process) are left alone; the lock
-    of a run of this process (:func:`lock_output`) is kept."""
+    Only stale files go: those of a run writing ``final`` now are left alone, whether its lock is held by another
+    process, by another user (a lock file this process cannot even open), on a file system without locks, or by a
+    resumable run of this process that is not the caller (``owner``: the caller is the run holding the lock)."""
     files = resume_files(final)
+    names = [files.temp + suffix for suffix in ("", ".aux.xml", ".ovr")]
+    if not scratch_only:  # the journal first: a journal without its partial file would only mislead
+        names = [files.journal, files.journal + ".new", files.partial, *names]  # .new: created when a run died
+    if not any(os.path.lexists(path) for path in names):
+        return  # nothing to remove (every run without resume, nearly always): no lock file is ever created
     fd = None
-    if files.lock not in _HELD:
+    if files.lock in _HELD:
+        if not owner:
+            return  # a resumable run of this process is writing this output
+    else:
         try:
             fd = _take_lock(files.lock)
         except OSError:
-            fd = -1  # cannot lock (e.g. a read-only directory): nothing there can be removed either
+            return  # cannot lock: the files may be a live run's
         if fd is None:
             return  # another run is writing this output: its files are not stale
-    names = [files.temp + suffix for suffix in ("", ".aux.xml", ".ovr")]
-    if not scratch_only:
-        names += [files.partial, files.journal, files.journal + ".new"]  # .new: a journal created when the run died
     for path in names:
         try:
             os.remove(path)
         except OSError:
             pass
-    if fd is not None and fd >= 0:
+    if fd is not None:
         _release_lock(files.lock, fd)
 
 
@@ -389,12 +410,14 @@ class AtomicOutput(CommitOnSuccess):
         self.temp_path = ""
         self.directory = directory
         """The kind of a directory output (``temp_path`` is then a directory), or None for a file."""
+        self.resumable = resumable
+        """Whether this is a resumable run's output (the run holds the output's lock)."""
         if directory is not None:
             check_directory_target(self.path, directory, param)
         folder = self._check_target()
         if resumable and directory is None and not self.write_through:
             self.temp_path = resume_files(self.final).temp
-            remove_partials(self.final, scratch_only=True)
+            remove_partials(self.final, scratch_only=True, owner=True)
             return
         try:
             self.temp_path = _reserve(folder) if directory is None else _reserve_dir(folder)
@@ -526,7 +549,7 @@ class AtomicOutput(CommitOnSuccess):
                     elif os.path.isfile(self.final + suffix):
                         os.remove(self.final + suffix)  # stale: it described the previous pixels
                 self.temp_path = ""  # renamed: nothing left to delete under that name
-                remove_partials(self.final)  # a resumable run's leftovers: stale now
+                remove_partials(self.final, owner=self.resumable)  # a resumable run's leftovers: stale now
         except OSError as error:
             raise OutputFileError(
                 f'{self.param}: cannot finish "{self.path}" ({self.explain(error)}); the previous file, if any, '

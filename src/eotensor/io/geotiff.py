@@ -396,6 +396,9 @@ class GeoTiffWriter(CommitOnSuccess):
         self.suspend(strict=True, sync=sync)
         try:
             self._dataset = _open_update(self.temp_path)
+            if self.sample is not None:  # the row as the file decodes it (a lossy codec changes the values given)
+                row, col, width, _ = self.sample
+                self.sample = _sample(self._dataset.read(window=RioWindow(col, row, width, 1)), row, col)
         except _ERRORS as error:
             raise OutputFileError(f'{self.param} "{self.path}": cannot reopen the partial file '
                                   f"({error_text(error)})") from None

@@ -48,8 +48,10 @@ def _stamp(path: str) -> tuple[int, int, int, int] | None:
 
 
 def dataset_files(path: str) -> list[str]:
-    """Every file GDAL reads for the raster ``path``: the file, a VRT's sources, side-cars (``.aux.xml``, ``.ovr``);
-    ``[path]`` when it cannot be opened. A resumable run stamps them all (:func:`eotensor.engine.resume.describe`)."""
+    """The files that determine the pixels eotensor reads from the raster ``path``: the file and a VRT's sources;
+    ``[path]`` when it cannot be opened. A resumable run stamps them all (:func:`eotensor.engine.resume.describe`).
+    GDAL's statistics and overview side-cars (``.aux.xml``, ``.ovr``) are left out: eotensor reads neither (full
+    resolution, its own no-data), and ``gdalinfo -stats`` or QGIS writing them must not void a resume."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -57,7 +59,11 @@ def dataset_files(path: str) -> list[str]:
                 files = [os.fspath(name) for name in ds.files]
     except (RasterioError, OSError):
         return [path]
-    return [path, *(name for name in files if name != path)]
+    return [path, *(name for name in files if name != path and not name.lower().endswith(SIDE_CARS))]
+
+
+SIDE_CARS = (".aux.xml", ".ovr")
+"""GDAL side-cars that change no pixel eotensor reads (see :func:`dataset_files`)."""
 
 
 @dataclass(frozen=True)
