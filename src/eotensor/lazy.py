@@ -41,7 +41,8 @@ from eotensor.engine.tiling import (
 )
 from eotensor.errors import GeometryError, InputFileError, ParameterError
 from eotensor.geometry import Grid, Window, as_window
-from eotensor.geometry.fields import Fields, crs_name
+from eotensor.geometry.fields import Fields
+from eotensor.geometry.grid import grid_difference
 from eotensor.io.extended import OutputTarget, parse_output
 from eotensor.io.geotiff import DEFAULT_BLOCK_SIZE, GeoTiffWriter, block_shape
 from eotensor.io.pixeltypes import to_pixel_type
@@ -607,11 +608,11 @@ def same_grid(grids: Sequence[Grid], param: str, why: str) -> Grid:
     BandMath: the first image's geometry is the result's); ``why`` ends the size error. eotensor never resamples."""
     first = grids[0]
     for k, grid in enumerate(grids[1:], start=2):
-        if (grid.width, grid.height) != (first.width, first.height):
-            raise InputFileError(f"{param}: image {k} is {grid.width}x{grid.height} pixels but image 1 is "
-                                 f"{first.width}x{first.height}; {why}")
-        if grid.crs and first.crs and grid.crs != first.crs:
-            raise GeometryError(f"{param}: image {k} is in {crs_name(grid.crs)} but image 1 in {crs_name(first.crs)}; "
+        difference = grid_difference(grid, first)
+        if difference and difference[0] == "size":
+            raise InputFileError(f"{param}: image {k} is {difference[1]} pixels but image 1 is {difference[2]}; {why}")
+        if difference:
+            raise GeometryError(f"{param}: image {k} is in {difference[1]} but image 1 in {difference[2]}; "
                                 "eotensor does not resample: reproject one first (e.g. gdalwarp)")
     return first
 

@@ -145,22 +145,20 @@ def check_mask_grid(mask: LazyRaster, grid: Grid, param: str = "in") -> None:
     """A one-line error naming ``mask``, its file and what differs when ``mask`` is not on ``grid`` (``param``'s):
     size, then CRS, then transform (pixel size or origin, to a thousandth of a pixel). OTB checks the size
     only, and a mask shifted by a few pixels would silently mask the wrong pixels; eotensor never resamples."""
-    from eotensor.geometry.fields import crs_name
+    from eotensor.geometry.grid import grid_difference
 
-    own = mask.grid
     name = f'"{mask.files[0]}"' if mask.files else "the mask"
-    if (own.width, own.height) != (grid.width, grid.height):
-        raise InputFileError(f"mask: {name} is {own.width}x{own.height} pixels but {param} is "
-                             f"{grid.width}x{grid.height}; expected a mask on the same grid")
-    if own.crs and grid.crs and own.crs != grid.crs:
-        raise InputFileError(f"mask: {name} is in {crs_name(own.crs)} but {param} in {crs_name(grid.crs)}; expected "
-                             "a mask on the same grid (eotensor does not resample: gdalwarp it first)")
-    a, b = own.transform, grid.transform
-    tolerance = 1e-3 * min(abs(b.a), abs(b.e))
-    if not all(abs(u - v) <= tolerance for u, v in zip(tuple(a)[:6], tuple(b)[:6])):
-        what = "pixel size" if (abs(a.a - b.a) > tolerance or abs(a.e - b.e) > tolerance) else "origin"
-        raise InputFileError(f"mask: {name} has another {what} than {param} (transform {tuple(a)[:6]} against "
-                             f"{tuple(b)[:6]}); expected a mask on the same grid (eotensor does not resample)")
+    difference = grid_difference(mask.grid, grid, transform=True)
+    if difference is None:
+        return
+    what, own, other = difference
+    if what == "size":
+        raise InputFileError(f"mask: {name} is {own} pixels but {param} is {other}; expected a mask on the same grid")
+    if what == "CRS":
+        raise InputFileError(f"mask: {name} is in {own} but {param} in {other}; expected a mask on the same grid "
+                             "(eotensor does not resample: gdalwarp it first)")
+    raise InputFileError(f"mask: {name} has another {what} than {param} (transform {own} against {other}); expected "
+                         "a mask on the same grid (eotensor does not resample)")
 
 
 def open_mask(path: Any) -> LazyRaster | None:

@@ -29,7 +29,7 @@ from fractions import Fraction
 import numpy as np
 
 from eotensor.errors import GeometryError
-from eotensor.geometry.grid import Axis, Grid, Window, align_window
+from eotensor.geometry.grid import Axis, Grid, Window, align_window, crs_name
 
 _SNAP_TOLERANCE = 1e-9  # in pixels: extents this close to a grid line are already on it
 
@@ -190,12 +190,6 @@ def output_grid(sources: Sequence[Grid], fields: Fields) -> Grid:
     if not fields.fully_conv:
         grid = _trim_patch_grid(grid, sources, fields)
     return grid
-
-
-def crs_name(crs: object) -> str:
-    """A CRS as users know it: ``EPSG:32631`` where it has a code, else its WKT name."""
-    to_string = getattr(crs, "to_string", None)
-    return str(to_string() if to_string else crs)
 
 
 def patch_starts(out_axis: Axis, indices: np.ndarray, src_axis: Axis, rf: int) -> np.ndarray:

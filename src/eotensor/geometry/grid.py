@@ -157,6 +157,30 @@ class Window:
         return RioWindow(self.col, self.row, self.width, self.height)
 
 
+def crs_name(crs: object) -> str:
+    """A CRS as users know it: ``EPSG:32631`` where it has a code, else its WKT name."""
+    to_string = getattr(crs, "to_string", None)
+    return str(to_string() if to_string else crs)
+
+
+def grid_difference(grid: Grid, reference: Grid, transform: bool = False) -> tuple[str, str, str] | None:
+    """The first way ``grid`` differs from ``reference`` as ``(what, grid's, reference's)``, or None: ``size``
+    (``"WxH"``), then ``CRS`` (:func:`crs_name`; a grid without one matches any), then, with ``transform``, the
+    ``pixel size`` or ``origin`` (the transforms, to a thousandth of the reference's pixel). eotensor never
+    resamples: its callers refuse what differs, each in its own words."""
+    if (grid.width, grid.height) != (reference.width, reference.height):
+        return "size", f"{grid.width}x{grid.height}", f"{reference.width}x{reference.height}"
+    if grid.crs and reference.crs and grid.crs != reference.crs:
+        return "CRS", crs_name(grid.crs), crs_name(reference.crs)
+    if transform:
+        a, b = grid.transform, reference.transform
+        tolerance = 1e-3 * min(abs(b.a), abs(b.e))
+        if not all(abs(u - v) <= tolerance for u, v in zip(tuple(a)[:6], tuple(b)[:6])):
+            what = "pixel size" if abs(a.a - b.a) > tolerance or abs(a.e - b.e) > tolerance else "origin"
+            return what, str(tuple(a)[:6]), str(tuple(b)[:6])
+    return None
+
+
 def as_window(value: Any) -> Window:
     """A :class:`Window` from a Window, a ``(row, col, height, width)`` sequence or a rasterio window
     (anything with ``row_off``, ``col_off``, ``height`` and ``width``).
