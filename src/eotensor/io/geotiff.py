@@ -311,7 +311,10 @@ class GeoTiffWriter(CommitOnSuccess):
     ) -> None:
         self._dataset: Any = None
         self.sample: list[int] | None = None
-        """The first pixel row of the last tile written (:func:`_sample`), recorded at a resumable run's checkpoint."""
+        """The first pixel row of the last tile written, as the file decodes it (:func:`_sample`), taken when a
+        resumable run makes a checkpoint or stops, and recorded in its journal."""
+        self._last_row: tuple[int, int, int] | None = None
+        """Where that row lies: (row, col, width) in the file, noted per tile; its pixels are read only then."""
         self.partial = partial
         """A resumable run's GeoTIFF (:func:`~eotensor.io.atomic.partial_paths`), streamed into instead of a
         random temporary file and kept on abort; with ``reopen``, the interrupted run's file, updated in place."""
@@ -393,32 +396,42 @@ class GeoTiffWriter(CommitOnSuccess):
 
         rasterio has no flush: a GeoTIFF's blocks are only reachable once its directory is written. Measured
         cost in docs/benchmarks.md (resumable runs)."""
-        self.suspend(strict=True, sync=sync)
+        self.suspend(strict=True, sync=sync, sample=False)
         try:
             self._dataset = _open_update(self.temp_path)
-            if self.sample is not None:  # the row as the file decodes it (a lossy codec changes the values given)
-                row, col, width, _ = self.sample
-                self.sample = _sample(self._dataset.read(window=RioWindow(col, row, width, 1)), row, col)
+            self.sample = self._sample_from(self._dataset)
         except _ERRORS as error:
             raise OutputFileError(f'{self.param} "{self.path}": cannot reopen the partial file '
                                   f"({error_text(error)})") from None
         return os.path.getsize(self.temp_path)
 
-    def suspend(self, strict: bool = False, sync: bool = True) -> bool:
+    def suspend(self, strict: bool = False, sync: bool = True, sample: bool = True) -> bool:
         """Close the dataset and fsync the file (``sync``), keeping it (a resumable run, interrupted or
-        checkpointing); whether that succeeded (``strict``: raise :class:`OutputFileError` instead of False)."""
+        checkpointing), then take :attr:`sample` from it (``sample``); whether that succeeded (``strict``: raise
+        :class:`OutputFileError` instead of False)."""
         dataset, self._dataset = self._dataset, None
         try:
             if dataset is not None:
                 dataset.close()
             if sync:
                 fsync_path(self.temp_path)
+            if sample and self._last_row is not None:
+                with rasterio.open(self.temp_path) as closed:
+                    self.sample = self._sample_from(closed)
         except _ERRORS as error:
             if strict:
                 raise OutputFileError(f'{self.param} "{self.path}": writing the partial file failed '
                                       f"({error_text(error)})") from None
             return False
         return True
+
+    def _sample_from(self, dataset: Any) -> list[int] | None:
+        """The last tile's first row as ``dataset`` decodes it (a lossy codec changes the values given) and its
+        CRC (:func:`_sample`), or None before any tile."""
+        if self._last_row is None:
+            return None
+        row, col, width = self._last_row
+        return _sample(dataset.read(window=RioWindow(col, row, width, 1)), row, col)
 
     def _check_copy_format(self) -> None:
         """A copied format (PNG, JPEG) must hold the band count, and GDAL must accept its options: before any work."""
@@ -473,7 +486,7 @@ class GeoTiffWriter(CommitOnSuccess):
         try:
             self._dataset.write(values, window=RioWindow(c0 - col0, r0 - row0, c1 - c0, r1 - r0))
             if self.partial is not None:
-                self.sample = _sample(values, r0 - row0, c0 - col0)
+                self._last_row = (r0 - row0, c0 - col0, c1 - c0)
         except (RasterioError, OSError) as error:
             raise OutputFileError(
                 f'{self.param} "{self.path}": writing rows {r0}..{r1} cols {c0}..{c1} failed '
